@@ -1,0 +1,108 @@
+"""The fleet's read model: one record per company, written only by actors, read by anyone.
+
+Status requests read a record instead of asking an actor, so they are answered even while a
+session is between restarts (no actor exists then) and cost no message round trip.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from wafleet.storage.clock import iso
+
+STATES = (
+    "stopped",
+    "starting",
+    "qr",
+    "pairing",
+    "connected",
+    "reconnecting",
+    "blocked",
+    "logged_out",
+    "failed",
+)
+HISTORY_LENGTH = 20
+
+
+@dataclass
+class SessionRecord:
+    company_id: str
+    name: str
+    link: str
+    company_phone: str | None
+    token_hash: str
+    created_at: int
+    desired: str = "stopped"
+    status: str = "stopped"
+    since: int = 0
+    phone: str | None = None
+    restarts: int = 0
+    last_error: dict[str, Any] | None = None
+    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_LENGTH))
+    qr: dict[str, Any] | None = None
+    pairing: dict[str, Any] | None = None
+    pairing_phone: str | None = None  # set by initialize{usePairingCode}: how the next start connects
+
+    def company_json(self) -> dict[str, Any]:
+        return {
+            "id": self.company_id,
+            "name": self.name,
+            "phone": self.company_phone,
+            "link": self.link,
+            "createdAt": iso(self.created_at),
+            "status": self.status,
+        }
+
+    def status_json(self) -> dict[str, Any]:
+        last_error = None
+        if self.last_error:
+            last_error = dict(self.last_error, at=iso(self.last_error.get("at")))
+        return {
+            "companyId": self.company_id,
+            "status": self.status,
+            "connected": self.status == "connected",
+            "phoneNumber": self.phone,
+            "qr": _expiring(self.qr),
+            "pairingCode": _expiring(self.pairing),
+            "restarts": self.restarts,
+            "lastError": last_error,
+            "since": iso(self.since),
+            "history": [dict(h, at=iso(h["at"])) for h in self.history],
+        }
+
+
+def _expiring(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    return {"code": item["code"], "expiresAt": iso(item["expiresAt"])}
+
+
+class Directory:
+    def __init__(self) -> None:
+        self.records: dict[str, SessionRecord] = {}
+        self.by_token: dict[str, str] = {}
+
+    def replace_all(self, records: list[SessionRecord]) -> None:
+        self.records = {r.company_id: r for r in records}
+        self.by_token = {r.token_hash: r.company_id for r in records}
+
+    def add(self, record: SessionRecord) -> None:
+        self.records[record.company_id] = record
+        self.by_token[record.token_hash] = record.company_id
+
+    def remove(self, company_id: str) -> None:
+        record = self.records.pop(company_id, None)
+        if record is not None:
+            self.by_token.pop(record.token_hash, None)
+
+    def get(self, company_id: str) -> SessionRecord | None:
+        return self.records.get(company_id)
+
+    def company_for_token(self, token_hash: str) -> str | None:
+        return self.by_token.get(token_hash)
+
+    def counts(self) -> dict[str, int]:
+        counts = Counter(r.status for r in self.records.values())
+        return {state: counts.get(state, 0) for state in STATES}

@@ -1,0 +1,520 @@
+"""Fleet: simple_one_for_one supervisor with one CompanySession per running company.
+
+It owns the directory of session records, starts and stops sessions, and decides after every
+exit: restart now (``restart_required``), back off with full jitter (crash, ``transient``,
+``replaced`` after a cool-off), or stay down (``logged_out``, ``banned``, ``auth``, too many
+restarts inside the window -> ``failed``). Many sessions crashing together trips the Fleet's
+own intensity: it stops its children and escalates to the Root.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import pykka
+
+from wafleet.actors.directory import Directory, SessionRecord
+from wafleet.actors.gevent_actor import Exit, SupervisedActor
+from wafleet.actors.links.base import LinkConflict
+from wafleet.actors.links.factory import LinkUnavailable
+from wafleet.actors.messages import (
+    ChildExited,
+    Cleanup,
+    Close,
+    Crash,
+    CreateCompany,
+    DeleteCompany,
+    Initialize,
+    Reconnect,
+    RequestPairing,
+    Sandbox,
+    Shutdown,
+    StartChild,
+    StopSession,
+    UpdateCompany,
+)
+from wafleet.actors.restart import Intensity, RestartPolicy, RestartTracker
+from wafleet.actors.session import CompanySession, SessionDeps
+from wafleet.storage import companies
+from wafleet.storage.database import Database
+from wafleet.storage.tokens import hash_token, new_token
+
+log = logging.getLogger(__name__)
+
+RUNNING = ("starting", "qr", "pairing", "connected")
+FINAL_REASONS = {"logged_out", "banned", "auth"}
+
+
+class NotFound(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+class AtCapacity(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    policy: RestartPolicy
+    max_sessions: int = 1000
+    boot_rate: float = 500.0  # sessions restored per second on boot
+    replaced_cooloff: float = 30.0
+    escalate_after: int = 20  # crashes inside escalate_period, at least; or half the fleet
+    escalate_period: float = 10.0
+    gauge_interval: float = 1.0
+
+
+@dataclass
+class Child:
+    generation: int
+    tracker: RestartTracker
+    ref: pykka.ActorRef[Any] | None = None
+    timer: gevent.Greenlet | None = None
+    closing: bool = False  # the fleet itself asked it to stop
+    replaced: deque[float] = field(default_factory=deque)
+
+
+class Fleet(SupervisedActor):
+    def __init__(
+        self,
+        *,
+        db: Database,
+        directory: Directory,
+        deps: SessionDeps,
+        config: FleetConfig,
+        on_exit: Callable[[Exit], None],
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(on_exit)
+        self.db = db
+        self.directory = directory
+        self.deps = deps
+        self.journal = deps.journal
+        self.config = config
+        self.rng = rng or random.Random()
+        self.children: dict[str, Child] = {}
+        self.intensity = Intensity(config.escalate_after, config.escalate_period)
+        self._background: list[gevent.Greenlet] = []
+        self._stopping = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def on_start(self) -> None:
+        records = []
+        restore: list[SessionRecord] = []
+        for company, session in companies.load_all(self.db):
+            record = SessionRecord(
+                company_id=company.id,
+                name=company.name,
+                link=company.link,
+                company_phone=company.phone,
+                token_hash=company.token_hash,
+                created_at=company.created_at,
+                desired=session.desired_state,
+                status=session.status,
+                since=session.since,
+                phone=session.phone,
+                restarts=session.restarts,
+                last_error=session.last_error,
+            )
+            records.append(record)
+            if record.desired == "running":
+                restore.append(record)
+        self.directory.replace_all(records)
+        for record in records:
+            if record.status in RUNNING + ("reconnecting",) and record.desired != "running":
+                self.journal.transition(record, "stopped", reason="boot")
+        to_start = []
+        for record in restore:
+            if self.deps.auth.load(record.company_id, record.link) is None:
+                # No stored login: reconnecting would only show a QR nobody is watching.
+                if record.status != "stopped":
+                    self.journal.transition(record, "stopped", reason="boot_no_credentials")
+                continue
+            self.journal.transition(record, "reconnecting", reason="boot", retry_in=0.0)
+            to_start.append(record.company_id)
+        if to_start:
+            log.info("restoring %d sessions at %.0f/s", len(to_start), self.config.boot_rate)
+        self._background.append(gevent.spawn(self._restore, to_start))
+        self._background.append(gevent.spawn(self._publish_gauges))
+
+    def _restore(self, company_ids: list[str]) -> None:
+        """Staggered boot: no reconnect storm against WhatsApp or the database."""
+        step = 1.0 / self.config.boot_rate if self.config.boot_rate > 0 else 0.0
+        for company_id in company_ids:
+            try:
+                self.actor_ref.tell(_Restore(company_id))
+            except pykka.ActorDeadError:
+                return
+            if step:
+                gevent.sleep(step)
+
+    def _publish_gauges(self) -> None:
+        while True:
+            for state, count in self.directory.counts().items():
+                self.deps.metrics.gauge(f"sessions.{state}", count)
+            gevent.sleep(self.config.gauge_interval)
+
+    def cleanup(self) -> None:
+        for greenlet in self._background:
+            greenlet.kill(block=False)
+
+    def on_stop(self) -> None:
+        self.cleanup()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.cleanup()
+
+    # -- messages -------------------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case ChildExited():
+                return self._child_exited(message)
+            case StartChild(id=company_id, generation=generation):
+                child = self.children.get(company_id)
+                if child is not None and child.generation == generation and child.ref is None:
+                    self._start(company_id)
+                return None
+            case _Restore(id=company_id):
+                record = self.directory.get(company_id)
+                if record is not None and record.desired == "running" and company_id not in self.children:
+                    self._start(company_id)
+                return None
+            case CreateCompany():
+                return self._create(message)
+            case UpdateCompany(id=company_id, fields=fields):
+                return self._update(company_id, fields)
+            case DeleteCompany(id=company_id):
+                return self._delete(company_id)
+            case Initialize(id=company_id, pairing_phone=phone):
+                return self._initialize(company_id, phone)
+            case Reconnect(id=company_id):
+                return self._reconnect(company_id)
+            case StopSession(id=company_id):
+                return self._stop_session(company_id, "stop")
+            case Cleanup(id=company_id):
+                return self._stop_session(company_id, "logout")
+            case RequestPairing(id=company_id):
+                return self._request_pairing(message)
+            case Sandbox(id=company_id, action="crash"):
+                self._running_ref(company_id).tell(Crash())
+                return None
+            case Sandbox(id=company_id):
+                return self._running_ref(company_id).ask(message, block=False)
+            case Shutdown():
+                return self._shutdown()
+        return super().on_receive(message)
+
+    # -- companies ------------------------------------------------------------------------------
+    def _record(self, company_id: str) -> SessionRecord:
+        record = self.directory.get(company_id)
+        if record is None:
+            raise NotFound(f"company {company_id!r} does not exist")
+        return record
+
+    def _create(self, msg: CreateCompany) -> tuple[SessionRecord, str]:
+        token = new_token()
+        row = companies.create(
+            self.db,
+            id=msg.id,
+            name=msg.name,
+            phone=msg.phone,
+            link=msg.link,
+            token_hash=hash_token(token),
+        )
+        record = SessionRecord(
+            company_id=row.id,
+            name=row.name,
+            link=row.link,
+            company_phone=row.phone,
+            token_hash=row.token_hash,
+            created_at=row.created_at,
+            since=row.created_at,
+        )
+        self.directory.add(record)
+        self.journal.event(row.id, "company", reason="created", data={"link": row.link})
+        return record, token
+
+    def _update(self, company_id: str, fields: dict[str, Any]) -> SessionRecord:
+        record = self._record(company_id)
+        if "link" in fields and fields["link"] != record.link and company_id in self.children:
+            raise Conflict("stop the session before changing its link")
+        companies.update(self.db, company_id, **fields)
+        record.name = fields.get("name", record.name)
+        record.company_phone = fields.get("phone", record.company_phone)
+        record.link = fields.get("link", record.link)
+        self.journal.event(company_id, "company", reason="updated", data={"fields": sorted(fields)})
+        return record
+
+    def _delete(self, company_id: str) -> None:
+        self._record(company_id)
+        self._close_child(company_id, "logout")
+        self.deps.auth.wipe(company_id)
+        companies.delete(self.db, company_id)
+        self.directory.remove(company_id)
+        self.journal.event(None, "company", reason="deleted", data={"company": company_id})
+
+    # -- sessions -------------------------------------------------------------------------------
+    def _initialize(self, company_id: str, pairing_phone: str | None) -> SessionRecord:
+        record = self._record(company_id)
+        child = self.children.get(company_id)
+        if record.status == "connected":
+            raise Conflict("the session is already connected")
+        if child is not None and child.ref is not None:
+            if pairing_phone:
+                child.ref.tell(RequestPairing(company_id, pairing_phone))
+            return record  # already connecting: initialize is idempotent
+        self._check_capacity(company_id)
+        record.pairing_phone = pairing_phone
+        self._set_desired(record, "running")
+        self._fresh_start(company_id)
+        return record
+
+    def _reconnect(self, company_id: str) -> SessionRecord:
+        record = self._record(company_id)
+        self._check_capacity(company_id)
+        self._close_child(company_id, "stop")
+        self._set_desired(record, "running")
+        self._fresh_start(company_id)
+        return record
+
+    def _stop_session(self, company_id: str, mode: str) -> SessionRecord:
+        record = self._record(company_id)
+        self._set_desired(record, "stopped")
+        self._close_child(company_id, mode)
+        if mode == "logout":
+            self.deps.auth.wipe(company_id)
+            record.phone = None
+        if record.status != "stopped" or mode == "logout":
+            reason = "cleanup" if mode == "logout" else "stopped by request"
+            self.journal.transition(record, "stopped", reason=reason)
+        return record
+
+    def _request_pairing(self, msg: RequestPairing) -> Any:
+        record = self._record(msg.id)
+        child = self.children.get(msg.id)
+        if child is None or child.ref is None:
+            if record.status == "connected":
+                raise Conflict("the session is already connected")
+            self._check_capacity(msg.id)
+            record.pairing_phone = msg.phone
+            self._set_desired(record, "running")
+            self._fresh_start(msg.id)
+            child = self.children[msg.id]
+        assert child.ref is not None
+        return child.ref.ask(msg, block=False)
+
+    def _running_ref(self, company_id: str) -> pykka.ActorRef[Any]:
+        record = self._record(company_id)
+        child = self.children.get(company_id)
+        if child is None or child.ref is None:
+            raise Conflict(f"the session is {record.status}: no live session to act on")
+        return child.ref
+
+    def _check_capacity(self, company_id: str) -> None:
+        if company_id not in self.children and len(self.children) >= self.config.max_sessions:
+            raise AtCapacity(
+                f"this node already runs WHATSAPP_MAX_SESSIONS={self.config.max_sessions} sessions"
+            )
+
+    def _set_desired(self, record: SessionRecord, desired: str) -> None:
+        if record.desired != desired:
+            self.journal.set_desired(record.company_id, desired)
+            record.desired = desired
+
+    # -- children -------------------------------------------------------------------------------
+    def _fresh_start(self, company_id: str) -> None:
+        """An operator's start: forget past failures (this is what clears ``failed``)."""
+        child = self.children.get(company_id)
+        if child is not None:
+            self._cancel_timer(child)
+            child.tracker.reset()
+            child.replaced.clear()
+        self._start(company_id)
+
+    def _start(self, company_id: str) -> None:
+        record = self.directory.get(company_id)
+        if record is None or self._stopping:
+            return
+        child = self.children.get(company_id)
+        if child is None:
+            child = Child(generation=0, tracker=RestartTracker(self.config.policy, self.rng))
+            self.children[company_id] = child
+        self._cancel_timer(child)
+        child.generation += 1
+        child.closing = False
+        generation = child.generation
+        me = self.actor_ref
+
+        def on_exit(exit_: Exit) -> None:
+            me.tell(ChildExited(company_id, generation, exit_))
+
+        try:
+            child.ref = CompanySession.start(record, self.deps, on_exit)
+        except LinkUnavailable as exc:
+            del self.children[company_id]
+            self.journal.transition(record, "failed", reason="link_unavailable", message=str(exc), error=True)
+            return
+        child.tracker.started(time.monotonic())
+
+    def _close_child(self, company_id: str, mode: str) -> None:
+        """Stop a child and wait for it: its last words are persisted before we answer."""
+        child = self.children.pop(company_id, None)
+        if child is None:
+            return
+        self._cancel_timer(child)
+        if child.ref is not None:
+            child.closing = True
+            try:
+                child.ref.ask(Close(mode), timeout=10)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                child.ref.stop(block=False)
+            except Exception:
+                log.exception("company %s: session failed while closing", company_id)
+
+    def _cancel_timer(self, child: Child) -> None:
+        if child.timer is not None:
+            child.timer.kill(block=False)
+            child.timer = None
+
+    def _child_exited(self, msg: ChildExited) -> None:
+        company_id, exit_ = msg.id, msg.exit
+        child = self.children.get(company_id)
+        if child is None or child.generation != msg.generation or child.closing:
+            return  # a child we stopped on purpose, or one already replaced
+        child.ref = None
+        record = self.directory.get(company_id)
+        if record is None or self._stopping:
+            return
+        now = time.monotonic()
+        reason = exit_.reason
+        self.deps.metrics.incr(f"sessions.exits.{reason}")
+
+        if reason == "normal":
+            del self.children[company_id]
+            if record.status != "stopped":
+                self.journal.transition(record, "stopped", reason="session ended")
+            return
+
+        if reason in FINAL_REASONS:
+            del self.children[company_id]
+            if reason == "logged_out":
+                record.phone = None
+                self.journal.transition(
+                    record, "logged_out", reason=reason, message=exit_.message, error=True
+                )
+            else:
+                self.journal.transition(
+                    record,
+                    "failed",
+                    reason=reason,
+                    message=exit_.message,
+                    error=True,
+                    data=dict(exit_.data) or None,
+                )
+                if "until" in exit_.data and record.last_error is not None:
+                    record.last_error["until"] = exit_.data["until"]
+            return
+
+        if reason == "restart_required":
+            child.tracker.exited(now, counted=False)
+            self.journal.transition(record, "starting", reason=reason, message=exit_.message)
+            self._start(company_id)
+            return
+
+        if reason == "crash" and self._escalating(now):
+            return
+
+        decision = child.tracker.exited(now)
+        record.restarts += 1
+        self.deps.metrics.incr("sessions.restarts")
+        self.deps.metrics.incr(f"sessions.restarts.{reason}")
+        if decision.give_up:
+            del self.children[company_id]
+            message = (
+                f"{len(child.tracker.times)} restarts within {self.config.policy.window:.0f}s "
+                f"(last: {reason}: {exit_.message})"
+            )
+            self.journal.transition(record, "failed", reason="too_many_restarts", message=message, error=True)
+            self.journal.alert(company_id, "session_failed", message)
+            return
+        delay = decision.delay
+        if reason == "replaced":
+            delay += self.config.replaced_cooloff
+            child.replaced.append(now)
+            while child.replaced and child.replaced[0] <= now - self.config.policy.window:
+                child.replaced.popleft()
+            if len(child.replaced) == 3:
+                self.journal.alert(
+                    company_id,
+                    "replaced_loop",
+                    "the session was replaced 3 times: is it open on another server?",
+                )
+        self.journal.transition(
+            record, "reconnecting", reason=reason, message=exit_.message, retry_in=delay, error=True
+        )
+        generation = child.generation
+        child.timer = gevent.spawn_later(delay, self._tell_start, company_id, generation)
+
+    def _tell_start(self, company_id: str, generation: int) -> None:
+        try:
+            self.actor_ref.tell(StartChild(company_id, generation))
+        except pykka.ActorDeadError:
+            pass
+
+    def _escalating(self, now: float) -> bool:
+        """Many sessions crashing at once means the node is sick (database down): escalate."""
+        live = sum(1 for c in self.children.values() if c.ref is not None)
+        limit = max(self.config.escalate_after, live // 2)
+        if not self.intensity.failed(now, limit):
+            return False
+        message = f"more than {limit} session crashes within {self.config.escalate_period:.0f}s"
+        log.error("fleet escalates: %s", message)
+        try:
+            self.journal.alert(None, "fleet_escalated", message)
+        except Exception:
+            log.exception("could not record the escalation")
+        self._stop_children()
+        self.exit("escalated", message)
+        return True
+
+    def _shutdown(self) -> None:
+        self._stop_children()
+        self.exit("normal", "shutdown")
+
+    def _stop_children(self) -> None:
+        """Stop every child concurrently (never one by one: 10,000 sessions)."""
+        self._stopping = True
+        futures = []
+        for child in self.children.values():
+            self._cancel_timer(child)
+            child.closing = True
+            if child.ref is not None:
+                try:
+                    futures.append(child.ref.ask(Close("node"), block=False))
+                except pykka.ActorDeadError:
+                    pass
+        for future in futures:
+            try:
+                future.get(timeout=10)
+            except Exception:
+                pass
+        self.children.clear()
+
+
+@dataclass(frozen=True)
+class _Restore:
+    id: str
+
+
+__all__ = ["AtCapacity", "Conflict", "Fleet", "FleetConfig", "LinkConflict", "NotFound"]

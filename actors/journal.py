@@ -1,0 +1,93 @@
+"""Every state change of a session: applied to its record, persisted, and counted.
+
+Called only from inside actors (the session, or the fleet while the session is down). The event
+row and the session row are written in one transaction, so history and state never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from wafleet.actors.directory import SessionRecord
+from wafleet.actors.metrics import Metrics
+from wafleet.storage import companies, events
+from wafleet.storage.clock import now_ms
+from wafleet.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    def __init__(self, db: Database, metrics: Metrics) -> None:
+        self.db = db
+        self.metrics = metrics
+
+    def transition(
+        self,
+        record: SessionRecord,
+        status: str,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        retry_in: float | None = None,
+        error: bool = False,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        now = now_ms()
+        entry: dict[str, Any] = {"status": status, "at": now, "reason": reason}
+        if retry_in is not None:
+            entry["retryIn"] = round(retry_in, 3)
+        payload = dict(data or {})
+        if message:
+            payload["message"] = message
+        if retry_in is not None:
+            payload["retryIn"] = entry["retryIn"]
+        fields: dict[str, Any] = {"status": status, "since": now, "restarts": record.restarts}
+        if error:
+            record.last_error = {"reason": reason, "message": message or "", "at": now}
+            fields.update(last_error_reason=reason, last_error_message=message or "", last_error_at=now)
+        if status == "connected":
+            fields["phone"] = record.phone
+        with self.db.work(), self.db.atomic():
+            events.append(record.company_id, "status", state=status, reason=reason, data=payload, at=now)
+            companies.save_session(self.db, record.company_id, **fields)
+        previous = record.status
+        record.status = status
+        record.since = now
+        record.history.append(entry)
+        if status not in ("qr", "pairing"):
+            record.qr = None
+        if status != "pairing":
+            record.pairing = None
+        self.metrics.incr("sessions.transitions")
+        self.metrics.incr(f"sessions.transitions.{status}")
+        log.info(
+            "company %s: %s -> %s%s",
+            record.company_id,
+            previous,
+            status,
+            f" ({reason})" if reason else "",
+        )
+
+    def event(
+        self,
+        company_id: str | None,
+        kind: str,
+        *,
+        reason: str | None = None,
+        state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        with self.db.work():
+            events.append(company_id, kind, state=state, reason=reason, data=data, at=now_ms())
+
+    def set_desired(self, company_id: str, desired: str) -> None:
+        """Committed before the API acknowledges: a stop must survive a kill -9."""
+        with self.db.work():
+            companies.save_session(self.db, company_id, desired_state=desired)
+
+    def alert(self, company_id: str | None, kind: str, message: str, **data: Any) -> None:
+        self.event(company_id, "alert", reason=kind, data=dict(data, message=message))
+        self.metrics.incr(f"alerts.{kind}")
+        log.warning("ALERT %s%s: %s", kind, f" company {company_id}" if company_id else "", message)

@@ -1,0 +1,101 @@
+"""Messages between the HTTP layer, the fleet and the sessions. Plain, immutable data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wafleet.actors.gevent_actor import Exit
+
+
+# -- to the Fleet -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CreateCompany:
+    id: str
+    name: str
+    phone: str | None
+    link: str
+
+
+@dataclass(frozen=True)
+class UpdateCompany:
+    id: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeleteCompany:
+    id: str
+
+
+@dataclass(frozen=True)
+class Initialize:
+    id: str
+    pairing_phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    id: str
+
+
+@dataclass(frozen=True)
+class StopSession:
+    id: str
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    id: str
+
+
+@dataclass(frozen=True)
+class RequestPairing:
+    id: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A far-side action on a sandbox session: scan, enter_code, disconnect, crash."""
+
+    id: str
+    action: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChildExited:
+    id: str
+    generation: int
+    exit: Exit
+
+
+@dataclass(frozen=True)
+class StartChild:
+    id: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Stop every child and persist; the tree is going down with the node."""
+
+
+# -- to a CompanySession --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LinkEvent:
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Close:
+    """Stop the session: ``stop`` keeps the login, ``logout`` wipes it, ``node`` is a node stop."""
+
+    mode: str
+
+
+@dataclass(frozen=True)
+class Crash:
+    """Injected by the sandbox: raised inside the actor like any bug would be."""

@@ -1,0 +1,183 @@
+"""CompanySession: one company's WhatsApp session and its state machine (ARCHITECTURE §4).
+
+One actor lives for one connection attempt. When the link closes, the actor ends with the close
+reason and its supervisor (the Fleet) decides what comes next: restart now, back off, or stay
+down. A bug in here is a crash like any other: the Fleet restarts the session with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent.event
+import pykka
+
+from wafleet.actors.directory import SessionRecord
+from wafleet.actors.gevent_actor import Exit, SupervisedActor
+from wafleet.actors.journal import Journal
+from wafleet.actors.links.base import Link, LinkConflict
+from wafleet.actors.links.factory import LinkFactory
+from wafleet.actors.links.sandbox import SandboxLink
+from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox
+from wafleet.actors.metrics import Metrics
+from wafleet.storage.authstate import AuthStore
+from wafleet.storage.clock import now_ms
+
+log = logging.getLogger(__name__)
+
+
+class InjectedCrash(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SessionDeps:
+    journal: Journal
+    auth: AuthStore
+    links: LinkFactory
+    metrics: Metrics
+
+
+class CompanySession(SupervisedActor):
+    def __init__(self, record: SessionRecord, deps: SessionDeps, on_exit: Callable[[Exit], None]) -> None:
+        super().__init__(on_exit)
+        self.record = record
+        self.deps = deps
+        self.link: Link | None = None
+        self.pending_pair: str | None = None
+        self.pair_waiters: list[gevent.event.AsyncResult] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def on_start(self) -> None:
+        record = self.record
+        creds = self.deps.auth.load(record.company_id, record.link)
+        if creds is None and record.pairing_phone:
+            self.pending_pair = record.pairing_phone
+        self.link = self.deps.links.create(record.link, record.company_id, self._emit)
+        if record.status != "starting":  # the fleet may have said so already (restart_required)
+            reason = "resume" if creds else ("pairing" if self.pending_pair else "qr")
+            self.deps.journal.transition(record, "starting", reason=reason)
+        self.link.start(creds)
+
+    def on_stop(self) -> None:
+        self._release()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self.link is not None:
+            self.link.stop()
+        for waiter in self.pair_waiters:
+            waiter.set_exception(LinkConflict("the session stopped before a pairing code arrived"))
+        self.pair_waiters.clear()
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        try:
+            self.actor_ref.tell(LinkEvent(kind, data))
+        except pykka.ActorDeadError:
+            pass  # a late timer of a link whose session already ended
+
+    # -- messages -------------------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case LinkEvent(kind=kind, data=data):
+                return self._on_link(kind, data)
+            case Sandbox(action=action, args=args):
+                return self._sandbox(action, args)
+            case RequestPairing(phone=phone):
+                return self._request_pairing(phone)
+            case Close(mode=mode):
+                return self._close(mode)
+            case Crash():
+                raise InjectedCrash("sandbox: injected crash")
+        return super().on_receive(message)
+
+    def _on_link(self, kind: str, data: dict[str, Any]) -> None:
+        record, journal = self.record, self.deps.journal
+        if kind == "qr":
+            record.qr = {
+                "code": data["code"],
+                "expiresAt": now_ms() + int(data["ttl"] * 1000),
+                "round": data["round"],
+            }
+            self.deps.metrics.incr("qr.rounds")
+            if record.status != "qr":
+                journal.transition(record, "qr", reason=f"round {data['round']}")
+            else:
+                journal.event(record.company_id, "qr", state="qr", data={"round": data["round"]})
+            if self.pending_pair:
+                phone, self.pending_pair = self.pending_pair, None
+                assert self.link is not None
+                self.link.pair(phone)
+        elif kind == "pairing_code":
+            expires_in = int(data["ttl"])
+            record.pairing = {"code": data["code"], "expiresAt": now_ms() + expires_in * 1000}
+            self.deps.metrics.incr("pairing.codes")
+            if record.status != "pairing":
+                journal.transition(record, "pairing", reason="code issued")
+            else:
+                journal.event(record.company_id, "pairing_code", state="pairing")
+            for waiter in self.pair_waiters:
+                waiter.set({"code": data["code"], "expiresIn": expires_in})
+            self.pair_waiters.clear()
+        elif kind == "pairing_expired":
+            record.pairing = None
+            journal.event(record.company_id, "pairing_code", state=record.status, reason="expired")
+        elif kind == "connected":
+            creds = data.get("creds")
+            if creds:
+                self.deps.auth.save(record.company_id, record.link, creds)
+            record.phone = data.get("phone") or record.phone
+            record.pairing_phone = None
+            journal.transition(record, "connected", reason="linked")
+        elif kind == "closed":
+            reason = str(data.get("reason", "transient"))
+            if self.link is not None:
+                self.link.stop()
+            if reason == "logged_out":
+                self.deps.auth.wipe(record.company_id)
+            extra = {k: v for k, v in data.items() if k not in ("reason", "message")}
+            self.exit(reason, str(data.get("message", "")), **extra)
+        else:
+            log.warning("company %s: unknown link event %r", record.company_id, kind)
+
+    def _sandbox(self, action: str, args: dict[str, Any]) -> None:
+        link = self.link
+        if not isinstance(link, SandboxLink):
+            raise LinkConflict("this company's session does not use the sandbox link")
+        if action == "scan":
+            link.scan(args.get("phone") or self.record.company_phone or "15550000000")
+        elif action == "enter_code":
+            link.enter_code(args["code"])
+        elif action == "disconnect":
+            link.disconnect(
+                args["reason"], args.get("message") or "sandbox: injected disconnect", **args.get("data", {})
+            )
+        else:
+            raise ValueError(f"unknown sandbox action {action!r}")
+
+    def _request_pairing(self, phone: str) -> gevent.event.AsyncResult:
+        if self.record.status == "connected":
+            raise LinkConflict("the session is already connected")
+        waiter = gevent.event.AsyncResult()
+        self.pair_waiters.append(waiter)
+        if self.record.status in ("qr", "pairing"):
+            assert self.link is not None
+            self.link.pair(phone)
+        else:
+            self.pending_pair = phone  # asked for as soon as the link shows its first QR
+        return waiter
+
+    def _close(self, mode: str) -> None:
+        if self.link is not None:
+            if mode == "logout":
+                self.link.logout()
+            else:
+                self.link.stop()
+        if mode == "logout":
+            self.deps.auth.wipe(self.record.company_id)
+        self.exit("normal", mode)

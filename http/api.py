@@ -1,0 +1,146 @@
+"""JSON in, JSON out: request parsing, the error shape, and the plugin that guards every route.
+
+Errors are ``{"error": {"code", "message"}}`` with the right status. Nothing a client sends can
+produce a stack trace; an unexpected exception is logged and answered with a bare 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import bottle
+import pykka
+
+from wafleet.actors.fleet import AtCapacity, Conflict, NotFound
+from wafleet.actors.links.base import LinkConflict
+from wafleet.actors.metrics import Metrics
+from wafleet.actors.tree import Unavailable
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message}})
+
+
+def respond(status: int, payload: Any, headers: dict[str, str] | None = None) -> bottle.HTTPResponse:
+    response = bottle.HTTPResponse(body=json.dumps(payload), status=status, headers=headers or {})
+    response.content_type = "application/json"
+    return response
+
+
+def json_body(required: bool = False) -> dict[str, Any]:
+    """The request's JSON object; an empty body is ``{}`` unless one is required."""
+    request = bottle.request
+    length = request.content_length
+    if length > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"request body is larger than {MAX_BODY} bytes")
+    raw = request.environ["wsgi.input"].read(MAX_BODY + 1) if length != 0 else b""
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"request body is larger than {MAX_BODY} bytes")
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "body_required", "a JSON object body is required")
+        return {}
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as Content-Type: application/json")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = False) -> Any:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ApiError(400, "invalid_field", f"{name} is required")
+        return None
+    if isinstance(value, bool) and kind is not bool:
+        raise ApiError(400, "invalid_field", f"{name} must be a {_kind_name(kind)}")
+    if not isinstance(value, kind):
+        raise ApiError(400, "invalid_field", f"{name} must be a {_kind_name(kind)}")
+    return value
+
+
+def only_fields(data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(
+            400,
+            "unknown_field",
+            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+        )
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "string", bool: "boolean", int: "number", float: "number", dict: "object"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
+
+
+def _to_response(exc: Exception) -> bottle.HTTPResponse:
+    if isinstance(exc, ApiError):
+        return respond(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
+    if isinstance(exc, NotFound):
+        return respond(404, {"error": {"code": "not_found", "message": str(exc)}})
+    if isinstance(exc, (Conflict, LinkConflict)):
+        return respond(409, {"error": {"code": "wrong_state", "message": str(exc)}})
+    if isinstance(exc, AtCapacity):
+        return respond(503, {"error": {"code": "at_capacity", "message": str(exc)}}, {"Retry-After": "60"})
+    if isinstance(exc, Unavailable):
+        return respond(503, {"error": {"code": "unavailable", "message": str(exc)}}, {"Retry-After": "2"})
+    if isinstance(exc, pykka.Timeout):
+        return respond(504, {"error": {"code": "timeout", "message": "the session did not answer in time"}})
+    log.error("unhandled error in %s %s", bottle.request.method, bottle.request.path, exc_info=exc)
+    return respond(500, {"error": {"code": "internal", "message": "internal error"}})
+
+
+def guard(metrics: Metrics) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Bottle plugin: turns every exception into a JSON error and counts every request."""
+
+    def decorator(callback: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            status = 500
+            try:
+                result = callback(*args, **kwargs)
+                status = (
+                    result.status_code
+                    if isinstance(result, bottle.HTTPResponse)
+                    else bottle.response.status_code
+                )
+                return result
+            except bottle.HTTPResponse as exc:
+                status = exc.status_code
+                raise
+            except Exception as exc:
+                response = _to_response(exc)
+                status = response.status_code
+                return response
+            finally:
+                metrics.incr(f"http.requests.{status // 100}xx")
+                metrics.timing("http.latency", (time.perf_counter() - start) * 1000)
+
+        return wrapper
+
+    return decorator

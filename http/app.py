@@ -1,0 +1,36 @@
+"""The Bottle application: thin routes that parse, authorise and hand over to actors."""
+
+from __future__ import annotations
+
+import bottle
+
+from wafleet.actors.metrics import Metrics
+from wafleet.http import routes_admin, routes_health, routes_sandbox, routes_sessions
+from wafleet.http.api import error_body, guard
+from wafleet.http.context import Context
+
+
+def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
+    app = bottle.Bottle(catchall=True, autojson=False)
+    app.install(guard(metrics))
+    routes_health.install(app, ctx)
+    routes_admin.install(app, ctx)
+    routes_sessions.install(app, ctx)
+    if ctx.settings.sandbox:
+        routes_sandbox.install(app, ctx)
+
+    def error_handler(err: bottle.HTTPError) -> str:
+        bottle.response.content_type = "application/json"
+        status = err.status_code
+        if status == 404:
+            return error_body("not_found", f"no route for {bottle.request.method} {bottle.request.path}")
+        if status == 405:
+            return error_body("method_not_allowed", f"{bottle.request.method} is not allowed here")
+        if status == 413:
+            return error_body("body_too_large", "request body is too large")
+        if 400 <= status < 500:
+            return error_body("bad_request", str(err.body or "bad request"))
+        return error_body("internal", "internal error")
+
+    app.default_error_handler = error_handler  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,73 @@
+"""Who is calling: the admin (WAFLEET_ADMIN_TOKEN) or one company (its own token).
+
+401 when no token or an unknown one; 403 when a valid token asks for someone else's routes.
+Tokens are compared in constant time (admin) or looked up by their hash (companies).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+import bottle
+
+from wafleet.actors.directory import Directory
+from wafleet.http.api import ApiError
+from wafleet.storage.tokens import hash_token
+
+
+@dataclass(frozen=True)
+class Principal:
+    admin: bool
+    company_id: str | None = None
+
+
+class Authenticator:
+    def __init__(self, admin_token: str, directory: Directory) -> None:
+        self._admin = admin_token.encode()
+        self.directory = directory
+
+    def principal(self) -> Principal:
+        token, admin_only = _presented_token(bottle.request)
+        if not token:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send Authorization: Bearer <token>",
+                {"WWW-Authenticate": 'Bearer realm="wafleet"'},
+            )
+        if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self._admin):
+            return Principal(admin=True)
+        company_id = None if admin_only else self.directory.company_for_token(hash_token(token))
+        if company_id is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the token is not valid",
+                {"WWW-Authenticate": 'Bearer realm="wafleet", error="invalid_token"'},
+            )
+        return Principal(admin=False, company_id=company_id)
+
+    def admin(self) -> Principal:
+        principal = self.principal()
+        if not principal.admin:
+            raise ApiError(403, "forbidden", "this route needs the admin token")
+        return principal
+
+    def company(self, company_id: str) -> Principal:
+        principal = self.principal()
+        if not principal.admin and principal.company_id != company_id:
+            raise ApiError(403, "forbidden", "this token does not open this company's routes")
+        return principal
+
+
+def _presented_token(request: bottle.BaseRequest) -> tuple[str | None, bool]:
+    """(token, admin_only): X-Admin-Token carries only the admin token."""
+    header = request.get_header("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), False
+        return None, False
+    admin = request.get_header("X-Admin-Token", "").strip()
+    return (admin or None), True

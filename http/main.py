@@ -1,0 +1,185 @@
+"""The process entry point and composition root: ``wafleet serve`` and ``wafleet migrate``.
+
+The first lines patch the world for gevent, before anything else is imported (ARCHITECTURE §2):
+patching late leaves blocking sockets behind, and psycopg2 needs its own wait callback.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from psycogreen.gevent import patch_psycopg  # noqa: E402
+
+patch_psycopg()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.pool import Pool  # noqa: E402
+from gevent.pywsgi import WSGIServer  # noqa: E402
+
+from wafleet.actors import messages as m  # noqa: E402
+from wafleet.actors.directory import Directory  # noqa: E402
+from wafleet.actors.fleet import FleetConfig  # noqa: E402
+from wafleet.actors.journal import Journal  # noqa: E402
+from wafleet.actors.links.factory import LinkFactory  # noqa: E402
+from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
+from wafleet.actors.metrics import Metrics  # noqa: E402
+from wafleet.actors.restart import RestartPolicy  # noqa: E402
+from wafleet.actors.session import SessionDeps  # noqa: E402
+from wafleet.actors.tree import Tree  # noqa: E402
+from wafleet.http.app import build_app  # noqa: E402
+from wafleet.http.auth import Authenticator  # noqa: E402
+from wafleet.http.context import Context  # noqa: E402
+from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
+from wafleet.storage.authstate import AuthStore  # noqa: E402
+from wafleet.storage.companies import CompanyExists  # noqa: E402
+from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
+from wafleet.storage.schema import migrate  # noqa: E402
+
+log = logging.getLogger("wafleet")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="wafleet", description="WhatsApp sessions of many companies")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the node: HTTP API and the supervision tree")
+    serve.add_argument(
+        "--demo", action="store_true", help="sandbox link on; print an admin token if none is set"
+    )
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load(os.environ, demo=getattr(args, "demo", False))
+    except ConfigError as exc:
+        print(f"wafleet: {exc}", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
+    try:
+        db = Database(settings.database_url)
+    except DatabaseUrlError as exc:
+        print(f"wafleet: DATABASE_URL: {exc}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        before, after = migrate(db)
+    except Exception as exc:
+        print(f"wafleet: cannot prepare the database at {db.description}: {exc}", file=sys.stderr)
+        sys.exit(1)
+    if args.command == "migrate":
+        print(f"schema at version {after} (was {before}) in {db.description}")
+        return
+    sys.exit(serve_node(settings, db, demo=args.demo))
+
+
+def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
+    admin_token = settings.admin_token
+    if admin_token is None:
+        if not demo:
+            print(
+                "wafleet: WAFLEET_ADMIN_TOKEN: required (at least 16 characters), or run with --demo",
+                file=sys.stderr,
+            )
+            return 2
+        admin_token = "wf_admin_" + secrets.token_urlsafe(24)
+        print(f"demo admin token (set WAFLEET_ADMIN_TOKEN to choose your own): {admin_token}", flush=True)
+
+    metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
+    directory = Directory()
+    links = LinkFactory(
+        sandbox=settings.sandbox,
+        sandbox_timing=SandboxTiming(
+            qr_first=settings.qr_first_ms / 1000, qr_next=settings.qr_next_ms / 1000
+        ),
+    )
+    deps = SessionDeps(
+        journal=Journal(db, metrics),
+        auth=AuthStore(os.path.join(settings.data_dir, "sessions")),
+        links=links,
+        metrics=metrics,
+    )
+    policy = RestartPolicy(
+        base=settings.reconnect_delay_ms / 1000,
+        max_delay=settings.reconnect_max_delay_ms / 1000,
+        max_restarts=settings.max_reconnect_attempts,
+        window=settings.restart_window_ms / 1000,
+        reset_after=settings.restart_reset_after_ms / 1000,
+    )
+    state = {"exit_code": 0}
+    server: WSGIServer | None = None
+
+    def give_up(reason: str) -> None:
+        # Jittered: a fleet of nodes that lost the same database must not all restart at once.
+        delay = random.uniform(1.0, 5.0)
+        log.critical("node gives up (%s); exiting in %.1fs for supervisord to restart it", reason, delay)
+        state["exit_code"] = 1
+        gevent.spawn_later(delay, lambda: server.stop(timeout=5) if server else None)
+
+    tree = Tree(
+        db=db,
+        directory=directory,
+        deps=deps,
+        fleet_config=FleetConfig(
+            policy=policy,
+            max_sessions=settings.max_sessions,
+            boot_rate=settings.boot_rate,
+            replaced_cooloff=settings.replaced_cooloff_ms / 1000,
+        ),
+        root_policy=RestartPolicy(base=1.0, max_delay=30.0, max_restarts=3, window=60.0, reset_after=60.0),
+        on_give_up=give_up,
+    )
+    if not settings.multi_tenant:
+        _ensure_default_company(settings, tree, links)
+
+    ctx = Context(
+        settings=settings,
+        db=db,
+        tree=tree,
+        directory=directory,
+        auth=Authenticator(admin_token, directory),
+        links=links,
+    )
+    app = build_app(ctx, metrics)
+    server = WSGIServer((settings.host, settings.port), app, spawn=Pool(settings.http_pool), log=None)
+    server.init_socket()
+    host, port = server.socket.getsockname()[:2]
+    print(f"wafleet listening on http://{host}:{port} (database {db.description})", flush=True)
+
+    def stop(signum: int) -> None:
+        log.info("signal %d: stopping (finishing requests, then the tree)", signum)
+        server.stop(timeout=5)
+
+    gevent.signal_handler(signal.SIGTERM, stop, signal.SIGTERM)
+    gevent.signal_handler(signal.SIGINT, stop, signal.SIGINT)
+    server.serve_forever()
+    # Back in the main greenlet: the HTTP side is drained; now stop the tree top-down.
+    tree.shutdown()
+    db.close()
+    log.info("stopped (exit %d)", state["exit_code"])
+    return state["exit_code"]
+
+
+def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) -> None:
+    """Single-tenant mode (seed 001): routes without an id act on DEFAULT_COMPANY_ID."""
+    company_id = settings.default_company_id
+    link = (links.available() or ["sandbox"])[0]
+    try:
+        tree.call(m.CreateCompany(company_id, company_id, None, link))
+        log.info("single-tenant mode: created company %s", company_id)
+    except CompanyExists:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""/admin/companies: create (the token is shown once), list, read, update, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bottle
+
+from wafleet.actors import messages as m
+from wafleet.http.api import ApiError, field, json_body, only_fields, respond
+from wafleet.http.context import Context
+from wafleet.storage.companies import CompanyExists
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ApiError(400, "invalid_field", "name must be a non-empty string of at most 200 characters")
+    return value.strip()
+
+
+def _link(ctx: Context, value: Any) -> str:
+    available = ctx.links.available()
+    if not isinstance(value, str) or value not in ("sandbox", "cloud", "web"):
+        raise ApiError(400, "invalid_field", "link must be one of sandbox, cloud, web")
+    if value not in available:
+        hint = ", ".join(available) if available else "none: start with WAFLEET_SANDBOX=true"
+        raise ApiError(
+            400, "link_unavailable", f"link {value!r} is not available on this node (available: {hint})"
+        )
+    return value
+
+
+def _limit(default: int = 100) -> int:
+    raw = bottle.request.query.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ApiError(400, "invalid_query", "limit must be a whole number from 1 to 1000")
+    return int(raw)
+
+
+def install(app: bottle.Bottle, ctx: Context) -> None:
+    @app.post("/admin/companies")
+    def create_company() -> Any:
+        ctx.auth.admin()
+        data = json_body(required=True)
+        only_fields(data, {"id", "name", "phone", "link"})
+        company_id = ctx.company_id(field(data, "id", str, required=True))
+        name = _name(data.get("name"))
+        phone = ctx.phone(data["phone"], "phone") if data.get("phone") is not None else None
+        link = _link(ctx, data.get("link", "sandbox"))
+        try:
+            record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link))
+        except CompanyExists:
+            raise ApiError(409, "exists", f"company {company_id!r} already exists") from None
+        return respond(201, {"company": record.company_json(), "token": token})
+
+    @app.get("/admin/companies")
+    def list_companies() -> Any:
+        ctx.auth.admin()
+        limit = _limit()
+        cursor = bottle.request.query.get("cursor") or ""
+        ids = sorted(i for i in ctx.directory.records if i > cursor)
+        page = ids[:limit]
+        companies = [ctx.directory.records[i].company_json() for i in page if i in ctx.directory.records]
+        next_cursor = page[-1] if len(ids) > limit else None
+        return respond(
+            200, {"companies": companies, "nextCursor": next_cursor, "total": len(ctx.directory.records)}
+        )
+
+    @app.get("/admin/companies/<company_id>")
+    def get_company(company_id: str) -> Any:
+        ctx.auth.admin()
+        record = _existing(ctx, company_id)
+        return respond(200, {"company": record.company_json(), "session": record.status_json()})
+
+    @app.route("/admin/companies/<company_id>", method="PATCH")
+    def update_company(company_id: str) -> Any:
+        ctx.auth.admin()
+        _existing(ctx, company_id)
+        data = json_body(required=True)
+        only_fields(data, {"name", "phone", "link"})
+        fields: dict[str, Any] = {}
+        if "name" in data:
+            fields["name"] = _name(data["name"])
+        if "phone" in data:
+            fields["phone"] = ctx.phone(data["phone"], "phone") if data["phone"] is not None else None
+        if "link" in data:
+            fields["link"] = _link(ctx, data["link"])
+        if not fields:
+            raise ApiError(400, "invalid_field", "nothing to update: send name, phone or link")
+        record = ctx.tree.call(m.UpdateCompany(company_id, fields))
+        return respond(200, {"company": record.company_json()})
+
+    @app.delete("/admin/companies/<company_id>")
+    def delete_company(company_id: str) -> Any:
+        ctx.auth.admin()
+        _existing(ctx, company_id)
+        ctx.tree.call(m.DeleteCompany(company_id))
+        return respond(200, {"deleted": company_id})
+
+
+def _existing(ctx: Context, company_id: str) -> Any:
+    ctx.company_id(company_id)
+    record = ctx.directory.get(company_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"company {company_id!r} does not exist")
+    return record

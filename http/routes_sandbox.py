@@ -1,0 +1,79 @@
+"""/api/sandbox: the far side of the sandbox link (a phone that scans, WhatsApp that drops)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bottle
+
+from wafleet.actors import messages as m
+from wafleet.http.api import ApiError, field, json_body, only_fields, respond
+from wafleet.http.context import Context
+from wafleet.http.routes_sessions import company_routes
+
+DISCONNECT_REASONS = ("transient", "restart_required", "replaced", "logged_out", "banned")
+
+
+def install(app: bottle.Bottle, ctx: Context) -> None:
+    base = "/api/sandbox"
+
+    def act(company_id: str, action: str, args: dict[str, Any]) -> Any:
+        ctx.tree.call(m.Sandbox(company_id, action, args))
+        return respond(202, {"companyId": company_id, "action": action, "accepted": True})
+
+    def scan(company_id: str) -> Any:
+        ctx.authorised_record(company_id)
+        data = json_body()
+        only_fields(data, {"phoneNumber"})
+        phone = ctx.phone(data["phoneNumber"]) if data.get("phoneNumber") is not None else None
+        return act(company_id, "scan", {"phone": phone})
+
+    def enter_code(company_id: str) -> Any:
+        ctx.authorised_record(company_id)
+        data = json_body(required=True)
+        only_fields(data, {"code"})
+        code = field(data, "code", str, required=True)
+        if len(code) > 16:
+            raise ApiError(400, "invalid_field", "code must look like ABCD-EFGH")
+        try:
+            return act(company_id, "enter_code", {"code": code})
+        except ValueError as exc:
+            raise ApiError(400, "wrong_code", str(exc)) from None
+
+    def disconnect(company_id: str) -> Any:
+        ctx.authorised_record(company_id)
+        data = json_body(required=True)
+        only_fields(data, {"reason", "message", "until"})
+        reason = field(data, "reason", str, required=True)
+        if reason not in DISCONNECT_REASONS:
+            raise ApiError(400, "invalid_field", f"reason must be one of {', '.join(DISCONNECT_REASONS)}")
+        message = field(data, "message", str)
+        if message is not None and len(message) > 500:
+            raise ApiError(400, "invalid_field", "message must be at most 500 characters")
+        extra: dict[str, Any] = {}
+        if reason == "banned":
+            until = field(data, "until", str)
+            if until is None:
+                until = (
+                    (datetime.now(UTC) + timedelta(hours=1))
+                    .isoformat(timespec="seconds")
+                    .replace("+00:00", "Z")
+                )
+            else:
+                try:
+                    datetime.fromisoformat(until.replace("Z", "+00:00"))
+                except ValueError:
+                    raise ApiError(400, "invalid_field", "until must be an ISO-8601 time") from None
+            extra["until"] = until
+        return act(company_id, "disconnect", {"reason": reason, "message": message, "data": extra})
+
+    def crash(company_id: str) -> Any:
+        ctx.authorised_record(company_id)
+        json_body()
+        return act(company_id, "crash", {})
+
+    company_routes(app, ctx, base, "scan", "POST", scan)
+    company_routes(app, ctx, base, "enter-code", "POST", enter_code)
+    company_routes(app, ctx, base, "disconnect", "POST", disconnect)
+    company_routes(app, ctx, base, "crash", "POST", crash)

@@ -1,0 +1,112 @@
+"""/api/whatsapp/sessions: connect, watch and steer one company's session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import bottle
+
+from wafleet.actors import messages as m
+from wafleet.actors.directory import STATES
+from wafleet.http.api import ApiError, field, json_body, only_fields, respond
+from wafleet.http.context import Context
+
+
+def company_routes(
+    app: bottle.Bottle, ctx: Context, prefix: str, suffix: str, method: str, fn: Callable[[str], Any]
+) -> None:
+    """Mount ``prefix/<company_id>/suffix``; in single-tenant mode also ``prefix/suffix``."""
+    app.route(f"{prefix}/<company_id>/{suffix}", method=method, callback=fn)
+    if not ctx.settings.multi_tenant:
+        default = ctx.settings.default_company_id
+        app.route(f"{prefix}/{suffix}", method=method, callback=lambda: fn(default))
+
+
+def install(app: bottle.Bottle, ctx: Context) -> None:
+    base = "/api/whatsapp/sessions"
+
+    def initialize(company_id: str) -> Any:
+        _, record = ctx.authorised_record(company_id)
+        data = json_body()
+        only_fields(data, {"usePairingCode", "phoneNumber"})
+        use_pairing = field(data, "usePairingCode", bool) or False
+        phone = None
+        if use_pairing:
+            phone = ctx.phone(data.get("phoneNumber") or record.company_phone)
+        elif data.get("phoneNumber") is not None:
+            ctx.phone(data["phoneNumber"])
+        record = ctx.tree.call(m.Initialize(company_id, phone))
+        return respond(202, record.status_json())
+
+    def status(company_id: str) -> Any:
+        _, record = ctx.authorised_record(company_id)
+        return respond(200, record.status_json())
+
+    def qr(company_id: str) -> Any:
+        _, record = ctx.authorised_record(company_id)
+        current = record.status_json()["qr"]
+        if record.status != "qr" or current is None:
+            raise ApiError(404, "no_qr", f"no QR code is pending: the session is {record.status}")
+        return respond(200, dict(current, round=record.qr["round"] if record.qr else None))
+
+    def pairing_code(company_id: str) -> Any:
+        _, record = ctx.authorised_record(company_id)
+        data = json_body()
+        only_fields(data, {"phoneNumber"})
+        phone = ctx.phone(data.get("phoneNumber") or record.company_phone)
+        result = ctx.tree.call(m.RequestPairing(company_id, phone))
+        return respond(
+            200,
+            {
+                "success": True,
+                "companyId": company_id,
+                "pairingCode": result["code"],
+                "expiresIn": result["expiresIn"],
+            },
+        )
+
+    def command(message: type) -> Callable[[str], Any]:
+        def handler(company_id: str) -> Any:
+            ctx.authorised_record(company_id)
+            json_body()  # a body is optional, but if one is sent it must be JSON
+            record = ctx.tree.call(message(company_id))
+            return respond(200, record.status_json())
+
+        return handler
+
+    company_routes(app, ctx, base, "initialize", "POST", initialize)
+    company_routes(app, ctx, base, "status", "GET", status)
+    company_routes(app, ctx, base, "qr", "GET", qr)
+    company_routes(app, ctx, base, "pairing-code", "POST", pairing_code)
+    company_routes(app, ctx, base, "reconnect", "POST", command(m.Reconnect))
+    company_routes(app, ctx, base, "stop", "POST", command(m.StopSession))
+    company_routes(app, ctx, base, "cleanup", "POST", command(m.Cleanup))
+
+    @app.get(base)
+    def all_sessions() -> Any:
+        ctx.auth.admin()
+        wanted = bottle.request.query.get("status")
+        if wanted is not None and wanted not in STATES:
+            raise ApiError(400, "invalid_query", f"status must be one of {', '.join(STATES)}")
+        sessions = []
+        for company_id in sorted(ctx.directory.records):
+            record = ctx.directory.records[company_id]
+            if wanted is None or record.status == wanted:
+                item = record.status_json()
+                item.pop("history")
+                sessions.append(item)
+        return respond(200, {"sessions": sessions, "total": len(sessions)})
+
+    @app.get("/api/whatsapp/metrics")
+    def metrics() -> Any:
+        ctx.auth.admin()
+        records = ctx.directory.records.values()
+        return respond(
+            200,
+            {
+                "sessions": ctx.directory.counts(),
+                "companies": len(ctx.directory.records),
+                "restarts": sum(r.restarts for r in records),
+            },
+        )

@@ -1,0 +1,140 @@
+"""Configuration, read from the environment once, by the composition root.
+
+The seeds' names and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
+start-up with one line naming the variable and what it expects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    reconnect_delay_ms: int
+    max_reconnect_attempts: int
+    max_sessions: int
+    multi_tenant: bool
+    default_company_id: str
+    company_id_pattern: re.Pattern[str]
+    allowed_phone_pattern: re.Pattern[str]
+    log_level: str
+    admin_token: str | None
+    database_url: str
+    data_dir: str
+    host: str
+    port: int
+    sandbox: bool
+    reconnect_max_delay_ms: int
+    restart_window_ms: int
+    restart_reset_after_ms: int
+    replaced_cooloff_ms: int
+    qr_first_ms: int
+    qr_next_ms: int
+    boot_rate: float
+    statsd_host: str | None
+    statsd_port: int
+    statsd_prefix: str
+    http_pool: int
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number >= {minimum}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: expected a whole number >= {minimum}, got {raw!r}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a positive number, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name}: expected a positive number, got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _pattern(env: Mapping[str, str], name: str, default: str) -> re.Pattern[str]:
+    raw = env.get(name) or default
+    try:
+        return re.compile(raw)
+    except re.error as exc:
+        raise ConfigError(f"{name}: expected a regular expression, got {raw!r} ({exc})") from None
+
+
+def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
+    level = (env.get("WHATSAPP_LOG_LEVEL") or "info").strip().lower()
+    if level not in ("debug", "info", "warning", "warn", "error", "critical"):
+        raise ConfigError(f"WHATSAPP_LOG_LEVEL: expected debug, info, warning or error, got {level!r}")
+    data_dir = env.get("WAFLEET_DATA_DIR") or "data"
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir}/wafleet.db"
+    if not re.match(r"^(sqlite|postgres|postgresql)://", database_url):
+        raise ConfigError(
+            "DATABASE_URL: expected sqlite:///path/to/file.db or postgresql://user:pass@host:port/db"
+        )
+    company_pattern = _pattern(env, "WHATSAPP_COMPANY_ID_PATTERN", r"^[a-zA-Z0-9_-]+$")
+    default_company = env.get("DEFAULT_COMPANY_ID") or "default"
+    if not company_pattern.fullmatch(default_company) or len(default_company) > 64:
+        raise ConfigError("DEFAULT_COMPANY_ID: expected an id matching WHATSAPP_COMPANY_ID_PATTERN")
+    statsd_host = env.get("STATSD_HOST", "127.0.0.1").strip() or None
+    port = _int(env, "WAFLEET_PORT", 8080, minimum=0)
+    if port > 65535:
+        raise ConfigError(f"WAFLEET_PORT: expected a port number 0-65535, got {port}")
+    admin_token = env.get("WAFLEET_ADMIN_TOKEN") or None
+    if admin_token is not None and len(admin_token) < 16:
+        raise ConfigError("WAFLEET_ADMIN_TOKEN: expected at least 16 characters")
+    return Settings(
+        reconnect_delay_ms=_int(env, "WHATSAPP_RECONNECT_DELAY", 5000, minimum=1),
+        max_reconnect_attempts=_int(env, "WHATSAPP_MAX_RECONNECT_ATTEMPTS", 10, minimum=1),
+        max_sessions=_int(env, "WHATSAPP_MAX_SESSIONS", 1000, minimum=1),
+        multi_tenant=_bool(env, "WHATSAPP_MULTI_TENANT", True),
+        default_company_id=default_company,
+        company_id_pattern=company_pattern,
+        allowed_phone_pattern=_pattern(env, "WHATSAPP_ALLOWED_PHONE_PATTERN", r"^[0-9]{10,15}$"),
+        log_level="warning" if level == "warn" else level,
+        admin_token=admin_token,
+        database_url=database_url,
+        data_dir=data_dir,
+        host=env.get("WAFLEET_HOST") or "127.0.0.1",
+        port=port,
+        sandbox=_bool(env, "WAFLEET_SANDBOX", demo),
+        reconnect_max_delay_ms=_int(env, "WAFLEET_RECONNECT_MAX_DELAY", 300000, minimum=1),
+        restart_window_ms=_int(env, "WAFLEET_RESTART_WINDOW", 600000, minimum=1),
+        restart_reset_after_ms=_int(env, "WAFLEET_RESTART_RESET_AFTER", 60000, minimum=1),
+        replaced_cooloff_ms=_int(env, "WAFLEET_REPLACED_COOLOFF", 30000),
+        qr_first_ms=_int(env, "WAFLEET_QR_FIRST_TIMEOUT", 60000, minimum=100),
+        qr_next_ms=_int(env, "WAFLEET_QR_TIMEOUT", 20000, minimum=100),
+        boot_rate=_float(env, "WAFLEET_BOOT_RATE", 500.0),
+        statsd_host=statsd_host,
+        statsd_port=_int(env, "STATSD_PORT", 8125, minimum=1),
+        statsd_prefix=env.get("STATSD_PREFIX") or "wafleet",
+        http_pool=_int(env, "WAFLEET_HTTP_POOL", 2000, minimum=1),
+    )

@@ -1,0 +1,125 @@
+"""Companies and their session rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from wafleet.storage.clock import now_ms
+from wafleet.storage.database import Database
+from wafleet.storage.models import Company, Event, Session
+
+
+class CompanyExists(Exception):
+    pass
+
+
+@dataclass
+class CompanyRow:
+    id: str
+    name: str
+    phone: str | None
+    link: str
+    token_hash: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass
+class SessionRow:
+    company_id: str
+    desired_state: str
+    status: str
+    phone: str | None
+    restarts: int
+    last_error: dict[str, Any] | None
+    since: int
+
+
+def _company(row: Company) -> CompanyRow:
+    return CompanyRow(
+        id=row.id,
+        name=row.name,
+        phone=row.phone,
+        link=row.link,
+        token_hash=row.token_hash,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _session(row: Session) -> SessionRow:
+    last_error = None
+    if row.last_error_reason:
+        last_error = {
+            "reason": row.last_error_reason,
+            "message": row.last_error_message or "",
+            "at": row.last_error_at,
+        }
+    return SessionRow(
+        company_id=row.company_id,
+        desired_state=row.desired_state,
+        status=row.status,
+        phone=row.phone,
+        restarts=row.restarts,
+        last_error=last_error,
+        since=row.since,
+    )
+
+
+def create(db: Database, *, id: str, name: str, phone: str | None, link: str, token_hash: str) -> CompanyRow:
+    now = now_ms()
+    with db.work(), db.atomic():
+        try:
+            row = Company.create(
+                id=id,
+                name=name,
+                phone=phone,
+                link=link,
+                token_hash=token_hash,
+                created_at=now,
+                updated_at=now,
+            )
+        except peewee.IntegrityError as exc:
+            raise CompanyExists(id) from exc
+        Session.create(company=id, desired_state="stopped", status="stopped", since=now, updated_at=now)
+    return _company(row)
+
+
+def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
+    fields["updated_at"] = now_ms()
+    with db.work():
+        Company.update(**fields).where(Company.id == company_id).execute()
+        row = Company.get_or_none(Company.id == company_id)
+    return _company(row) if row else None
+
+
+def delete(db: Database, company_id: str) -> None:
+    with db.work(), db.atomic():
+        Event.delete().where(Event.company == company_id).execute()
+        Session.delete().where(Session.company == company_id).execute()
+        Company.delete().where(Company.id == company_id).execute()
+
+
+def load_all(db: Database) -> list[tuple[CompanyRow, SessionRow]]:
+    with db.work():
+        query = (
+            Company.select(Company, Session)
+            .join(Session, peewee.JOIN.LEFT_OUTER, on=(Session.company == Company.id))
+            .order_by(Company.id)
+        )
+        out = []
+        now = now_ms()
+        for company in query:
+            session = getattr(company, "session", None)
+            if session is None or session.company_id is None:
+                session = Session(company=company.id, desired_state="stopped", status="stopped", since=now)
+            out.append((_company(company), _session(session)))
+        return out
+
+
+def save_session(db: Database, company_id: str, **fields: Any) -> None:
+    fields["updated_at"] = now_ms()
+    Session.update(**fields).where(Session.company == company_id).execute()

@@ -432,7 +432,7 @@ class Fleet(SupervisedActor):
             self._start(company_id)
             return
 
-        if reason == "crash" and self._escalating(now):
+        if reason == "crash" and self._escalating(now, company_id):
             return
 
         decision = child.tracker.exited(now)
@@ -472,13 +472,13 @@ class Fleet(SupervisedActor):
         except pykka.ActorDeadError:
             pass
 
-    def _escalating(self, now: float) -> bool:
+    def _escalating(self, now: float, company_id: str) -> bool:
         """Many sessions crashing at once means the node is sick (database down): escalate."""
         live = sum(1 for c in self.children.values() if c.ref is not None)
         limit = max(self.config.escalate_after, live // 2)
-        if not self.intensity.failed(now, limit):
+        if not self.intensity.failed(now, company_id, limit):
             return False
-        message = f"more than {limit} session crashes within {self.config.escalate_period:.0f}s"
+        message = f"more than {limit} sessions crashed within {self.config.escalate_period:.0f}s"
         log.error("fleet escalates: %s", message)
         try:
             self.journal.alert(None, "fleet_escalated", message)

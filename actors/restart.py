@@ -73,17 +73,21 @@ class RestartTracker:
 
 
 class Intensity:
-    """A supervisor's own MaxR-in-MaxT breaker: too many failures together means escalate."""
+    """A supervisor's own MaxR-in-MaxT breaker: too many children failing together -> escalate.
+
+    It counts distinct children, not failures: one child crash-looping is that child's business
+    (its own intensity sends it to ``failed``); many children failing at once means the node is sick.
+    """
 
     def __init__(self, max_failures: int, period: float) -> None:
         self.max_failures = max_failures
         self.period = period
-        self.times: deque[float] = deque()
+        self.times: deque[tuple[float, str]] = deque()
 
-    def failed(self, now: float, max_failures: int | None = None) -> bool:
-        """Record a failure; True when the breaker trips."""
-        self.times.append(now)
-        while self.times and self.times[0] <= now - self.period:
+    def failed(self, now: float, child: str, max_failures: int | None = None) -> bool:
+        """Record a failure of ``child``; True when the breaker trips."""
+        self.times.append((now, child))
+        while self.times and self.times[0][0] <= now - self.period:
             self.times.popleft()
         limit = self.max_failures if max_failures is None else max_failures
-        return len(self.times) > limit
+        return len({c for _, c in self.times}) > limit

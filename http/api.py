@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -47,10 +48,18 @@ def respond(status: int, payload: Any, headers: dict[str, str] | None = None) ->
 def json_body(required: bool = False) -> dict[str, Any]:
     """The request's JSON object; an empty body is ``{}`` unless one is required."""
     request = bottle.request
-    length = request.content_length
+    try:
+        length = request.content_length
+    except ValueError:
+        raise ApiError(400, "invalid_body", "Content-Length is not a number", {"Connection": "close"}) from None
     if length > MAX_BODY:
         raise ApiError(413, "body_too_large", f"request body is larger than {MAX_BODY} bytes")
-    raw = request.environ["wsgi.input"].read(MAX_BODY + 1) if length != 0 else b""
+    try:
+        raw = request.environ["wsgi.input"].read(MAX_BODY + 1) if length != 0 else b""
+    except (OSError, ValueError):  # a broken chunked encoding, a client that went away
+        raise ApiError(
+            400, "invalid_body", "the request body could not be read", {"Connection": "close"}
+        ) from None
     if len(raw) > MAX_BODY:
         raise ApiError(413, "body_too_large", f"request body is larger than {MAX_BODY} bytes")
     if not raw.strip():
@@ -64,6 +73,8 @@ def json_body(required: bool = False) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return data
@@ -79,6 +90,19 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], requir
         raise ApiError(400, "invalid_field", f"{name} must be a {_kind_name(kind)}")
     if not isinstance(value, kind):
         raise ApiError(400, "invalid_field", f"{name} must be a {_kind_name(kind)}")
+    return value
+
+
+def text(value: str, name: str, *, multiline: bool = False) -> str:
+    """Reject what no database or log should store: control characters and lone surrogates.
+
+    PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON as ``"\\ud800"``) cannot
+    be encoded as UTF-8 by any driver: either would fail later, inside an actor.
+    """
+    allowed = "\t\n\r" if multiline else ""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs") and char not in allowed:
+            raise ApiError(400, "invalid_field", f"{name} must not contain control characters or lone surrogates")
     return value
 
 

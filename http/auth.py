@@ -63,11 +63,25 @@ class Authenticator:
 
 def _presented_token(request: bottle.BaseRequest) -> tuple[str | None, bool]:
     """(token, admin_only): X-Admin-Token carries only the admin token."""
-    header = request.get_header("Authorization", "")
+    header = _header(request, "HTTP_AUTHORIZATION")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip(), False
         return None, False
-    admin = request.get_header("X-Admin-Token", "").strip()
+    admin = _header(request, "HTTP_X_ADMIN_TOKEN").strip()
     return (admin or None), True
+
+
+def _header(request: bottle.BaseRequest, key: str) -> str:
+    """A header as UTF-8 text (Bottle's own decoding raises on other bytes: a 500 before)."""
+    raw = request.environ.get(key, "")
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "the token is not valid",
+            {"WWW-Authenticate": 'Bearer realm="wafleet", error="invalid_token"'},
+        ) from None

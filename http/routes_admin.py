@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import bottle
 
 from wafleet.actors import messages as m
-from wafleet.http.api import ApiError, field, json_body, only_fields, respond
+from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
 from wafleet.storage.companies import CompanyExists
 
@@ -15,7 +16,7 @@ from wafleet.storage.companies import CompanyExists
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise ApiError(400, "invalid_field", "name must be a non-empty string of at most 200 characters")
-    return value.strip()
+    return text(value.strip(), "name")
 
 
 def _link(ctx: Context, value: Any) -> str:
@@ -34,7 +35,8 @@ def _limit(default: int = 100) -> int:
     raw = bottle.request.query.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    # not str.isdigit(): it accepts "²", and int() refuses more than 4300 digits
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= 1000:
         raise ApiError(400, "invalid_query", "limit must be a whole number from 1 to 1000")
     return int(raw)
 

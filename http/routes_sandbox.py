@@ -8,7 +8,7 @@ from typing import Any
 import bottle
 
 from wafleet.actors import messages as m
-from wafleet.http.api import ApiError, field, json_body, only_fields, respond
+from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
 from wafleet.http.routes_sessions import company_routes
 
@@ -49,8 +49,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         if reason not in DISCONNECT_REASONS:
             raise ApiError(400, "invalid_field", f"reason must be one of {', '.join(DISCONNECT_REASONS)}")
         message = field(data, "message", str)
-        if message is not None and len(message) > 500:
-            raise ApiError(400, "invalid_field", "message must be at most 500 characters")
+        if message is not None:
+            if len(message) > 500:
+                raise ApiError(400, "invalid_field", "message must be at most 500 characters")
+            text(message, "message", multiline=True)  # it ends up in the database, via the fleet
         extra: dict[str, Any] = {}
         if reason == "banned":
             until = field(data, "until", str)

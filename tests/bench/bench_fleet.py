@@ -32,6 +32,7 @@ import http.client
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -61,8 +62,11 @@ def free_port() -> int:
 
 
 class NodeProcess:
-    def __init__(self, workdir: Path, max_sessions: int, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, max_sessions: int, extra_env: dict[str, str], command: list[str] | None = None
+    ) -> None:
         self.workdir = workdir
+        self.command = command or [sys.executable, "-m", "wafleet.http.main", "serve"]
         self.port = free_port()
         self.log_path = workdir / "node.log"
         env = dict(os.environ)
@@ -84,7 +88,7 @@ class NodeProcess:
     def start(self, timeout: float = 30.0) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "wafleet.http.main", "serve"],
+                self.command,
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
@@ -123,7 +127,9 @@ class NodeProcess:
             fields = fh.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
-    def settled_rss(self, max_wait: float = 30.0, interval: float = 1.0, band_kib: int = 256) -> tuple[int, float]:
+    def settled_rss(
+        self, max_wait: float = 30.0, interval: float = 1.0, band_kib: int = 256
+    ) -> tuple[int, float]:
         """RSS once three readings in a row stay within ``band_kib``; (rss, seconds waited)."""
         start = time.monotonic()
         readings = [self.rss_kib()]
@@ -156,7 +162,12 @@ def request_once(port: int, method: str, path: str, body: Any, token: str | None
 
 
 def _exchange(
-    conn: http.client.HTTPConnection, method: str, path: str, body: Any, token: str | None, quickack: bool = False
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: Any,
+    token: str | None,
+    quickack: bool = False,
 ) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token or ADMIN_TOKEN}"}
     data = None
@@ -199,7 +210,9 @@ class Client:
                 self.connections.append(conn)
         return conn
 
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any, float]:
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any, float]:
         """(status, payload, seconds); status 0 is a transport error after one retry."""
         for attempt in (1, 2):
             conn = self._conn()
@@ -291,7 +304,8 @@ def bench(args: argparse.Namespace) -> int:
     n = args.companies
     workdir = Path(tempfile.mkdtemp(prefix="wafleet-bench-", dir=args.tmpdir))
     extra_env = dict(kv.split("=", 1) for kv in args.env)
-    node = NodeProcess(workdir, max_sessions=n + 100, extra_env=extra_env)
+    command = shlex.split(args.node_cmd) if args.node_cmd else None
+    node = NodeProcess(workdir, max_sessions=n + 100, extra_env=extra_env, command=command)
     client: Client | None = None
     try:
         t_boot = time.perf_counter()
@@ -323,6 +337,7 @@ def bench(args: argparse.Namespace) -> int:
         with Phase(node) as p_create:
             created = client.run_all(ids, create)
         check("create", created, 201)
+        rss_created = node.rss_kib()
         print(
             f"  create      {p_create.seconds:7.2f} s  {n / p_create.seconds:7.0f} req/s  "
             f"{latency_text(created)}  ({p_create.cpu_text()})"
@@ -335,6 +350,7 @@ def bench(args: argparse.Namespace) -> int:
             p_init_req = time.perf_counter() - p_init.t0
             check("initialize", inits, 202)
             wait_metric(client, node, "qr", n, args.timeout)
+        rss_qr = node.rss_kib()
         print(
             f"  init + qr   {p_init.seconds:7.2f} s  {n / p_init_req:7.0f} req/s  "
             f"{latency_text(inits)}  (requests {p_init_req:.2f} s; {p_init.cpu_text()})"
@@ -359,6 +375,10 @@ def bench(args: argparse.Namespace) -> int:
             f"idle {idle_rss / 1024:.1f} MiB"
         )
         print(f"  RSS per connected session above idle: {per_session:.1f} KiB")
+        print(
+            f"  (instant, not settled: {(rss_created - idle_rss) / n:.1f} KiB/company after the creates, "
+            f"{(rss_qr - idle_rss) / n:.1f} KiB after init + qr)"
+        )
 
         # Status reads of random companies, each with its own token, for a fixed time.
         pairs = [(cid, tokens.get(cid)) for cid in ids]
@@ -422,6 +442,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="max wait for qr / connected")
     parser.add_argument("--tmpdir", default=None, help="where the node's data folder goes")
     parser.add_argument("--env", action="append", default=[], help="extra NAME=value for the node")
+    parser.add_argument(
+        "--node-cmd", default=None, help="run the node with this command instead (A/B a product change)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data folder and log")
     args = parser.parse_args()
     if args.companies < 1 or args.concurrency < 1:

@@ -109,7 +109,10 @@ class Supervisord:
     def ctl(self, *args: str, timeout: float = STOPWAITSECS + 15) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.supervisorctl, "-c", str(CONF), *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def _check_alive(self) -> None:
@@ -238,7 +241,9 @@ def test_supervisorctl_stop_is_graceful(supervised: Supervisord) -> None:
     assert "stopped: wafleet (exit status 0)" in log, log
     assert "SIGKILL" not in log
     node_log = wait_for(
-        lambda: (text := sv.node_log()) and "stopped (exit 0)" in text and text, 5, what="the node's last line"
+        lambda: (text := sv.node_log()) and "stopped (exit 0)" in text and text,
+        5,
+        what="the node's last line",
     )
     assert "signal 15: stopping (finishing requests, then the tree)" in node_log
 

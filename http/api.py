@@ -51,7 +51,9 @@ def json_body(required: bool = False) -> dict[str, Any]:
     try:
         length = request.content_length
     except ValueError:
-        raise ApiError(400, "invalid_body", "Content-Length is not a number", {"Connection": "close"}) from None
+        raise ApiError(
+            400, "invalid_body", "Content-Length is not a number", {"Connection": "close"}
+        ) from None
     if length > MAX_BODY:
         raise ApiError(413, "body_too_large", f"request body is larger than {MAX_BODY} bytes")
     try:
@@ -102,7 +104,9 @@ def text(value: str, name: str, *, multiline: bool = False) -> str:
     allowed = "\t\n\r" if multiline else ""
     for char in value:
         if unicodedata.category(char) in ("Cc", "Cs") and char not in allowed:
-            raise ApiError(400, "invalid_field", f"{name} must not contain control characters or lone surrogates")
+            raise ApiError(
+                400, "invalid_field", f"{name} must not contain control characters or lone surrogates"
+            )
     return value
 
 

@@ -11,7 +11,8 @@ from wafleet.http.context import Context
 
 
 def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
-    app = bottle.Bottle(catchall=True, autojson=False)
+    app = bottle.Bottle(catchall=True)
+    app.config["json.enable"] = False  # every route answers through api.respond
     app.install(guard(metrics))
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)

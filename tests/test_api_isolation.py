@@ -1,0 +1,330 @@
+"""Tenant isolation: a company's token opens that company's routes and nothing else.
+
+The route tables below are the contract; ``test_route_tables_cover_the_app`` builds the real
+Bottle app in-process and fails when a route exists that no table lists, so a new route cannot be
+left out of these checks by accident.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness import ADMIN_TOKEN, Node, wait_for
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    rule: str  # Bottle's rule, with <company_id>
+    body: Any = None  # a valid body, so that only authorisation can refuse the request
+
+    def path(self, company_id: str = "") -> str:
+        return self.rule.replace("<company_id>", company_id)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.rule}"
+
+
+# Routes of one company: admin or that company's token.
+COMPANY_ROUTES = [
+    Route("POST", "/api/whatsapp/sessions/<company_id>/initialize", {}),
+    Route("GET", "/api/whatsapp/sessions/<company_id>/status"),
+    Route("GET", "/api/whatsapp/sessions/<company_id>/qr"),
+    Route("POST", "/api/whatsapp/sessions/<company_id>/pairing-code", {"phoneNumber": "15551234567"}),
+    Route("POST", "/api/whatsapp/sessions/<company_id>/reconnect"),
+    Route("POST", "/api/whatsapp/sessions/<company_id>/stop"),
+    Route("POST", "/api/whatsapp/sessions/<company_id>/cleanup"),
+    Route("POST", "/api/sandbox/<company_id>/scan", {}),
+    Route("POST", "/api/sandbox/<company_id>/enter-code", {"code": "ABCD-EFGH"}),
+    Route("POST", "/api/sandbox/<company_id>/disconnect", {"reason": "logged_out"}),
+    Route("POST", "/api/sandbox/<company_id>/crash"),
+]
+
+# Admin-only routes; <company_id> is filled with the victim's id.
+ADMIN_ROUTES = [
+    Route("GET", "/admin/companies"),
+    Route("POST", "/admin/companies", {"id": "intruder", "name": "Intruder", "link": "sandbox"}),
+    Route("GET", "/admin/companies/<company_id>"),
+    Route("PATCH", "/admin/companies/<company_id>", {"name": "Hijacked"}),
+    Route("DELETE", "/admin/companies/<company_id>"),
+    Route("GET", "/api/whatsapp/sessions"),
+    Route("GET", "/api/whatsapp/metrics"),
+]
+
+# No token needed.
+PUBLIC_ROUTES = [Route("GET", "/healthz"), Route("GET", "/readyz")]
+
+PROTECTED = COMPANY_ROUTES + ADMIN_ROUTES
+
+
+def _routes_of_app(**env: str) -> set[tuple[str, str]]:
+    from wafleet.actors.metrics import Metrics
+    from wafleet.http.app import build_app
+    from wafleet.http.context import Context
+    from wafleet.http.settings import load
+
+    settings = load({"WAFLEET_SANDBOX": "true", "STATSD_HOST": "", **env})
+    # Installing routes reads only the settings; nothing is called until a request arrives.
+    ctx = Context(settings=settings, db=None, tree=None, directory=None, auth=None, links=None)  # type: ignore[arg-type]
+    app = build_app(ctx, Metrics(None))
+    return {(r.method, r.rule) for r in app.routes}
+
+
+def test_route_tables_cover_the_app() -> None:
+    listed = {(r.method, r.rule) for r in PROTECTED + PUBLIC_ROUTES}
+    assert _routes_of_app() == listed, "a route of build_app is missing from the tables (or gone)"
+    # Single-tenant mode adds id-less twins of the company routes, acting on DEFAULT_COMPANY_ID.
+    twins = {(r.method, r.rule.replace("/<company_id>", "")) for r in COMPANY_ROUTES}
+    assert _routes_of_app(WHATSAPP_MULTI_TENANT="false") == listed | twins
+
+
+# -- one node, three companies ------------------------------------------------------------------
+@dataclass
+class Fleet:
+    node: Node
+    tokens: dict[str, str]
+
+    def snapshot(self, company_id: str) -> dict[str, Any]:
+        r = self.node.client.get(f"/admin/companies/{company_id}", headers=self.node.admin())
+        assert r.status_code == 200, r.text
+        body = r.json()
+        s = body["session"]
+        return {
+            "company": body["company"],
+            "status": s["status"],
+            "since": s["since"],
+            "restarts": s["restarts"],
+            "phoneNumber": s["phoneNumber"],
+            "history": s["history"],
+        }
+
+    def company_ids(self) -> list[str]:
+        r = self.node.client.get("/admin/companies", headers=self.node.admin())
+        return [c["id"] for c in r.json()["companies"]]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    node = Node(tmp_path_factory.mktemp("isolation"), WHATSAPP_RECONNECT_DELAY="50").start()
+    try:
+        tokens = {cid: node.create_company(cid) for cid in ("alpha", "beta", "gamma")}
+        node.connect("beta")  # beta connected, gamma stopped: both must stay so
+        yield Fleet(node, tokens)
+    finally:
+        node.close()
+
+
+def _send(node: Node, route: Route, company_id: str, headers: dict[str, str]) -> httpx.Response:
+    kwargs: dict[str, Any] = {"headers": headers}
+    if route.body is not None:
+        kwargs["json"] = route.body
+    return node.client.request(route.method, route.path(company_id), **kwargs)
+
+
+def _assert_error(r: httpx.Response, status: int, code: str) -> None:
+    assert r.status_code == status, f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}"
+    assert r.headers["content-type"].startswith("application/json")
+    error = r.json()["error"]
+    assert error["code"] == code and isinstance(error["message"], str) and error["message"]
+
+
+def test_each_company_gets_its_own_token(fleet: Fleet) -> None:
+    tokens = list(fleet.tokens.values())
+    assert len(set(tokens)) == 3
+    assert ADMIN_TOKEN not in tokens
+    assert all(t.startswith("wf_") and len(t) >= 40 for t in tokens)
+    # the token is shown once: no read of the company gives it back
+    admin = fleet.node.admin()
+    listing = fleet.node.client.get("/admin/companies", headers=admin).text
+    one = fleet.node.client.get("/admin/companies/alpha", headers=admin).text
+    for token in tokens:
+        assert token not in listing and token not in one
+
+
+@pytest.mark.parametrize("route", COMPANY_ROUTES, ids=str)
+@pytest.mark.parametrize("victim", ["beta", "gamma", "no-such-company"])
+def test_company_token_is_forbidden_on_other_companies_routes(
+    fleet: Fleet, route: Route, victim: str
+) -> None:
+    before = fleet.snapshot(victim) if victim != "no-such-company" else None
+    r = _send(fleet.node, route, victim, {"Authorization": f"Bearer {fleet.tokens['alpha']}"})
+    # 403 even for a company that does not exist: a token cannot probe for other tenants' ids
+    _assert_error(r, 403, "forbidden")
+    if before is not None:
+        assert fleet.snapshot(victim) == before
+
+
+@pytest.mark.parametrize("route", ADMIN_ROUTES, ids=str)
+@pytest.mark.parametrize("target", ["alpha", "beta"])
+def test_company_token_is_forbidden_on_admin_routes(fleet: Fleet, route: Route, target: str) -> None:
+    """Even on its own company's admin record: a company cannot rename or delete itself."""
+    before = fleet.snapshot(target)
+    r = _send(fleet.node, route, target, {"Authorization": f"Bearer {fleet.tokens['alpha']}"})
+    _assert_error(r, 403, "forbidden")
+    assert fleet.snapshot(target) == before
+    assert "intruder" not in fleet.company_ids()
+
+
+def _basic(value: str) -> str:
+    return "Basic " + base64.b64encode(value.encode()).decode()
+
+
+BAD_CREDENTIALS: dict[str, dict[str, str]] = {
+    "none": {},
+    "wrong-token": {"Authorization": "Bearer wf_not-a-real-token"},
+    "bearer-only": {"Authorization": "Bearer"},
+    "no-scheme": {"Authorization": "{alpha}"},
+    "basic-scheme": {"Authorization": _basic(f"admin:{ADMIN_TOKEN}")},
+    "token-scheme": {"Authorization": "Token {alpha}"},
+    "token-plus-junk": {"Authorization": "Bearer {alpha} extra"},
+    "admin-prefix": {"Authorization": f"Bearer {ADMIN_TOKEN[:-1]}"},
+    "admin-suffix": {"Authorization": f"Bearer {ADMIN_TOKEN}x"},
+    "company-token-as-admin-header": {"X-Admin-Token": "{alpha}"},
+    "wrong-admin-header": {"X-Admin-Token": "wf_not-the-admin-token"},
+    "empty-admin-header": {"X-Admin-Token": ""},
+    # A malformed Authorization wins over a valid X-Admin-Token: no guessing which one was meant.
+    "bad-auth-with-admin-header": {"Authorization": "Bearer nope", "X-Admin-Token": ADMIN_TOKEN},
+}
+
+
+@pytest.mark.parametrize("route", PROTECTED, ids=str)
+@pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS), ids=str)
+def test_no_or_bad_token_is_401(fleet: Fleet, route: Route, credentials: str) -> None:
+    alpha = fleet.tokens["alpha"]
+    headers = {name: value.replace("{alpha}", alpha) for name, value in BAD_CREDENTIALS[credentials].items()}
+    before = fleet.snapshot("beta")
+    r = _send(fleet.node, route, "beta", headers)
+    _assert_error(r, 401, "unauthorized")
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert fleet.snapshot("beta") == before
+
+
+@pytest.mark.parametrize("route", PROTECTED, ids=str)
+@pytest.mark.parametrize("header", [b"Bearer \xff\xfe", b"\xc3(", b"Bearer wf_\xe9"])
+def test_undecodable_authorization_header_is_401(fleet: Fleet, route: Route, header: bytes) -> None:
+    """Bytes that are not UTF-8 in the header (Bottle's own decoding raised: a 500)."""
+    for name in ("Authorization", "X-Admin-Token"):
+        conn = http.client.HTTPConnection("127.0.0.1", fleet.node.port, timeout=10)
+        try:
+            conn.putrequest(route.method, route.path("beta"))
+            conn.putheader(name, header)
+            conn.putheader("Content-Length", "0")
+            conn.endheaders()
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        assert response.status == 401, (name, body)
+        assert b'"unauthorized"' in body
+
+
+def test_admin_token_via_either_header_opens_everything(fleet: Fleet) -> None:
+    for headers in ({"Authorization": f"Bearer {ADMIN_TOKEN}"}, {"X-Admin-Token": ADMIN_TOKEN}):
+        assert fleet.node.client.get("/admin/companies", headers=headers).status_code == 200
+        assert fleet.node.client.get("/api/whatsapp/sessions", headers=headers).status_code == 200
+        assert fleet.node.client.get("/api/whatsapp/metrics", headers=headers).status_code == 200
+        r = fleet.node.client.get("/admin/companies/beta", headers=headers)
+        assert r.status_code == 200 and r.json()["company"]["id"] == "beta"
+        for cid in ("alpha", "beta", "gamma"):
+            r = fleet.node.client.get(f"/api/whatsapp/sessions/{cid}/status", headers=headers)
+            assert r.status_code == 200 and r.json()["companyId"] == cid
+    # the scheme is case-insensitive (RFC 9110)
+    r = fleet.node.client.get("/admin/companies", headers={"Authorization": f"bearer {ADMIN_TOKEN}"})
+    assert r.status_code == 200
+
+
+def test_public_routes_need_no_token(fleet: Fleet) -> None:
+    for route in PUBLIC_ROUTES:
+        assert fleet.node.client.request(route.method, route.path()).status_code == 200
+
+
+def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
+    """Every company route, with alpha's own token, does its job (the table must be covered)."""
+    node, token = fleet.node, fleet.tokens["alpha"]
+    headers = {"Authorization": f"Bearer {token}"}
+    hit: set[str] = set()
+
+    def call(method: str, suffix: str, body: Any = None, expect: int = 200) -> dict[str, Any]:
+        sandbox = suffix in ("scan", "enter-code", "disconnect", "crash")
+        prefix = "/api/sandbox/alpha" if sandbox else "/api/whatsapp/sessions/alpha"
+        r = node.client.request(method, f"{prefix}/{suffix}", headers=headers, json=body)
+        assert r.status_code == expect, f"{method} {suffix}: {r.status_code} {r.text}"
+        hit.add(f"{method} {prefix.replace('alpha', '<company_id>')}/{suffix}")
+        return r.json()
+
+    def status() -> dict[str, Any]:
+        return call("GET", "status")
+
+    def wait(state: str) -> dict[str, Any]:
+        return wait_for(lambda: (s := status())["status"] == state and s, what=f"alpha {state}")
+
+    assert status()["status"] == "stopped"
+    call("POST", "initialize", {}, 202)
+    wait("qr")
+    assert call("GET", "qr")["code"].startswith("2@")
+    call("POST", "scan", {}, 202)
+    wait("connected")
+    call("POST", "disconnect", {"reason": "transient"}, 202)
+    wait_for(lambda: (s := status())["status"] == "connected" and s["restarts"] == 1, what="alpha back")
+    call("POST", "crash", None, 202)
+    wait_for(lambda: (s := status())["status"] == "connected" and s["restarts"] == 2, what="alpha back")
+    assert call("POST", "stop")["status"] == "stopped"
+    call("POST", "reconnect")
+    wait("connected")  # the login was kept: no QR
+    assert call("POST", "cleanup")["status"] == "stopped"
+    code = call("POST", "pairing-code", {"phoneNumber": "15551234567"})["pairingCode"]
+    call("POST", "enter-code", {"code": code}, 202)
+    assert wait("connected")["phoneNumber"] == "15551234567"
+    call("POST", "cleanup")
+
+    assert hit == {str(r) for r in COMPANY_ROUTES}
+    # and none of that touched the other companies
+    assert fleet.snapshot("beta")["status"] == "connected"
+    assert fleet.snapshot("gamma")["status"] == "stopped"
+
+
+def test_deleted_company_token_stops_working(fleet: Fleet) -> None:
+    node = fleet.node
+    old = node.create_company("delta")
+    own = {"Authorization": f"Bearer {old}"}
+    assert node.client.get("/api/whatsapp/sessions/delta/status", headers=own).status_code == 200
+    assert node.client.delete("/admin/companies/delta", headers=node.admin()).status_code == 200
+    _assert_error(node.client.get("/api/whatsapp/sessions/delta/status", headers=own), 401, "unauthorized")
+    # the same id again gets a new token; the old one stays dead
+    new = node.create_company("delta")
+    assert new != old
+    _assert_error(node.client.get("/api/whatsapp/sessions/delta/status", headers=own), 401, "unauthorized")
+    r = node.client.get("/api/whatsapp/sessions/delta/status", headers={"Authorization": f"Bearer {new}"})
+    assert r.status_code == 200
+    node.client.delete("/admin/companies/delta", headers=node.admin())
+
+
+def test_others_untouched_after_all_attempts(fleet: Fleet) -> None:
+    """Runs last in this module: nothing alpha tried reached beta or gamma."""
+    beta, gamma = fleet.snapshot("beta"), fleet.snapshot("gamma")
+    assert beta["status"] == "connected" and beta["restarts"] == 0
+    assert [h["status"] for h in beta["history"]] == ["starting", "qr", "connected"]
+    assert beta["company"]["name"] == "Beta"
+    assert gamma["status"] == "stopped" and gamma["history"] == []
+    assert sorted(fleet.company_ids()) == ["alpha", "beta", "gamma"]
+
+
+def test_single_tenant_routes_keep_tenants_apart(node_factory) -> None:
+    node: Node = node_factory(WHATSAPP_MULTI_TENANT="false", DEFAULT_COMPANY_ID="main").start()
+    other = node.create_company("other")
+    headers = {"Authorization": f"Bearer {other}"}
+    for route in COMPANY_ROUTES:
+        kwargs: dict[str, Any] = {"headers": headers}
+        if route.body is not None:
+            kwargs["json"] = route.body
+        r = node.client.request(route.method, route.rule.replace("/<company_id>", ""), **kwargs)
+        _assert_error(r, 403, "forbidden")
+    assert node.status("main")["status"] == "stopped"
+    assert node.client.get("/api/whatsapp/sessions/other/status", headers=headers).status_code == 200

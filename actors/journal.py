@@ -18,6 +18,14 @@ from wafleet.storage.database import Database
 log = logging.getLogger(__name__)
 
 
+def clean(text: str | None) -> str | None:
+    """Text from a link (a close message, a reason) made safe for any database: no NUL, no lone
+    surrogates. A bad byte from WhatsApp must never fail the write that records the failure."""
+    if text is None:
+        return None
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 class Journal:
     def __init__(self, db: Database, metrics: Metrics) -> None:
         self.db = db
@@ -35,6 +43,7 @@ class Journal:
         data: dict[str, Any] | None = None,
     ) -> None:
         now = now_ms()
+        reason, message = clean(reason), clean(message)
         entry: dict[str, Any] = {"status": status, "at": now, "reason": reason}
         if retry_in is not None:
             entry["retryIn"] = round(retry_in, 3)

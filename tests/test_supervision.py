@@ -199,3 +199,16 @@ def _fleet_or_none(tree: Tree) -> Any:
         return tree.fleet()
     except Exception:
         return None
+
+
+def test_a_close_message_with_bad_bytes_is_recorded_not_fatal(tmp_path: Path) -> None:
+    """A link may report any text; NUL and lone surrogates must not fail the fleet's write."""
+    tree, db, directory = build_tree(tmp_path, lambda reason: None)
+    connect_all(tree, directory, ["odd"])
+    fleet = tree.fleet()
+    tree.call(m.Sandbox("odd", "disconnect", {"reason": "transient", "message": "bad\x00\ud800bytes"}))
+    wait(lambda: directory.get("odd").status == "reconnecting" or directory.get("odd").restarts == 1)
+    wait(lambda: directory.get("odd").status == "connected")
+    assert tree.fleet() == fleet  # the fleet never restarted
+    assert directory.get("odd").last_error["message"] == "bad?bytes"
+    tree.shutdown()

@@ -25,7 +25,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> Any:
     """Poll until ``predicate`` returns something truthy; fail with what was awaited."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -65,7 +67,10 @@ class Node:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wafleet.http.main", "serve"],
-            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         wait_for(self._healthy, timeout, 0.05, f"node on port {self.port} to be healthy")
         return self
@@ -117,7 +122,8 @@ class Node:
     def wait_status(self, company_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
         return wait_for(
             lambda: (s := self.status(company_id))["status"] == status and s,
-            timeout, what=f"{company_id} to be {status}",
+            timeout,
+            what=f"{company_id} to be {status}",
         )
 
     def connect(self, company_id: str) -> dict[str, Any]:
@@ -152,15 +158,30 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
-        self._run([str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync"])
-        self._run([
-            str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "pg.log"), "-w", "-t", "30",
-            "-o", f"-h 127.0.0.1 -p {self.port} -k {self.dir} -F -c max_connections=300", "start",
-        ])
+        self._run(
+            [str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync"]
+        )
+        self._run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.dir / "pg.log"),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {self.dir} -F -c max_connections=300",
+                "start",
+            ]
+        )
         self.counter = 0
 
     def _run(self, cmd: list[str]) -> None:
-        subprocess.run(self.as_user + cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.dir)
+        subprocess.run(
+            self.as_user + cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.dir
+        )
 
     def create_database(self) -> str:
         import psycopg2

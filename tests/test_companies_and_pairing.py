@@ -47,7 +47,9 @@ def test_pairing_code_flow(node: Node) -> None:
 
     wrong = node.post("/api/sandbox/clinic/enter-code", {"code": "AAAA-AAAA"})
     assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "wrong_code"
-    assert node.post("/api/sandbox/clinic/enter-code", {"code": body["pairingCode"].lower()}).status_code == 202
+    assert (
+        node.post("/api/sandbox/clinic/enter-code", {"code": body["pairingCode"].lower()}).status_code == 202
+    )
     connected = node.wait_status("clinic", "connected")
     assert connected["phoneNumber"] == "5511988887777" and connected["pairingCode"] is None
 
@@ -96,6 +98,10 @@ def test_companies_are_paged(node: Node) -> None:
 def test_single_tenant_routes_act_on_the_default_company(node_factory) -> None:
     node: Node = node_factory(WHATSAPP_MULTI_TENANT="false", DEFAULT_COMPANY_ID="main-store").start()
     assert node.post("/api/whatsapp/sessions/initialize").status_code == 202
-    wait_for(lambda: node.client.get("/api/whatsapp/sessions/status", headers=node.admin()).json()["status"] == "qr")
+    wait_for(
+        lambda: (
+            node.client.get("/api/whatsapp/sessions/status", headers=node.admin()).json()["status"] == "qr"
+        )
+    )
     assert node.post("/api/sandbox/scan").status_code == 202
     node.wait_status("main-store", "connected")

@@ -13,8 +13,15 @@ SOURCES = ("actors", "http", "storage")
 
 def test_stdlib_http_client_still_imports_from_the_repo_root() -> None:
     out = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.path.insert(0, ''); import http.client; print(http.client.__file__)"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, ''); import http.client; print(http.client.__file__)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert not out.startswith(str(ROOT)), out
 

@@ -19,7 +19,9 @@ def test_repeated_crashes_back_off_then_fail_until_reconnect(node_factory) -> No
             lambda n=n: (s := node.status("flaky"))["status"] == "connected" and s["restarts"] == n and s,
             what=f"restart {n}",
         )
-        retry_in.append(next(h["retryIn"] for h in reversed(status["history"]) if h["status"] == "reconnecting"))
+        retry_in.append(
+            next(h["retryIn"] for h in reversed(status["history"]) if h["status"] == "reconnecting")
+        )
     for attempt, value in enumerate(retry_in):  # full jitter under a doubling, capped ceiling
         assert 0 <= value <= min(0.4, 0.05 * 2**attempt) + 0.001, (attempt, retry_in)
     assert len(set(retry_in)) > 5, retry_in  # jittered, not a fixed delay
@@ -43,7 +45,9 @@ def test_repeated_crashes_back_off_then_fail_until_reconnect(node_factory) -> No
     node.wait_status("flaky", "connected")
 
 
-def test_kill_9_restores_connected_sessions_and_keeps_stopped_ones_stopped(node_factory, database_url) -> None:
+def test_kill_9_restores_connected_sessions_and_keeps_stopped_ones_stopped(
+    node_factory, database_url
+) -> None:
     node: Node = node_factory(database_url).start()
     for cid in ("a", "b", "c", "d"):
         node.create_company(cid)

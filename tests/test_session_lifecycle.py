@@ -48,8 +48,11 @@ def test_close_reasons(node_factory) -> None:
     # restart_required: straight back, not counted as a restart
     assert node.post("/api/sandbox/a/disconnect", {"reason": "restart_required"}).status_code == 202
     a = wait_for(
-        lambda: (s := node.status("a"))["status"] == "connected" and s["history"][-2]["reason"] == "restart_required"
-        and s,
+        lambda: (
+            (s := node.status("a"))["status"] == "connected"
+            and s["history"][-2]["reason"] == "restart_required"
+            and s
+        ),
         what="a reconnected after 515",
     )
     assert a["restarts"] == 0

@@ -16,7 +16,11 @@ def test_defaults_follow_the_seeds() -> None:
     assert s.multi_tenant is True and s.sandbox is False
     assert s.database_url == "sqlite:///data/wafleet.db"
     assert (s.host, s.port) == ("127.0.0.1", 8080)
-    assert (s.reconnect_max_delay_ms, s.restart_window_ms, s.restart_reset_after_ms) == (300000, 600000, 60000)
+    assert (s.reconnect_max_delay_ms, s.restart_window_ms, s.restart_reset_after_ms) == (
+        300000,
+        600000,
+        60000,
+    )
     assert s.statsd_prefix == "wafleet"
     assert s.company_id_pattern.fullmatch("salon_1-a") and not s.company_id_pattern.fullmatch("a/b")
     assert s.allowed_phone_pattern.fullmatch("5511999990001") and not s.allowed_phone_pattern.fullmatch("+55")
@@ -46,7 +50,10 @@ def test_bad_value_stops_startup_with_one_line(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "wafleet.http.main", "serve"],
         env={"WHATSAPP_RECONNECT_DELAY": "soon", "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -57,13 +64,21 @@ def test_bad_value_stops_startup_with_one_line(tmp_path) -> None:
 def test_serve_without_admin_token_refuses_unless_demo(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "wafleet.http.main", "serve"],
-        env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2 and "WAFLEET_ADMIN_TOKEN" in proc.stderr
 
 
 def test_migrate_creates_and_is_idempotent(tmp_path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/m.db"}
-    first = subprocess.run([sys.executable, "-m", "wafleet.http.main", "migrate"], env=env, capture_output=True, text=True)
-    second = subprocess.run([sys.executable, "-m", "wafleet.http.main", "migrate"], env=env, capture_output=True, text=True)
+    first = subprocess.run(
+        [sys.executable, "-m", "wafleet.http.main", "migrate"], env=env, capture_output=True, text=True
+    )
+    second = subprocess.run(
+        [sys.executable, "-m", "wafleet.http.main", "migrate"], env=env, capture_output=True, text=True
+    )
     assert "version 1 (was 0)" in first.stdout and "version 1 (was 1)" in second.stdout

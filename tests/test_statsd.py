@@ -18,19 +18,30 @@ STATSD = Path(__file__).parent / "statsd" / "node_modules" / "statsd" / "stats.j
 class StatsdDaemon:
     def __init__(self, workdir: Path) -> None:
         if not STATSD.exists() or shutil.which("node") is None:
-            raise RuntimeError("the StatsD daemon is not installed: run .ci/setup (npm install in tests/statsd)")
+            raise RuntimeError(
+                "the StatsD daemon is not installed: run .ci/setup (npm install in tests/statsd)"
+            )
         self.port = free_port()
         config = workdir / "statsd.json"
-        config.write_text(json.dumps({
-            "address": "127.0.0.1", "port": self.port,
-            "mgmt_address": "127.0.0.1", "mgmt_port": free_port(),
-            "backends": [str(Path(__file__).parent / "statsd" / "json-lines-backend.js")],
-            "flushInterval": 200, "deleteIdleStats": False,
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "address": "127.0.0.1",
+                    "port": self.port,
+                    "mgmt_address": "127.0.0.1",
+                    "mgmt_port": free_port(),
+                    "backends": [str(Path(__file__).parent / "statsd" / "json-lines-backend.js")],
+                    "flushInterval": 200,
+                    "deleteIdleStats": False,
+                }
+            )
+        )
         self.log = workdir / "statsd.log"
         self.proc = subprocess.Popen(
-            ["node", str(STATSD), str(config)], cwd=STATSD.parent,
-            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
+            ["node", str(STATSD), str(config)],
+            cwd=STATSD.parent,
+            stdout=open(self.log, "wb"),
+            stderr=subprocess.STDOUT,
         )
         wait_for(lambda: "server is up" in self.log.read_text(), 15, what="statsd to listen")
 
@@ -62,7 +73,10 @@ def statsd(tmp_path: Path) -> Iterator[StatsdDaemon]:
 
 def test_sessions_restarts_and_http_figures_reach_statsd(node_factory, statsd: StatsdDaemon) -> None:
     node: Node = node_factory(
-        STATSD_HOST="127.0.0.1", STATSD_PORT=str(statsd.port), STATSD_PREFIX="wf", WHATSAPP_RECONNECT_DELAY="50"
+        STATSD_HOST="127.0.0.1",
+        STATSD_PORT=str(statsd.port),
+        STATSD_PREFIX="wf",
+        WHATSAPP_RECONNECT_DELAY="50",
     ).start()
     node.create_company("a")
     node.create_company("b")
@@ -71,13 +85,17 @@ def test_sessions_restarts_and_http_figures_reach_statsd(node_factory, statsd: S
     assert statsd.latest("gauges", "wf.sessions.stopped") == 1
     node.post("/api/sandbox/a/crash")
     wait_for(lambda: node.status("a")["restarts"] == 1 and node.status("a")["status"] == "connected")
-    wait_for(lambda: sum(f["counters"].get("wf.sessions.restarts", 0) for f in statsd.flushes()) == 1,
-             what="one restart counted")
+    wait_for(
+        lambda: sum(f["counters"].get("wf.sessions.restarts", 0) for f in statsd.flushes()) == 1,
+        what="one restart counted",
+    )
     assert sum(f["counters"].get("wf.sessions.restarts.crash", 0) for f in statsd.flushes()) == 1
     assert sum(f["counters"].get("wf.http.requests.2xx", 0) for f in statsd.flushes()) >= 5
     assert any("wf.http.latency" in f.get("timers", {}) for f in statsd.flushes())
     # Fleet figures carry no company id (10,000 companies would be 10,000 Whisper files each).
-    names = {n for f in statsd.flushes() for kind in ("counters", "gauges", "timers") for n in f.get(kind, {})}
+    names = {
+        n for f in statsd.flushes() for kind in ("counters", "gauges", "timers") for n in f.get(kind, {})
+    }
     assert not [n for n in names if ".a." in n or n.endswith(".a")]
 
 

@@ -109,8 +109,11 @@ def build_tree(tmp_path: Path, give_up: Any, root_restarts: int = 3) -> tuple[Tr
         directory=directory,
         deps=deps,
         fleet_config=FleetConfig(
-            policy=RestartPolicy(base=0.05, max_delay=0.2), max_sessions=100, boot_rate=10_000,
-            escalate_after=10, escalate_period=5,
+            policy=RestartPolicy(base=0.05, max_delay=0.2),
+            max_sessions=100,
+            boot_rate=10_000,
+            escalate_after=10,
+            escalate_period=5,
         ),
         root_policy=RestartPolicy(base=0.01, max_delay=0.05, max_restarts=root_restarts, window=60),
         on_give_up=give_up,

@@ -6,10 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import bottle
+import gevent
 
 from wafleet.actors import messages as m
 from wafleet.actors.directory import STATES
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond
+from wafleet.http import qr_image
 from wafleet.http.context import Context
 
 
@@ -45,10 +47,24 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
 
     def qr(company_id: str) -> Any:
         _, record = ctx.authorised_record(company_id)
-        current = record.status_json()["qr"]
-        if record.status != "qr" or current is None:
+        pending = record.qr
+        if record.status != "qr" or pending is None:
             raise ApiError(404, "no_qr", f"no QR code is pending: the session is {record.status}")
-        return respond(200, dict(current, round=record.qr["round"] if record.qr else None))
+        fmt = bottle.request.query.get("format")
+        accept = bottle.request.get_header("Accept", "")
+        if fmt not in (None, "svg", "png", "json"):
+            raise ApiError(400, "invalid_query", "format must be svg, png or json")
+        if fmt == "json" or (fmt is None and "application/json" in accept):
+            return respond(200, {**record.status_json()["qr"], "round": pending["round"]})
+        # Encoding is CPU work: keep it off the hub so other requests and sessions go on.
+        render = qr_image.png if fmt == "png" else qr_image.svg
+        body = gevent.get_hub().threadpool.apply(render, (pending["code"],))
+        headers = {
+            "Content-Type": "image/png" if fmt == "png" else "image/svg+xml",
+            "Cache-Control": "no-store",
+            "X-QR-Round": str(pending["round"]),
+        }
+        return bottle.HTTPResponse(body=body, status=200, headers=headers)
 
     def pairing_code(company_id: str) -> Any:
         _, record = ctx.authorised_record(company_id)

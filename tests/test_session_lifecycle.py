@@ -10,7 +10,9 @@ def test_qr_rounds_change_code_then_scan_connects(node_factory) -> None:
     node.create_company("salon")
     assert node.post("/api/whatsapp/sessions/salon/initialize").status_code == 202
     first = node.wait_status("salon", "qr")["qr"]["code"]
-    qr = node.client.get("/api/whatsapp/sessions/salon/qr", headers=node.admin()).json()
+    qr = node.client.get(
+        "/api/whatsapp/sessions/salon/qr", headers={**node.admin(), "Accept": "application/json"}
+    ).json()
     assert qr["round"] >= 1 and qr["expiresAt"].endswith("Z")
     second = wait_for(
         lambda: (c := node.status("salon")["qr"]) and c["code"] != first and c["code"], what="a new QR round"
@@ -75,3 +77,18 @@ def test_close_reasons(node_factory) -> None:
     # and after initialize it needs a new QR: the login was wiped
     assert node.post("/api/whatsapp/sessions/c/initialize").status_code == 202
     node.wait_status("c", "qr")
+
+
+def test_qr_is_an_svg_by_default_a_png_on_request(node: Node) -> None:
+    node.create_company("img")
+    node.post("/api/whatsapp/sessions/img/initialize")
+    node.wait_status("img", "qr")
+    svg = node.client.get("/api/whatsapp/sessions/img/qr", headers=node.admin())
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert svg.text.lstrip().startswith("<svg") and "<path" in svg.text
+    png = node.client.get("/api/whatsapp/sessions/img/qr?format=png", headers=node.admin())
+    assert png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(png.content[16:20], "big")
+    assert width >= 8 * 21  # at least a version-1 symbol at scale 8
+    bad = node.client.get("/api/whatsapp/sessions/img/qr?format=gif", headers=node.admin())
+    assert bad.status_code == 400

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.metrics import Metrics
 from wafleet.storage import companies, events
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
+from wafleet.storage.events import EventRow
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +29,10 @@ def clean(text: str | None) -> str | None:
 
 
 class Journal:
-    def __init__(self, db: Database, metrics: Metrics) -> None:
+    def __init__(self, db: Database, metrics: Metrics, broadcaster: Broadcaster | None = None) -> None:
         self.db = db
         self.metrics = metrics
+        self.broadcaster = broadcaster or Broadcaster()
 
     def transition(
         self,
@@ -59,7 +62,9 @@ class Journal:
         if status == "connected":
             fields["phone"] = record.phone
         with self.db.work(), self.db.atomic():
-            events.append(record.company_id, "status", state=status, reason=reason, data=payload, at=now)
+            event_id = events.append(
+                record.company_id, "status", state=status, reason=reason, data=payload, at=now
+            )
             companies.save_session(self.db, record.company_id, **fields)
         previous = record.status
         record.status = status
@@ -69,6 +74,9 @@ class Journal:
             record.qr = None
         if status != "pairing":
             record.pairing = None
+        self.broadcaster.publish(
+            EventRow(event_id, record.company_id, "status", status, reason, payload, now)
+        )
         self.metrics.incr("sessions.transitions")
         self.metrics.incr(f"sessions.transitions.{status}")
         log.info(
@@ -88,8 +96,10 @@ class Journal:
         state: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
+        now = now_ms()
         with self.db.work():
-            events.append(company_id, kind, state=state, reason=reason, data=data, at=now_ms())
+            event_id = events.append(company_id, kind, state=state, reason=reason, data=data, at=now)
+        self.broadcaster.publish(EventRow(event_id, company_id, kind, state, reason, data or {}, now))
 
     def set_desired(self, company_id: str, desired: str) -> None:
         """Committed before the API acknowledges: a stop must survive a kill -9."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import Directory, SessionRecord
 from wafleet.actors.links.factory import LinkFactory
 from wafleet.actors.tree import Tree
@@ -21,6 +22,7 @@ class Context:
     directory: Directory
     auth: Authenticator
     links: LinkFactory
+    broadcaster: Broadcaster = field(default_factory=Broadcaster)
 
     def company_id(self, value: str) -> str:
         if len(value) > 64 or not self.settings.company_id_pattern.fullmatch(value):

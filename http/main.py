@@ -26,6 +26,7 @@ from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from wafleet.actors import messages as m  # noqa: E402
+from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
@@ -109,6 +110,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         print(f"demo admin token (set WAFLEET_ADMIN_TOKEN to choose your own): {admin_token}", flush=True)
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
+    broadcaster = Broadcaster()
     directory = Directory()
     links = LinkFactory(
         sandbox=settings.sandbox,
@@ -117,7 +119,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         ),
     )
     deps = SessionDeps(
-        journal=Journal(db, metrics),
+        journal=Journal(db, metrics, broadcaster),
         auth=AuthStore(os.path.join(settings.data_dir, "sessions")),
         links=links,
         metrics=metrics,
@@ -162,6 +164,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         directory=directory,
         auth=Authenticator(admin_token, directory),
         links=links,
+        broadcaster=broadcaster,
     )
     app = build_app(ctx, metrics)
     server = NoDelayWSGIServer((settings.host, settings.port), app, spawn=Pool(settings.http_pool), log=None)
@@ -171,6 +174,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
 
     def stop(signum: int) -> None:
         log.info("signal %d: stopping (finishing requests, then the tree)", signum)
+        broadcaster.close_all()
         server.stop(timeout=5)
 
     gevent.signal_handler(signal.SIGTERM, stop, signal.SIGTERM)

@@ -10,8 +10,8 @@ import gevent
 
 from wafleet.actors import messages as m
 from wafleet.actors.directory import STATES
-from wafleet.http.api import ApiError, field, json_body, only_fields, respond
 from wafleet.http import qr_image
+from wafleet.http.api import ApiError, field, json_body, only_fields, respond
 from wafleet.http.context import Context
 
 

@@ -42,6 +42,7 @@ class Settings:
     statsd_port: int
     statsd_prefix: str
     http_pool: int
+    sse_heartbeat_ms: int
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -137,4 +138,5 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         statsd_port=_int(env, "STATSD_PORT", 8125, minimum=1),
         statsd_prefix=env.get("STATSD_PREFIX") or "wafleet",
         http_pool=_int(env, "WAFLEET_HTTP_POOL", 2000, minimum=1),
+        sse_heartbeat_ms=_int(env, "WAFLEET_SSE_HEARTBEAT", 15000, minimum=100),
     )

@@ -1,0 +1,58 @@
+"""Live fan-out of journal events to listeners (server-sent event streams).
+
+A listener is a bounded gevent queue that its stream's greenlet blocks on: thousands of idle
+streams cost a parked greenlet each and no CPU. A listener that falls behind is cut off (it gets
+``None``) rather than growing without bound; its client reconnects with Last-Event-ID and
+replays the gap from the events table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gevent.queue
+
+from wafleet.storage.events import EventRow
+
+
+@dataclass(eq=False)
+class Listener:
+    company_id: str | None  # None: every company (the admin's fleet stream)
+    queue: gevent.queue.Queue = field(default_factory=lambda: gevent.queue.Queue(maxsize=1000))
+
+
+class Broadcaster:
+    def __init__(self) -> None:
+        self._by_company: dict[str | None, set[Listener]] = {}
+
+    def subscribe(self, company_id: str | None) -> Listener:
+        listener = Listener(company_id)
+        self._by_company.setdefault(company_id, set()).add(listener)
+        return listener
+
+    def unsubscribe(self, listener: Listener) -> None:
+        listeners = self._by_company.get(listener.company_id)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._by_company[listener.company_id]
+
+    def publish(self, event: EventRow) -> None:
+        for key in (event.company_id, None) if event.company_id is not None else (None,):
+            for listener in list(self._by_company.get(key, ())):
+                try:
+                    listener.queue.put_nowait(event)
+                except gevent.queue.Full:
+                    self.unsubscribe(listener)
+                    listener.queue.queue.clear()
+                    listener.queue.put_nowait(None)
+
+    def close_all(self) -> None:
+        """End every stream (node shutdown): clients reconnect elsewhere with Last-Event-ID."""
+        for listeners in list(self._by_company.values()):
+            for listener in list(listeners):
+                self.unsubscribe(listener)
+                listener.queue.put_nowait(None)
+
+    def count(self) -> int:
+        return sum(len(v) for v in self._by_company.values())

@@ -1,0 +1,114 @@
+"""Live events: each company sees only its own; Last-Event-ID replays exactly what was missed."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+from tests.harness import ADMIN_TOKEN, Node
+from tests.sse import SseClient
+
+
+@pytest.fixture
+def sse_node(node_factory) -> Node:
+    return node_factory(WAFLEET_SSE_HEARTBEAT="200").start()
+
+
+def test_a_company_stream_carries_only_that_company(sse_node: Node) -> None:
+    node = sse_node
+    token_a = node.create_company("a")
+    node.create_company("b")
+    stream = SseClient(node.base_url, "/api/whatsapp/sessions/a/events", token_a)
+    assert stream.status == 200
+    node.connect("b")
+    node.connect("a")
+    seen = stream.until(lambda e: e.event == "status" and e.data["state"] == "connected")
+    assert {e.data["companyId"] for e in seen} == {"a"}
+    assert [e.data["state"] for e in seen if e.event == "status"] == ["starting", "qr", "connected"]
+    assert any(e.event == "qr" or (e.event == "status" and e.data["state"] == "qr") for e in seen)
+    ids = [e.id for e in seen]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    with pytest.raises(queue.Empty):  # b's later events never reach a's stream
+        node.post("/api/sandbox/b/crash")
+        stream.until(lambda e: e.data["companyId"] == "b", timeout=1.0)
+    stream.close()
+
+
+def test_another_company_cannot_open_the_stream(sse_node: Node) -> None:
+    token_a = sse_node.create_company("a")
+    sse_node.create_company("b")
+    stream = SseClient(sse_node.base_url, "/api/whatsapp/sessions/b/events", token_a)
+    assert stream.status == 403
+    stream.close()
+    fleet = SseClient(sse_node.base_url, "/api/whatsapp/events", token_a)
+    assert fleet.status == 403
+    fleet.close()
+
+
+def test_last_event_id_replays_exactly_the_missed_events(sse_node: Node) -> None:
+    node = sse_node
+    token = node.create_company("a")
+    first = SseClient(node.base_url, "/api/whatsapp/sessions/a/events", token)
+    node.post("/api/whatsapp/sessions/a/initialize")
+    got = first.until(lambda e: e.event == "status" and e.data["state"] == "qr")
+    last_id = got[-1].id
+    first.close()
+
+    # while the client is away: scan, a crash and the comeback
+    node.post("/api/sandbox/a/scan")
+    node.wait_status("a", "connected")
+    node.post("/api/sandbox/a/crash")
+    node.wait_status("a", "connected")
+    wanted = [e for e in _all_events(node) if e.id > last_id and e.data["companyId"] == "a"]
+
+    again = SseClient(node.base_url, "/api/whatsapp/sessions/a/events", token, last_event_id=last_id)
+    replayed = [again.next() for _ in wanted]
+    assert [(e.id, e.event, e.data["state"]) for e in replayed] == [
+        (e.id, e.event, e.data["state"]) for e in wanted
+    ]
+    assert [e.data["state"] for e in replayed if e.event == "status"] == [
+        "connected",
+        "reconnecting",
+        "starting",
+        "connected",
+    ]
+    with pytest.raises(queue.Empty):  # nothing more, nothing twice
+        again.next(timeout=0.5)
+    again.close()
+
+
+def test_idle_streams_get_heartbeats_and_the_fleet_stream_sees_everyone(sse_node: Node) -> None:
+    node = sse_node
+    fleet = SseClient(node.base_url, "/api/whatsapp/events", ADMIN_TOKEN)
+    assert fleet.comments.get(timeout=5) == ": keep-alive"
+    for cid in ("a", "b"):
+        node.create_company(cid)
+        node.connect(cid)
+    seen = set()
+    while seen != {"a", "b"}:
+        event = fleet.next()
+        if event.event == "status" and event.data["state"] == "connected":
+            seen.add(event.data["companyId"])
+    fleet.close()
+
+
+def test_bad_last_event_id_is_a_clear_400(sse_node: Node) -> None:
+    token = sse_node.create_company("a")
+    r = sse_node.client.get(
+        "/api/whatsapp/sessions/a/events",
+        headers={"Authorization": f"Bearer {token}", "Last-Event-ID": "abc"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_last_event_id"
+
+
+def _all_events(node: Node) -> list:
+    stream = SseClient(node.base_url, "/api/whatsapp/events", ADMIN_TOKEN, last_event_id=0)
+    events = []
+    while True:
+        try:
+            events.append(stream.next(timeout=0.5))
+        except queue.Empty:
+            break
+    stream.close()
+    return events

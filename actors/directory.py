@@ -44,6 +44,7 @@ class SessionRecord:
     qr: dict[str, Any] | None = None
     pairing: dict[str, Any] | None = None
     pairing_phone: str | None = None  # set by initialize{usePairingCode}: how the next start connects
+    blocked_until: int | None = None  # ms; the pairing-code cooldown
 
     def company_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class SessionRecord:
             "restarts": self.restarts,
             "lastError": last_error,
             "since": iso(self.since),
+            "blockedUntil": iso(self.blocked_until) if self.status == "blocked" else None,
             "history": [dict(h, at=iso(h["at"])) for h in self.history],
         }
 

@@ -21,6 +21,7 @@ import gevent
 import pykka
 
 from wafleet.actors.directory import Directory, SessionRecord
+from wafleet.actors.errors import RateLimited
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.links.base import LinkConflict
 from wafleet.actors.links.factory import LinkUnavailable
@@ -43,6 +44,7 @@ from wafleet.actors.messages import (
 from wafleet.actors.restart import Intensity, RestartPolicy, RestartTracker
 from wafleet.actors.session import CompanySession, SessionDeps
 from wafleet.storage import companies
+from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.tokens import hash_token, new_token
 
@@ -132,6 +134,8 @@ class Fleet(SupervisedActor):
                 restore.append(record)
         self.directory.replace_all(records)
         for record in records:
+            self._restore_block(record)
+        for record in records:
             if record.status in RUNNING + ("reconnecting",) and record.desired != "running":
                 self.journal.transition(record, "stopped", reason="boot")
         to_start = []
@@ -148,6 +152,28 @@ class Fleet(SupervisedActor):
         self._background.append(gevent.spawn(self._restore, to_start))
         self._background.append(gevent.spawn(self._publish_gauges))
 
+    def _restore_block(self, record: SessionRecord) -> None:
+        """A pairing cooldown outlives the process: from the database, or from Redis."""
+        shared_until = self.deps.shared.blocked_until(record.company_id)
+        until = max(record.blocked_until or 0, int(shared_until * 1000) if shared_until else 0)
+        if until > now_ms():
+            if record.status != "blocked" or record.blocked_until != until:
+                record.blocked_until = until
+                self.journal.transition(record, "blocked", reason="pairing_limit", data={"until": until})
+            self._schedule_unblock(record)
+        elif record.status == "blocked":
+            self.journal.transition(record, "stopped", reason="cooldown_over")
+
+    def _schedule_unblock(self, record: SessionRecord) -> None:
+        delay = max(0.0, ((record.blocked_until or 0) - now_ms()) / 1000)
+        self._background.append(gevent.spawn_later(delay, self._tell, _Unblock(record.company_id)))
+
+    def _tell(self, message: Any) -> None:
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
     def _restore(self, company_ids: list[str]) -> None:
         """Staggered boot: no reconnect storm against WhatsApp or the database."""
         step = 1.0 / self.config.boot_rate if self.config.boot_rate > 0 else 0.0
@@ -163,6 +189,11 @@ class Fleet(SupervisedActor):
         while True:
             for state, count in self.directory.counts().items():
                 self.deps.metrics.gauge(f"sessions.{state}", count)
+            now = now_ms()
+            pending = sum(
+                1 for r in self.directory.records.values() if r.pairing and r.pairing["expiresAt"] > now
+            )
+            self.deps.metrics.gauge("pairing.pending", pending)
             gevent.sleep(self.config.gauge_interval)
 
     def cleanup(self) -> None:
@@ -184,6 +215,15 @@ class Fleet(SupervisedActor):
                 child = self.children.get(company_id)
                 if child is not None and child.generation == generation and child.ref is None:
                     self._start(company_id)
+                return None
+            case _Unblock(id=company_id):
+                record = self.directory.get(company_id)
+                if (
+                    record is not None
+                    and record.status == "blocked"
+                    and (record.blocked_until or 0) <= now_ms()
+                ):
+                    self.journal.transition(record, "stopped", reason="cooldown_over")
                 return None
             case _Restore(id=company_id):
                 record = self.directory.get(company_id)
@@ -265,8 +305,21 @@ class Fleet(SupervisedActor):
         self.journal.event(None, "company", reason="deleted", data={"company": company_id})
 
     # -- sessions -------------------------------------------------------------------------------
+    def _check_not_blocked(self, record: SessionRecord) -> None:
+        until = record.blocked_until if record.status == "blocked" else None
+        shared_until = self.deps.shared.blocked_until(record.company_id)
+        if shared_until:
+            until = max(until or 0, int(shared_until * 1000))
+        if until and until > now_ms():
+            minutes = max(1, round((until - now_ms()) / 60000))
+            raise RateLimited(
+                (until - now_ms()) / 1000,
+                f"the company is blocked after too many pairing codes: try again in {minutes} min",
+            )
+
     def _initialize(self, company_id: str, pairing_phone: str | None) -> SessionRecord:
         record = self._record(company_id)
+        self._check_not_blocked(record)
         child = self.children.get(company_id)
         if record.status == "connected":
             raise Conflict("the session is already connected")
@@ -282,6 +335,7 @@ class Fleet(SupervisedActor):
 
     def _reconnect(self, company_id: str) -> SessionRecord:
         record = self._record(company_id)
+        self._check_not_blocked(record)
         self._check_capacity(company_id)
         self._close_child(company_id, "stop")
         self._set_desired(record, "running")
@@ -290,6 +344,8 @@ class Fleet(SupervisedActor):
 
     def _stop_session(self, company_id: str, mode: str) -> SessionRecord:
         record = self._record(company_id)
+        if record.status == "blocked" and mode == "stop":
+            return record  # already down; the cooldown protects the number and stays
         self._set_desired(record, "stopped")
         self._close_child(company_id, mode)
         if mode == "logout":
@@ -302,6 +358,7 @@ class Fleet(SupervisedActor):
 
     def _request_pairing(self, msg: RequestPairing) -> Any:
         record = self._record(msg.id)
+        self._check_not_blocked(record)
         child = self.children.get(msg.id)
         if child is None or child.ref is None:
             if record.status == "connected":
@@ -404,6 +461,30 @@ class Fleet(SupervisedActor):
             del self.children[company_id]
             if record.status != "stopped":
                 self.journal.transition(record, "stopped", reason="session ended")
+            return
+
+        if reason == "blocked":
+            del self.children[company_id]
+            self._set_desired(record, "stopped")
+            record.blocked_until = int(exit_.data.get("until") or now_ms())
+            self.journal.transition(
+                record,
+                "blocked",
+                reason="pairing_limit",
+                message=exit_.message,
+                error=True,
+                data={"until": record.blocked_until},
+            )
+            self.journal.alert(company_id, "pairing_limit", exit_.message)
+            self._schedule_unblock(record)
+            return
+
+        if reason == "qr_exhausted":
+            del self.children[company_id]
+            self._set_desired(record, "stopped")
+            self.journal.transition(
+                record, "stopped", reason=reason, message=exit_.message, error=True, data=dict(exit_.data)
+            )
             return
 
         if reason in FINAL_REASONS:
@@ -514,6 +595,11 @@ class Fleet(SupervisedActor):
 
 @dataclass(frozen=True)
 class _Restore:
+    id: str
+
+
+@dataclass(frozen=True)
+class _Unblock:
     id: str
 
 

@@ -61,6 +61,11 @@ class Journal:
             fields.update(last_error_reason=reason, last_error_message=message or "", last_error_at=now)
         if status == "connected":
             fields["phone"] = record.phone
+        if status == "blocked":
+            fields["blocked_until"] = record.blocked_until
+        elif record.blocked_until is not None:
+            record.blocked_until = None
+            fields["blocked_until"] = None
         with self.db.work(), self.db.atomic():
             event_id = events.append(
                 record.company_id, "status", state=status, reason=reason, data=payload, at=now

@@ -8,14 +8,16 @@ down. A bug in here is a crash like any other: the Fleet restarts the session wi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gevent.event
 import pykka
 
 from wafleet.actors.directory import SessionRecord
+from wafleet.actors.errors import RateLimited
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.journal import Journal
 from wafleet.actors.links.base import Link, LinkConflict
@@ -23,8 +25,10 @@ from wafleet.actors.links.factory import LinkFactory
 from wafleet.actors.links.sandbox import SandboxLink
 from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox
 from wafleet.actors.metrics import Metrics
+from wafleet.storage import pairing as pairing_log
 from wafleet.storage.authstate import AuthStore
 from wafleet.storage.clock import now_ms
+from wafleet.storage.shared_state import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +38,23 @@ class InjectedCrash(RuntimeError):
 
 
 @dataclass(frozen=True)
+class ConnectLimits:
+    """Seed 000: QR rounds before falling back to a pairing code; pairing codes per hour."""
+
+    max_qr_attempts: int = 3
+    pairing_per_hour: int = 5
+    pairing_cooldown: float = 1800.0
+    qr_count_ttl: float = 900.0
+
+
+@dataclass(frozen=True)
 class SessionDeps:
     journal: Journal
     auth: AuthStore
     links: LinkFactory
     metrics: Metrics
+    shared: SharedState = field(default_factory=SharedState)
+    limits: ConnectLimits = field(default_factory=ConnectLimits)
 
 
 class CompanySession(SupervisedActor):
@@ -48,6 +64,7 @@ class CompanySession(SupervisedActor):
         self.deps = deps
         self.link: Link | None = None
         self.pending_pair: str | None = None
+        self.pairing_for: str | None = None
         self.pair_waiters: list[gevent.event.AsyncResult] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -105,14 +122,19 @@ class CompanySession(SupervisedActor):
                 "round": data["round"],
             }
             self.deps.metrics.incr("qr.rounds")
+            if self.pending_pair:
+                phone, self.pending_pair = self.pending_pair, None
+                self._pair(phone)
+                return
+            limits = self.deps.limits
+            rounds = self.deps.shared.qr_attempt(record.company_id, limits.qr_count_ttl)
+            if rounds > limits.max_qr_attempts:
+                self._qr_exhausted(rounds - 1)
+                return
             if record.status != "qr":
                 journal.transition(record, "qr", reason=f"round {data['round']}")
             else:
                 journal.event(record.company_id, "qr", state="qr", data={"round": data["round"]})
-            if self.pending_pair:
-                phone, self.pending_pair = self.pending_pair, None
-                assert self.link is not None
-                self.link.pair(phone)
         elif kind == "pairing_code":
             expires_in = int(data["ttl"])
             record.pairing = {"code": data["code"], "expiresAt": now_ms() + expires_in * 1000}
@@ -124,8 +146,21 @@ class CompanySession(SupervisedActor):
             for waiter in self.pair_waiters:
                 waiter.set({"code": data["code"], "expiresIn": expires_in})
             self.pair_waiters.clear()
+            phone = self.pairing_for or ""
+            pairing_log.record(journal.db, record.company_id, phone, "issued", data["code"])
+            self.deps.shared.set_pairing(
+                record.company_id,
+                {
+                    "codeHash": pairing_log.code_hash(data["code"]),
+                    "phone": phone,
+                    "expiresAt": record.pairing["expiresAt"],
+                },
+                expires_in,
+            )
         elif kind == "pairing_expired":
             record.pairing = None
+            self.deps.shared.clear_pairing(record.company_id)
+            pairing_log.settle(journal.db, record.company_id, "expired")
             journal.event(record.company_id, "pairing_code", state=record.status, reason="expired")
         elif kind == "connected":
             creds = data.get("creds")
@@ -133,6 +168,10 @@ class CompanySession(SupervisedActor):
                 self.deps.auth.save(record.company_id, record.link, creds)
             record.phone = data.get("phone") or record.phone
             record.pairing_phone = None
+            self.deps.shared.reset_qr(record.company_id)
+            if record.pairing is not None:
+                pairing_log.settle(journal.db, record.company_id, "used")
+                self.deps.shared.clear_pairing(record.company_id)
             journal.transition(record, "connected", reason="linked")
         elif kind == "closed":
             reason = str(data.get("reason", "transient"))
@@ -164,13 +203,62 @@ class CompanySession(SupervisedActor):
         if self.record.status == "connected":
             raise LinkConflict("the session is already connected")
         waiter = gevent.event.AsyncResult()
-        self.pair_waiters.append(waiter)
         if self.record.status in ("qr", "pairing"):
-            assert self.link is not None
-            self.link.pair(phone)
+            if not self._pair(phone):
+                until = self.record.blocked_until or 0
+                raise RateLimited(until / 1000 - time.time(), self._limit_message(until))
         else:
             self.pending_pair = phone  # asked for as soon as the link shows its first QR
+        self.pair_waiters.append(waiter)
         return waiter
+
+    def _pair(self, phone: str) -> bool:
+        """Ask the link for a pairing code, within the company's limit (WhatsApp bans numbers
+        that ask too often). Over the limit the session ends ``blocked`` for the cooldown."""
+        limits, record = self.deps.limits, self.record
+        allowed, retry_after = self.deps.shared.take_pairing_slot(
+            record.company_id, limits.pairing_per_hour, 3600.0, limits.pairing_cooldown
+        )
+        if not allowed:
+            until = int((time.time() + retry_after) * 1000)
+            record.blocked_until = until
+            self.deps.metrics.incr("pairing.limit_trips")
+            pairing_log.record(self.deps.journal.db, record.company_id, phone, "refused")
+            message = self._limit_message(until)
+            for waiter in self.pair_waiters:
+                waiter.set_exception(RateLimited(retry_after, message))
+            self.pair_waiters.clear()
+            self.exit("blocked", message, until=until)
+            return False
+        assert self.link is not None
+        self.pairing_for = phone
+        self.link.pair(phone)
+        return True
+
+    def _limit_message(self, until_ms: int) -> str:
+        minutes = max(1, round((until_ms / 1000 - time.time()) / 60))
+        return (
+            f"pairing-code limit reached ({self.deps.limits.pairing_per_hour} an hour): "
+            f"try again in {minutes} min"
+        )
+
+    def _qr_exhausted(self, rounds: int) -> None:
+        """Seed 000 step 4: nobody scanned; switch to a pairing code for the stored phone."""
+        record = self.record
+        phone = record.pairing_phone or record.company_phone
+        self.deps.shared.reset_qr(record.company_id)
+        if phone:
+            self.deps.metrics.incr("pairing.fallbacks")
+            self.deps.journal.event(
+                record.company_id, "qr_exhausted", reason="fallback_to_pairing", data={"rounds": rounds}
+            )
+            self._pair(phone)
+            return
+        self.exit(
+            "qr_exhausted",
+            f"no scan after {rounds} QR codes: give a phone number to get a pairing code instead",
+            needs="phoneNumber",
+        )
 
     def _close(self, mode: str) -> None:
         if self.link is not None:

@@ -16,6 +16,7 @@ from typing import Any
 import bottle
 import pykka
 
+from wafleet.actors.errors import RateLimited
 from wafleet.actors.fleet import AtCapacity, Conflict, NotFound
 from wafleet.actors.links.base import LinkConflict
 from wafleet.actors.metrics import Metrics
@@ -129,6 +130,12 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def _to_response(exc: Exception) -> bottle.HTTPResponse:
     if isinstance(exc, ApiError):
         return respond(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
+    if isinstance(exc, RateLimited):
+        return respond(
+            429,
+            {"error": {"code": "rate_limited", "message": str(exc), "retryAfter": exc.retry_after}},
+            {"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, NotFound):
         return respond(404, {"error": {"code": "not_found", "message": str(exc)}})
     if isinstance(exc, (Conflict, LinkConflict)):

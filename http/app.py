@@ -5,7 +5,14 @@ from __future__ import annotations
 import bottle
 
 from wafleet.actors.metrics import Metrics
-from wafleet.http import routes_admin, routes_health, routes_sandbox, routes_sessions
+from wafleet.http import (
+    routes_admin,
+    routes_events,
+    routes_health,
+    routes_pages,
+    routes_sandbox,
+    routes_sessions,
+)
 from wafleet.http.api import error_body, guard
 from wafleet.http.context import Context
 
@@ -17,6 +24,8 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)
     routes_sessions.install(app, ctx)
+    routes_pages.install(app, ctx)
+    routes_events.install(app, ctx, ctx.broadcaster, ctx.settings.sse_heartbeat_ms / 1000)
     if ctx.settings.sandbox:
         routes_sandbox.install(app, ctx)
 

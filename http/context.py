@@ -12,6 +12,7 @@ from wafleet.http.api import ApiError
 from wafleet.http.auth import Authenticator, Principal
 from wafleet.http.settings import Settings
 from wafleet.storage.database import Database
+from wafleet.storage.shared_state import SharedState
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Context:
     auth: Authenticator
     links: LinkFactory
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
+    shared: SharedState = field(default_factory=SharedState)
 
     def company_id(self, value: str) -> str:
         if len(value) > 64 or not self.settings.company_id_pattern.fullmatch(value):

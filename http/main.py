@@ -34,7 +34,7 @@ from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
-from wafleet.actors.session import SessionDeps  # noqa: E402
+from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
 from wafleet.actors.tree import Tree  # noqa: E402
 from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator  # noqa: E402
@@ -44,6 +44,7 @@ from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
 from wafleet.storage.schema import migrate  # noqa: E402
+from wafleet.storage.shared_state import SharedState  # noqa: E402
 
 log = logging.getLogger("wafleet")
 
@@ -111,6 +112,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
     broadcaster = Broadcaster()
+    shared = SharedState(settings.redis_url)
     directory = Directory()
     links = LinkFactory(
         sandbox=settings.sandbox,
@@ -123,6 +125,13 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         auth=AuthStore(os.path.join(settings.data_dir, "sessions")),
         links=links,
         metrics=metrics,
+        shared=shared,
+        limits=ConnectLimits(
+            max_qr_attempts=settings.max_qr_attempts,
+            pairing_per_hour=settings.max_pairing_per_hour,
+            pairing_cooldown=settings.pairing_cooldown_ms / 1000,
+            qr_count_ttl=(settings.qr_first_ms + settings.qr_next_ms * settings.max_qr_attempts) / 1000 + 60,
+        ),
     )
     policy = RestartPolicy(
         base=settings.reconnect_delay_ms / 1000,
@@ -165,6 +174,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         auth=Authenticator(admin_token, directory),
         links=links,
         broadcaster=broadcaster,
+        shared=shared,
     )
     app = build_app(ctx, metrics)
     server = NoDelayWSGIServer((settings.host, settings.port), app, spawn=Pool(settings.http_pool), log=None)

@@ -24,5 +24,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         except Exception as exc:  # any driver error means not ready
             checks["database"] = f"down: {type(exc).__name__}"
         checks["tree"] = "running" if ctx.tree.running() else "down"
+        # Redis down is degraded, not unready: the node serves on local limits meanwhile.
+        checks["redis"] = {"ok": "ok", "degraded": "degraded", "local": "not configured"}[ctx.shared.status()]
         ready = checks["database"] == "ok" and checks["tree"] == "running"
         return respond(200 if ready else 503, {"status": "ready" if ready else "not_ready", **checks})

@@ -43,6 +43,10 @@ class Settings:
     statsd_prefix: str
     http_pool: int
     sse_heartbeat_ms: int
+    redis_url: str | None
+    max_qr_attempts: int
+    max_pairing_per_hour: int
+    pairing_cooldown_ms: int
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -89,6 +93,15 @@ def _pattern(env: Mapping[str, str], name: str, default: str) -> re.Pattern[str]
         return re.compile(raw)
     except re.error as exc:
         raise ConfigError(f"{name}: expected a regular expression, got {raw!r} ({exc})") from None
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("REDIS_URL") or "").strip()
+    if not raw:
+        return None
+    if not re.match(r"^(redis|rediss|unix)://", raw):
+        raise ConfigError("REDIS_URL: expected redis://host:port/db (or rediss://, unix://)")
+    return raw
 
 
 def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
@@ -139,4 +152,8 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         statsd_prefix=env.get("STATSD_PREFIX") or "wafleet",
         http_pool=_int(env, "WAFLEET_HTTP_POOL", 2000, minimum=1),
         sse_heartbeat_ms=_int(env, "WAFLEET_SSE_HEARTBEAT", 15000, minimum=100),
+        redis_url=_redis_url(env),
+        max_qr_attempts=_int(env, "WHATSAPP_MAX_QR_ATTEMPTS", 3, minimum=1),
+        max_pairing_per_hour=_int(env, "WAFLEET_MAX_PAIRING_PER_HOUR", 5, minimum=1),
+        pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),
     )

@@ -36,6 +36,7 @@ class SessionRow:
     restarts: int
     last_error: dict[str, Any] | None
     since: int
+    blocked_until: int | None = None
 
 
 def _company(row: Company) -> CompanyRow:
@@ -66,6 +67,7 @@ def _session(row: Session) -> SessionRow:
         restarts=row.restarts,
         last_error=last_error,
         since=row.since,
+        blocked_until=row.blocked_until,
     )
 
 

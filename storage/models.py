@@ -40,6 +40,20 @@ class Session(BaseModel):
     last_error_at = peewee.BigIntegerField(null=True)
     since = peewee.BigIntegerField()
     updated_at = peewee.BigIntegerField()
+    blocked_until = peewee.BigIntegerField(null=True)  # pairing cooldown; survives restarts
+
+
+class PairingCode(BaseModel):
+    """Every pairing code asked for: when, for which phone, and what became of it.
+
+    The code itself is kept only as a hash: it is a one-time login secret."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64, index=True)
+    phone = peewee.CharField(max_length=32)
+    code_hash = peewee.CharField(max_length=64, null=True)
+    outcome = peewee.CharField(max_length=16)  # issued, used, expired, refused
+    at = peewee.BigIntegerField()
 
 
 class Event(BaseModel):
@@ -57,4 +71,4 @@ class Event(BaseModel):
         indexes = ((("company", "id"), False),)
 
 
-ALL_MODELS: list[type[BaseModel]] = [SchemaVersion, Company, Session, Event]
+ALL_MODELS: list[type[BaseModel]] = [SchemaVersion, Company, Session, Event, PairingCode]

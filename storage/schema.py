@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_migrations
+
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, SchemaVersion, Session
+from wafleet.storage.models import Company, Event, PairingCode, SchemaVersion, Session
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +19,18 @@ def _v1(db: Database) -> None:
     db.db.create_tables([Company, Session, Event])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1]
+def _v2(db: Database) -> None:
+    """Pairing-code limits: the cooldown on the session row, and the history of codes."""
+    columns = {c.name for c in db.db.get_columns(Session._meta.table_name)}
+    if "blocked_until" not in columns:
+        migrator = SchemaMigrator.from_database(db.db)
+        run_migrations(
+            migrator.add_column(Session._meta.table_name, "blocked_until", peewee.BigIntegerField(null=True))
+        )
+    db.db.create_tables([PairingCode])
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2]
 
 
 def current_version(db: Database) -> int:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.harness import ADMIN_TOKEN, Node, wait_for
+from tests.sse import SseClient
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ COMPANY_ROUTES = [
     Route("POST", "/api/sandbox/<company_id>/enter-code", {"code": "ABCD-EFGH"}),
     Route("POST", "/api/sandbox/<company_id>/disconnect", {"reason": "logged_out"}),
     Route("POST", "/api/sandbox/<company_id>/crash"),
+    Route("GET", "/api/whatsapp/sessions/<company_id>/events"),
 ]
 
 # Admin-only routes; <company_id> is filled with the victim's id.
@@ -56,10 +58,22 @@ ADMIN_ROUTES = [
     Route("DELETE", "/admin/companies/<company_id>"),
     Route("GET", "/api/whatsapp/sessions"),
     Route("GET", "/api/whatsapp/metrics"),
+    Route("GET", "/api/whatsapp/events"),
 ]
 
 # No token needed.
 PUBLIC_ROUTES = [Route("GET", "/healthz"), Route("GET", "/readyz")]
+
+# Pages: a login form for anyone; what they show needs the token (cookie), see test_pages.py.
+PAGE_ROUTES = [
+    Route("ANY", "/"),
+    Route("GET", "/static/<path:path>"),
+    Route("GET", "/connect/<company_id>"),
+    Route("POST", "/connect/<company_id>/login"),
+    Route("POST", "/connect/<company_id>/logout"),
+    Route("POST", "/login"),
+    Route("POST", "/logout"),
+]
 
 PROTECTED = COMPANY_ROUTES + ADMIN_ROUTES
 
@@ -78,7 +92,7 @@ def _routes_of_app(**env: str) -> set[tuple[str, str]]:
 
 
 def test_route_tables_cover_the_app() -> None:
-    listed = {(r.method, r.rule) for r in PROTECTED + PUBLIC_ROUTES}
+    listed = {(r.method, r.rule) for r in PROTECTED + PUBLIC_ROUTES + PAGE_ROUTES}
     assert _routes_of_app() == listed, "a route of build_app is missing from the tables (or gone)"
     # Single-tenant mode adds id-less twins of the company routes, acting on DEFAULT_COMPANY_ID.
     twins = {(r.method, r.rule.replace("/<company_id>", "")) for r in COMPANY_ROUTES}
@@ -254,7 +268,8 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     def call(method: str, suffix: str, body: Any = None, expect: int = 200) -> dict[str, Any]:
         sandbox = suffix in ("scan", "enter-code", "disconnect", "crash")
         prefix = "/api/sandbox/alpha" if sandbox else "/api/whatsapp/sessions/alpha"
-        r = node.client.request(method, f"{prefix}/{suffix}", headers=headers, json=body)
+        extra = {"Accept": "application/json"} if suffix == "qr" else {}
+        r = node.client.request(method, f"{prefix}/{suffix}", headers={**headers, **extra}, json=body)
         assert r.status_code == expect, f"{method} {suffix}: {r.status_code} {r.text}"
         hit.add(f"{method} {prefix.replace('alpha', '<company_id>')}/{suffix}")
         return r.json()
@@ -266,6 +281,8 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
         return wait_for(lambda: (s := status())["status"] == state and s, what=f"alpha {state}")
 
     assert status()["status"] == "stopped"
+    stream = SseClient(node.base_url, "/api/whatsapp/sessions/alpha/events", fleet.tokens["alpha"])
+    hit.add("GET /api/whatsapp/sessions/<company_id>/events")
     call("POST", "initialize", {}, 202)
     wait("qr")
     assert call("GET", "qr")["code"].startswith("2@")
@@ -283,6 +300,8 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     call("POST", "enter-code", {"code": code}, 202)
     assert wait("connected")["phoneNumber"] == "15551234567"
     call("POST", "cleanup")
+    assert {e.data["companyId"] for e in stream.until(lambda e: e.data["reason"] == "cleanup")} == {"alpha"}
+    stream.close()
 
     assert hit == {str(r) for r in COMPANY_ROUTES}
     # and none of that touched the other companies

@@ -6,7 +6,7 @@ import queue
 
 import pytest
 
-from tests.harness import ADMIN_TOKEN, Node
+from tests.harness import ADMIN_TOKEN, Node, wait_for
 from tests.sse import SseClient
 
 
@@ -59,7 +59,7 @@ def test_last_event_id_replays_exactly_the_missed_events(sse_node: Node) -> None
     node.post("/api/sandbox/a/scan")
     node.wait_status("a", "connected")
     node.post("/api/sandbox/a/crash")
-    node.wait_status("a", "connected")
+    wait_for(lambda: (s := node.status("a"))["restarts"] == 1 and s["status"] == "connected", what="a back")
     wanted = [e for e in _all_events(node) if e.id > last_id and e.data["companyId"] == "a"]
 
     again = SseClient(node.base_url, "/api/whatsapp/sessions/a/events", token, last_event_id=last_id)

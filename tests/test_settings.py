@@ -81,4 +81,7 @@ def test_migrate_creates_and_is_idempotent(tmp_path) -> None:
     second = subprocess.run(
         [sys.executable, "-m", "wafleet.http.main", "migrate"], env=env, capture_output=True, text=True
     )
-    assert "version 1 (was 0)" in first.stdout and "version 1 (was 1)" in second.stdout
+    from wafleet.storage.schema import MIGRATIONS
+
+    newest = len(MIGRATIONS)
+    assert f"version {newest} (was 0)" in first.stdout and f"version {newest} (was {newest})" in second.stdout

@@ -1,0 +1,163 @@
+"""Pages for people: a company's connect page (/connect/{id}) and the fleet dashboard (/).
+
+Server-rendered Bottle templates plus plain JavaScript (EventSource + fetch) from ``static/``;
+nothing comes from a CDN. The login forms post the token in the body and answer with an HttpOnly,
+SameSite=Strict cookie and a 303 back to the page, so the token never appears in a URL. The JSON
+API reads the same cookie (auth.py) so the page's scripts call it without holding the token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import bottle
+
+from wafleet.actors.directory import STATES
+from wafleet.http.api import ApiError
+from wafleet.http.auth import COOKIE, Principal, cookie_token
+from wafleet.http.context import Context
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = str(HERE / "templates")
+STATIC = str(HERE / "static")
+MAX_TOKEN = 512
+
+_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+}
+
+
+def page(_template: str, _status: int = 200, **values: Any) -> bottle.HTTPResponse:
+    body = bottle.template(_template, template_lookup=[TEMPLATES], **values)
+    return bottle.HTTPResponse(body=body, status=_status, headers=dict(_HEADERS))
+
+
+def redirect(location: str, cookie: str | None = None, clear: bool = False) -> bottle.HTTPResponse:
+    response = bottle.HTTPResponse(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+    secure = bottle.request.urlparts.scheme == "https"
+    if cookie is not None:
+        response.set_cookie(
+            COOKIE, cookie, path="/", httponly=True, samesite="strict", secure=secure, max_age=7 * 86400
+        )
+    if clear:
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure)
+    return response
+
+
+def install(app: bottle.Bottle, ctx: Context) -> None:
+    def current() -> Principal | None:
+        token = cookie_token(bottle.request)
+        return ctx.auth.check(token) if token else None
+
+    def valid_id(company_id: str) -> bool:
+        return len(company_id) <= 64 and bool(ctx.settings.company_id_pattern.fullmatch(company_id))
+
+    def form_token() -> str:
+        try:
+            value = bottle.request.forms.getunicode("token", default="") or ""
+        except Exception:
+            return ""
+        return value.strip()[:MAX_TOKEN]
+
+    @app.get("/static/<path:path>")
+    def static(path: str) -> Any:
+        response = bottle.static_file(path, root=STATIC)
+        response.set_header("Cache-Control", "no-cache")
+        response.set_header("X-Content-Type-Options", "nosniff")
+        return response
+
+    # -- a company's connect page ---------------------------------------------------------------
+    @app.get("/connect/<company_id>")
+    def connect_page(company_id: str) -> Any:
+        if not valid_id(company_id):
+            return page("message", 404, title="Not found", message="There is no such company.")
+        principal = current()
+        if principal is None or not (principal.admin or principal.company_id == company_id):
+            error = "This login is for another company." if principal is not None else ""
+            return page(
+                "login",
+                403 if principal is not None else 200,
+                title=f"Connect {company_id}",
+                heading=f"Connect WhatsApp for {company_id}",
+                action=f"/connect/{company_id}/login",
+                label="Company token",
+                error=error,
+            )
+        record = ctx.directory.get(company_id)
+        if record is None:
+            return page("message", 404, title="Not found", message=f"Company {company_id} does not exist.")
+        return page("connect", company_id=company_id, name=record.name, admin=principal.admin)
+
+    @app.post("/connect/<company_id>/login")
+    def connect_login(company_id: str) -> Any:
+        if not valid_id(company_id):
+            return page("message", 404, title="Not found", message="There is no such company.")
+        token = form_token()
+        principal = ctx.auth.check(token) if token else None
+        if principal is None or not (principal.admin or principal.company_id == company_id):
+            return page(
+                "login",
+                401,
+                title=f"Connect {company_id}",
+                heading=f"Connect WhatsApp for {company_id}",
+                action=f"/connect/{company_id}/login",
+                label="Company token",
+                error="That token does not open this company.",
+            )
+        return redirect(f"/connect/{company_id}", cookie=token)
+
+    @app.post("/connect/<company_id>/logout")
+    def connect_logout(company_id: str) -> Any:
+        target = f"/connect/{company_id}" if valid_id(company_id) else "/"
+        return redirect(target, clear=True)
+
+    # -- the operator's dashboard ---------------------------------------------------------------
+    @app.route("/", method="ANY")
+    def dashboard() -> Any:
+        environ = bottle.request.environ
+        path = environ.get("bottle.raw_path", environ.get("PATH_INFO", ""))
+        if path != "/":  # e.g. "/%FF": Bottle maps a path that is not UTF-8 to "/"
+            raise ApiError(404, "not_found", "no route for this path")
+        if bottle.request.method not in ("GET", "HEAD"):
+            raise ApiError(405, "method_not_allowed", f"{bottle.request.method} is not allowed here")
+        principal = current()
+        if principal is None or not principal.admin:
+            return page(
+                "login",
+                403 if principal is not None else 200,
+                title="wafleet dashboard",
+                heading="wafleet: operator login",
+                action="/login",
+                label="Admin token",
+                error="This page needs the admin token." if principal is not None else "",
+            )
+        return page("dashboard", states=STATES)
+
+    @app.post("/login")
+    def dashboard_login() -> Any:
+        token = form_token()
+        principal = ctx.auth.check(token, admin_only=True) if token else None
+        if principal is None:
+            return page(
+                "login",
+                401,
+                title="wafleet dashboard",
+                heading="wafleet: operator login",
+                action="/login",
+                label="Admin token",
+                error="That is not the admin token.",
+            )
+        return redirect("/", cookie=token)
+
+    @app.post("/logout")
+    def dashboard_logout() -> Any:
+        return redirect("/", clear=True)

@@ -1,0 +1,83 @@
+/* Shared helpers for the wafleet pages: fetch JSON with the login cookie, live events. */
+"use strict";
+var wafleet = (function () {
+  function api(method, path, body) {
+    var opts = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(path, opts).then(function (r) {
+      return r.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        return { ok: r.ok, status: r.status, data: data, retryAfter: r.headers.get("Retry-After") };
+      });
+    });
+  }
+
+  function errorText(res) {
+    var msg = res.data && res.data.error && res.data.error.message;
+    var text = msg || ("request failed (HTTP " + res.status + ")");
+    if (res.status === 429 && res.retryAfter) {
+      var s = parseInt(res.retryAfter, 10);
+      if (!isNaN(s)) text += " (try again in " + Math.ceil(s / 60) + " min)";
+    }
+    return text;
+  }
+
+  /* Live updates: EventSource on `url`; on any event call onEvent (debounced). When the stream
+     is unavailable (e.g. 404 or the server is restarting) fall back to polling and retry. */
+  function live(url, onEvent, indicator, debounceMs, onData) {
+    var timer = null, poller = null, source = null;
+    function received(ev) {
+      if (onData && ev && ev.data) {
+        try { onData(ev.type, JSON.parse(ev.data)); } catch (e) { /* not JSON: just refresh */ }
+      }
+      kick();
+    }
+    function kick() {
+      if (timer) return;
+      timer = setTimeout(function () { timer = null; onEvent(); }, debounceMs);
+    }
+    function say(text) { if (indicator) indicator.textContent = text; }
+    function startPolling() {
+      if (poller) return;
+      say("live updates unavailable: refreshing every 2 s");
+      poller = setInterval(onEvent, 2000);
+    }
+    function stopPolling() { if (poller) { clearInterval(poller); poller = null; } }
+    function open() {
+      if (!window.EventSource) { startPolling(); return; }
+      source = new EventSource(url, { withCredentials: true });
+      source.onopen = function () { stopPolling(); say("live"); kick(); };
+      ["status", "qr", "pairing-code", "message"].forEach(function (t) {
+        source.addEventListener(t, received);
+      });
+      source.onmessage = received;
+      source.onerror = function () {
+        if (source.readyState === EventSource.CLOSED) {
+          startPolling();
+          setTimeout(open, 10000);
+        } else {
+          say("reconnecting to live updates…");
+        }
+      };
+    }
+    open();
+    return kick;
+  }
+
+  function when(iso) {
+    if (!iso) return "";
+    var d = new Date(iso);
+    return isNaN(d) ? String(iso) : d.toLocaleString();
+  }
+
+  function secondsUntil(iso) {
+    var d = new Date(iso);
+    return isNaN(d) ? 0 : Math.max(0, Math.round((d.getTime() - Date.now()) / 1000));
+  }
+
+  return { api: api, errorText: errorText, live: live, when: when, secondsUntil: secondsUntil };
+})();

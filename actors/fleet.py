@@ -128,13 +128,14 @@ class Fleet(SupervisedActor):
                 phone=session.phone,
                 restarts=session.restarts,
                 last_error=session.last_error,
+                blocked_until=session.blocked_until,
             )
             records.append(record)
-            if record.desired == "running":
-                restore.append(record)
         self.directory.replace_all(records)
         for record in records:
             self._restore_block(record)
+            if record.desired == "running" and record.status != "blocked":
+                restore.append(record)
         for record in records:
             if record.status in RUNNING + ("reconnecting",) and record.desired != "running":
                 self.journal.transition(record, "stopped", reason="boot")

@@ -25,6 +25,11 @@ class Company(BaseModel):
     token_hash = peewee.CharField(max_length=64, unique=True)
     created_at = peewee.BigIntegerField()
     updated_at = peewee.BigIntegerField()
+    # Cloud API (link "cloud"): secrets are AES-256-GCM ciphertexts (storage/crypto.py), never plain.
+    cloud_phone_number_id = peewee.CharField(max_length=64, null=True, unique=True)
+    cloud_token = peewee.TextField(null=True)
+    cloud_app_secret = peewee.TextField(null=True)
+    cloud_verify_token = peewee.TextField(null=True)
 
 
 class Session(BaseModel):
@@ -71,4 +76,59 @@ class Event(BaseModel):
         indexes = ((("company", "id"), False),)
 
 
-ALL_MODELS: list[type[BaseModel]] = [SchemaVersion, Company, Session, Event, PairingCode]
+class Message(BaseModel):
+    """Every message in or out, from any link. ``wa_id`` (WhatsApp's message id) is unique:
+    Meta redelivers for days, and a redelivery must land on the row it already has."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64)
+    direction = peewee.CharField(max_length=3)  # in | out
+    peer = peewee.CharField(max_length=64)  # the customer's WhatsApp id / phone
+    type = peewee.CharField(max_length=32)  # text, image, audio, location, reaction, ...
+    text = peewee.TextField(null=True)
+    media = peewee.TextField(null=True)  # JSON: the type's metadata (ids, mime, caption, ...)
+    wa_id = peewee.CharField(max_length=191, null=True, unique=True)
+    status = peewee.CharField(max_length=16, null=True)  # out: queued sent delivered read played failed
+    error = peewee.TextField(null=True)  # JSON: Meta's error on failed
+    at = peewee.BigIntegerField()
+
+    class Meta:
+        indexes = ((("company", "id"), False),)
+
+
+class WebhookInbox(BaseModel):
+    """Raw webhook payloads, committed before Meta gets its 200; processed after, off-request."""
+
+    id = peewee.BigAutoField()
+    received_at = peewee.BigIntegerField()
+    body = peewee.TextField()
+    processed_at = peewee.BigIntegerField(null=True, index=True)
+    error = peewee.TextField(null=True)
+    unrouted = peewee.TextField(null=True)  # JSON list of phone_number_ids no company owns
+
+
+class Outbox(BaseModel):
+    """Messages accepted by ``send`` (a 202 means this row is committed), until delivered."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64, index=True)
+    peer = peewee.CharField(max_length=64)
+    text = peewee.TextField()
+    state = peewee.CharField(max_length=16, index=True)  # queued sending sent failed
+    attempts = peewee.IntegerField(default=0)
+    next_at = peewee.BigIntegerField()
+    wa_id = peewee.CharField(max_length=191, null=True)
+    error = peewee.TextField(null=True)
+    created_at = peewee.BigIntegerField()
+
+
+ALL_MODELS: list[type[BaseModel]] = [
+    SchemaVersion,
+    Company,
+    Session,
+    Event,
+    PairingCode,
+    Message,
+    WebhookInbox,
+    Outbox,
+]

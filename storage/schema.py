@@ -10,7 +10,16 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as run_migrations
 
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, PairingCode, SchemaVersion, Session
+from wafleet.storage.models import (
+    Company,
+    Event,
+    Message,
+    Outbox,
+    PairingCode,
+    SchemaVersion,
+    Session,
+    WebhookInbox,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +39,28 @@ def _v2(db: Database) -> None:
     db.db.create_tables([PairingCode])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2]
+def _v3(db: Database) -> None:
+    """Real links: Cloud API credentials on the company; messages, webhook inbox, outbox."""
+    table = Company._meta.table_name
+    columns = {c.name for c in db.db.get_columns(table)}
+    migrator = SchemaMigrator.from_database(db.db)
+    ops = [
+        migrator.add_column(table, name, field)
+        for name, field in (
+            ("cloud_phone_number_id", peewee.CharField(max_length=64, null=True)),
+            ("cloud_token", peewee.TextField(null=True)),
+            ("cloud_app_secret", peewee.TextField(null=True)),
+            ("cloud_verify_token", peewee.TextField(null=True)),
+        )
+        if name not in columns
+    ]
+    if ops:
+        run_migrations(*ops)
+        run_migrations(migrator.add_index(table, ("cloud_phone_number_id",), True))
+    db.db.create_tables([Message, WebhookInbox, Outbox])
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3]
 
 
 def current_version(db: Database) -> int:

@@ -36,6 +36,7 @@ from wafleet.actors.messages import (
     Reconnect,
     RequestPairing,
     Sandbox,
+    Send,
     Shutdown,
     StartChild,
     StopSession,
@@ -247,6 +248,8 @@ class Fleet(SupervisedActor):
                 return self._stop_session(company_id, "logout")
             case RequestPairing(id=company_id):
                 return self._request_pairing(message)
+            case Send(id=company_id):
+                return self._running_ref(company_id).ask(message, block=False)
             case Sandbox(id=company_id, action="crash"):
                 self._running_ref(company_id).tell(Crash())
                 return None

@@ -65,6 +65,15 @@ class Sandbox:
 
 
 @dataclass(frozen=True)
+class Send:
+    """Send one text through the company's session link; answers WhatsApp's message id."""
+
+    id: str
+    to: str
+    text: str
+
+
+@dataclass(frozen=True)
 class ChildExited:
     id: str
     generation: int

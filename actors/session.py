@@ -23,7 +23,7 @@ from wafleet.actors.journal import Journal
 from wafleet.actors.links.base import Link, LinkConflict
 from wafleet.actors.links.factory import LinkFactory
 from wafleet.actors.links.sandbox import SandboxLink
-from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox
+from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox, Send
 from wafleet.actors.metrics import Metrics
 from wafleet.storage import pairing as pairing_log
 from wafleet.storage.authstate import AuthStore
@@ -55,6 +55,8 @@ class SessionDeps:
     metrics: Metrics
     shared: SharedState = field(default_factory=SharedState)
     limits: ConnectLimits = field(default_factory=ConnectLimits)
+    # Stores an inbound message once and announces it (wired by the composition root).
+    inbound: Callable[[str, dict[str, Any]], None] = lambda company_id, data: None
 
 
 class CompanySession(SupervisedActor):
@@ -107,6 +109,10 @@ class CompanySession(SupervisedActor):
                 return self._sandbox(action, args)
             case RequestPairing(phone=phone):
                 return self._request_pairing(phone)
+            case Send(to=to, text=text):
+                if self.record.status != "connected" or self.link is None:
+                    raise LinkConflict(f"the session is {self.record.status}, not connected")
+                return self.link.send(to, text)
             case Close(mode=mode):
                 return self._close(mode)
             case Crash():
@@ -173,6 +179,8 @@ class CompanySession(SupervisedActor):
                 pairing_log.settle(journal.db, record.company_id, "used")
                 self.deps.shared.clear_pairing(record.company_id)
             journal.transition(record, "connected", reason="linked")
+        elif kind == "message":
+            self.deps.inbound(record.company_id, data)
         elif kind == "closed":
             reason = str(data.get("reason", "transient"))
             if self.link is not None:
@@ -192,6 +200,8 @@ class CompanySession(SupervisedActor):
             link.scan(args.get("phone") or self.record.company_phone or "15550000000")
         elif action == "enter_code":
             link.enter_code(args["code"])
+        elif action == "inbound":
+            link.inbound(args["from"], args["text"])
         elif action == "disconnect":
             link.disconnect(
                 args["reason"], args.get("message") or "sandbox: injected disconnect", **args.get("data", {})

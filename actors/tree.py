@@ -18,10 +18,12 @@ import pykka
 from wafleet.actors.directory import Directory
 from wafleet.actors.fleet import Fleet, FleetConfig
 from wafleet.actors.messages import Shutdown
+from wafleet.actors.outbox import Deliverer, Wake
 from wafleet.actors.restart import RestartPolicy
 from wafleet.actors.root import ChildSpec, GetChild, Root
 from wafleet.actors.session import SessionDeps
 from wafleet.storage.database import Database
+from wafleet.storage.outbox import OutboxRow
 
 
 class Unavailable(Exception):
@@ -38,6 +40,7 @@ class Tree:
         fleet_config: FleetConfig,
         root_policy: RestartPolicy,
         on_give_up: Callable[[str], None],
+        on_sent: Callable[[OutboxRow, str], None] = lambda row, wa_id: None,
         rng: random.Random | None = None,
     ) -> None:
         self.directory = directory
@@ -47,7 +50,17 @@ class Tree:
                 db=db, directory=directory, deps=deps, config=fleet_config, on_exit=on_exit, rng=rng
             )
 
-        self.root = Root.start([ChildSpec("fleet", start_fleet)], root_policy, on_give_up, rng)
+        def start_deliverer(on_exit: Any) -> pykka.ActorRef[Any]:
+            return Deliverer.start(
+                db=db, metrics=deps.metrics, fleet=self.fleet, on_sent=on_sent, on_exit=on_exit, rng=rng
+            )
+
+        self.root = Root.start(
+            [ChildSpec("fleet", start_fleet), ChildSpec("deliverer", start_deliverer)],
+            root_policy,
+            on_give_up,
+            rng,
+        )
 
     def fleet(self) -> pykka.ActorRef[Any]:
         try:
@@ -57,6 +70,15 @@ class Tree:
         if ref is None or not ref.is_alive():
             raise Unavailable("the fleet is restarting")
         return ref
+
+    def wake_deliverer(self) -> None:
+        """New outbox rows are committed; if the deliverer is restarting it finds them itself."""
+        try:
+            ref = self.root.ask(GetChild("deliverer"), timeout=5)
+            if ref is not None:
+                ref.tell(Wake())
+        except (pykka.ActorDeadError, pykka.Timeout):
+            pass
 
     def call(self, message: Any, timeout: float = 15.0) -> Any:
         """Ask the Fleet; a returned future (a session's answer) is resolved too."""

@@ -11,6 +11,7 @@ from wafleet.http import (
     routes_health,
     routes_pages,
     routes_sandbox,
+    routes_send,
     routes_sessions,
 )
 from wafleet.http.api import error_body, guard
@@ -24,6 +25,7 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)
     routes_sessions.install(app, ctx)
+    routes_send.install(app, ctx)
     routes_pages.install(app, ctx)
     routes_events.install(app, ctx, ctx.broadcaster, ctx.settings.sse_heartbeat_ms / 1000)
     if ctx.settings.sandbox:

@@ -75,6 +75,22 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         json_body()
         return act(company_id, "crash", {})
 
+    def inbound(company_id: str) -> Any:
+        ctx.authorised_record(company_id)
+        data = json_body(required=True)
+        only_fields(data, {"from", "text"})
+        sender = ctx.phone(data.get("from"), "from")
+        body = text(field(data, "text", str, required=True), "text", multiline=True)
+        if not body.strip() or len(body) > 4096:
+            raise ApiError(400, "invalid_field", "text must be 1 to 4096 characters")
+        return act(company_id, "inbound", {"from": sender, "text": body})
+
+    def outbox(company_id: str) -> Any:
+        ctx.authorised_record(company_id)
+        return respond(200, {"companyId": company_id, "messages": ctx.links.sandbox_outbox(company_id)})
+
+    company_routes(app, ctx, base, "inbound", "POST", inbound)
+    company_routes(app, ctx, base, "outbox", "GET", outbox)
     company_routes(app, ctx, base, "scan", "POST", scan)
     company_routes(app, ctx, base, "enter-code", "POST", enter_code)
     company_routes(app, ctx, base, "disconnect", "POST", disconnect)

@@ -47,6 +47,8 @@ COMPANY_ROUTES = [
     Route("POST", "/api/sandbox/<company_id>/disconnect", {"reason": "logged_out"}),
     Route("POST", "/api/sandbox/<company_id>/crash"),
     Route("GET", "/api/whatsapp/sessions/<company_id>/events"),
+    Route("POST", "/api/sandbox/<company_id>/inbound", {"from": "15551234567", "text": "hi"}),
+    Route("GET", "/api/sandbox/<company_id>/outbox"),
 ]
 
 # Admin-only routes; <company_id> is filled with the victim's id.
@@ -75,7 +77,13 @@ PAGE_ROUTES = [
     Route("POST", "/logout"),
 ]
 
-PROTECTED = COMPANY_ROUTES + ADMIN_ROUTES
+# Routes whose company is named in the body or found from the row; tested in test_send.py.
+BODY_ROUTES = [
+    Route("POST", "/api/whatsapp/send", {"companyId": "beta", "phone": "15551234567", "message": "hi"}),
+    Route("GET", "/api/whatsapp/send/<message_id>"),
+]
+
+PROTECTED = COMPANY_ROUTES + ADMIN_ROUTES + BODY_ROUTES
 
 
 def _routes_of_app(**env: str) -> set[tuple[str, str]]:
@@ -266,7 +274,7 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     hit: set[str] = set()
 
     def call(method: str, suffix: str, body: Any = None, expect: int = 200) -> dict[str, Any]:
-        sandbox = suffix in ("scan", "enter-code", "disconnect", "crash")
+        sandbox = suffix in ("scan", "enter-code", "disconnect", "crash", "inbound", "outbox")
         prefix = "/api/sandbox/alpha" if sandbox else "/api/whatsapp/sessions/alpha"
         extra = {"Accept": "application/json"} if suffix == "qr" else {}
         r = node.client.request(method, f"{prefix}/{suffix}", headers={**headers, **extra}, json=body)
@@ -288,6 +296,8 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     assert call("GET", "qr")["code"].startswith("2@")
     call("POST", "scan", {}, 202)
     wait("connected")
+    call("POST", "inbound", {"from": "15551234567", "text": "hi"}, 202)
+    assert call("GET", "outbox")["companyId"] == "alpha"
     call("POST", "disconnect", {"reason": "transient"}, 202)
     wait_for(lambda: (s := status())["status"] == "connected" and s["restarts"] == 1, what="alpha back")
     call("POST", "crash", None, 202)

@@ -6,7 +6,11 @@ back through ``emit(kind, data)``, which becomes a message in the session's inbo
 * ``qr`` {code, ttl, round} — a QR code to show, valid ``ttl`` seconds;
 * ``pairing_code`` {code, ttl};
 * ``connected`` {phone, creds} — creds are what ``start`` needs to reconnect without a QR;
-* ``closed`` {reason, message, ...} with a reason from :data:`CLOSE_REASONS`.
+* ``closed`` {reason, message, ...} with a reason from :data:`CLOSE_REASONS`;
+* ``message`` {peer, type, text, media, wa_id, at} — a customer wrote in.
+
+``send(to, text)`` makes one attempt and returns WhatsApp's message id, or raises
+:class:`SendError` saying whether and when to try again; the outbox owns the retries.
 """
 
 from __future__ import annotations
@@ -20,6 +24,27 @@ CLOSE_REASONS = ("restart_required", "transient", "replaced", "logged_out", "ban
 Emit = Callable[[str, dict[str, Any]], None]
 
 
+class SendError(Exception):
+    """One send attempt failed. ``final``: never retry; else not before ``retry_after`` s."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        retry_after: float | None = None,
+        final: bool = False,
+        auth: bool = False,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+        self.final = final
+        self.auth = auth
+        self.raw = raw or {}
+
+
 class LinkConflict(Exception):
     """The far side cannot do that now (wrong state): HTTP 409."""
 
@@ -28,6 +53,8 @@ class Link(Protocol):
     def start(self, creds: dict[str, Any] | None) -> None: ...
 
     def pair(self, phone: str) -> None: ...
+
+    def send(self, to: str, text: str) -> str: ...
 
     def logout(self) -> None: ...
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import random
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
 
-from wafleet.actors.links.base import Emit, LinkConflict
+from wafleet.actors.links.base import Emit, LinkConflict, SendError
+from wafleet.storage.clock import iso, now_ms
 
 PAIRING_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"  # WhatsApp's: no 0, O, I, U
 
@@ -34,7 +36,14 @@ class SandboxTiming:
 
 
 class SandboxLink:
-    def __init__(self, company_id: str, emit: Emit, timing: SandboxTiming, rng: random.Random) -> None:
+    def __init__(
+        self,
+        company_id: str,
+        emit: Emit,
+        timing: SandboxTiming,
+        rng: random.Random,
+        delivered: deque[dict[str, Any]] | None = None,
+    ) -> None:
         self.company_id = company_id
         self.emit = emit
         self.timing = timing
@@ -44,6 +53,8 @@ class SandboxLink:
         self._code: str | None = None  # the pairing code the phone must enter
         self._pair_phone: str | None = None
         self._state = "idle"  # idle | qr | pairing | connecting | connected | closed
+        # What reached "WhatsApp": the far side's memory, kept by the factory across restarts.
+        self.delivered: deque[dict[str, Any]] = delivered if delivered is not None else deque(maxlen=1000)
 
     # -- driven by the session -------------------------------------------------------------
     def start(self, creds: dict[str, Any] | None) -> None:
@@ -62,6 +73,13 @@ class SandboxLink:
         self._state = "pairing"
         self.emit("pairing_code", {"code": self._code, "ttl": self.timing.pairing_ttl})
         self._later(self.timing.pairing_ttl, self._pairing_expired)
+
+    def send(self, to: str, text: str) -> str:
+        if self._state != "connected":
+            raise SendError("the sandbox link is not connected", retry_after=5.0)
+        wa_id = "wamid.sandbox." + secrets.token_hex(12)
+        self.delivered.append({"to": to, "text": text, "waId": wa_id, "at": iso(now_ms())})
+        return wa_id
 
     def logout(self) -> None:
         self.stop()
@@ -82,6 +100,21 @@ class SandboxLink:
         if _normalise(code) != _normalise(self._code):
             raise ValueError("the code does not match the pending pairing code")
         self._connect(self._pair_phone or "")
+
+    def inbound(self, peer: str, text: str) -> None:
+        """A customer writes in."""
+        if self._state != "connected":
+            raise LinkConflict("the session is not connected: no message can arrive")
+        self.emit(
+            "message",
+            {
+                "peer": peer,
+                "type": "text",
+                "text": text,
+                "media": None,
+                "wa_id": "wamid.sandbox.in." + secrets.token_hex(12),
+            },
+        )
 
     def disconnect(self, reason: str, message: str, **data: Any) -> None:
         if self._state in ("idle", "closed"):

@@ -1,0 +1,44 @@
+"""POST /api/whatsapp/send: 202 once the message is durably queued; the deliverer sends it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bottle
+
+from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
+from wafleet.http.context import Context
+from wafleet.storage import outbox
+
+MAX_TEXT = 4096  # WhatsApp's limit for a text message body
+
+
+def install(app: bottle.Bottle, ctx: Context) -> None:
+    @app.post("/api/whatsapp/send")
+    def send() -> Any:
+        principal = ctx.auth.principal()
+        data = json_body(required=True)
+        only_fields(data, {"companyId", "phone", "message"})
+        company_id = field(data, "companyId", str)
+        if company_id is None:
+            if ctx.settings.multi_tenant and principal.admin:
+                raise ApiError(400, "invalid_field", "companyId is required")
+            company_id = principal.company_id or ctx.settings.default_company_id
+        _, record = ctx.authorised_record(company_id)
+        phone = ctx.phone(data.get("phone"), "phone")
+        message = text(field(data, "message", str, required=True), "message", multiline=True)
+        if not message.strip() or len(message) > MAX_TEXT:
+            raise ApiError(400, "invalid_field", f"message must be 1 to {MAX_TEXT} characters")
+        row = outbox.enqueue(ctx.db, record.company_id, phone, message)
+        ctx.tree.wake_deliverer()
+        return respond(202, row.json())
+
+    @app.get("/api/whatsapp/send/<message_id>")
+    def sent(message_id: str) -> Any:
+        principal = ctx.auth.principal()
+        if not message_id.isascii() or not message_id.isdigit() or len(message_id) > 18:
+            raise ApiError(400, "invalid_id", "the id is the number that send returned")
+        row = outbox.get(ctx.db, int(message_id))
+        if row is None or not (principal.admin or principal.company_id == row.company_id):
+            raise ApiError(404, "not_found", f"no outgoing message {message_id}")
+        return respond(200, row.json())

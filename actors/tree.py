@@ -41,6 +41,7 @@ class Tree:
         root_policy: RestartPolicy,
         on_give_up: Callable[[str], None],
         on_sent: Callable[[OutboxRow, str], None] = lambda row, wa_id: None,
+        extra_children: list[ChildSpec] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.directory = directory
@@ -56,7 +57,7 @@ class Tree:
             )
 
         self.root = Root.start(
-            [ChildSpec("fleet", start_fleet), ChildSpec("deliverer", start_deliverer)],
+            [ChildSpec("fleet", start_fleet), ChildSpec("deliverer", start_deliverer), *(extra_children or [])],
             root_policy,
             on_give_up,
             rng,
@@ -73,10 +74,14 @@ class Tree:
 
     def wake_deliverer(self) -> None:
         """New outbox rows are committed; if the deliverer is restarting it finds them itself."""
+        self.tell_child("deliverer", Wake())
+
+    def tell_child(self, name: str, message: Any) -> None:
+        """Best effort: a child being restarted picks up pending work when it starts."""
         try:
-            ref = self.root.ask(GetChild("deliverer"), timeout=5)
+            ref = self.root.ask(GetChild(name), timeout=5)
             if ref is not None:
-                ref.tell(Wake())
+                ref.tell(message)
         except (pykka.ActorDeadError, pykka.Timeout):
             pass
 

@@ -9,10 +9,12 @@ from wafleet.http import (
     routes_admin,
     routes_events,
     routes_health,
+    routes_messages,
     routes_pages,
     routes_sandbox,
     routes_send,
     routes_sessions,
+    routes_webhook,
 )
 from wafleet.http.api import error_body, guard
 from wafleet.http.context import Context
@@ -25,6 +27,8 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)
     routes_sessions.install(app, ctx)
+    routes_webhook.install(app, ctx)
+    routes_messages.install(app, ctx)
     routes_send.install(app, ctx)
     routes_pages.install(app, ctx)
     routes_events.install(app, ctx, ctx.broadcaster, ctx.settings.sse_heartbeat_ms / 1000)

@@ -32,10 +32,13 @@ from wafleet.actors.fleet import FleetConfig  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
 from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
+from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
+from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
 from wafleet.actors.tree import Tree  # noqa: E402
+from wafleet.actors.webhook import InboxProcessor  # noqa: E402
 from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator  # noqa: E402
 from wafleet.http.context import Context  # noqa: E402
@@ -120,8 +123,10 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             qr_first=settings.qr_first_ms / 1000, qr_next=settings.qr_next_ms / 1000
         ),
     )
+    journal = Journal(db, metrics, broadcaster)
+    message_log = MessageLog(journal)
     deps = SessionDeps(
-        journal=Journal(db, metrics, broadcaster),
+        journal=journal,
         auth=AuthStore(os.path.join(settings.data_dir, "sessions")),
         links=links,
         metrics=metrics,
@@ -132,6 +137,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             pairing_cooldown=settings.pairing_cooldown_ms / 1000,
             qr_count_ttl=(settings.qr_first_ms + settings.qr_next_ms * settings.max_qr_attempts) / 1000 + 60,
         ),
+        inbound=message_log.inbound,
     )
     policy = RestartPolicy(
         base=settings.reconnect_delay_ms / 1000,
@@ -162,9 +168,18 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         ),
         root_policy=RestartPolicy(base=1.0, max_delay=30.0, max_restarts=3, window=60.0, reset_after=60.0),
         on_give_up=give_up,
+        on_sent=message_log.sent,
+        extra_children=[
+            # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
+            ChildSpec(
+                "inbox",
+                lambda on_exit: InboxProcessor.start(db, message_log.announce, metrics, on_exit=on_exit),
+            ),
+        ],
     )
     if not settings.multi_tenant:
         _ensure_default_company(settings, tree, links)
+
 
     ctx = Context(
         settings=settings,

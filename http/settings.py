@@ -47,6 +47,8 @@ class Settings:
     max_qr_attempts: int
     max_pairing_per_hour: int
     pairing_cooldown_ms: int
+    webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
+    verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -156,4 +158,6 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         max_qr_attempts=_int(env, "WHATSAPP_MAX_QR_ATTEMPTS", 3, minimum=1),
         max_pairing_per_hour=_int(env, "WAFLEET_MAX_PAIRING_PER_HOUR", 5, minimum=1),
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),
+        webhook_secret=env.get("WHATSAPP_WEBHOOK_SECRET") or None,
+        verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
     )

@@ -47,6 +47,7 @@ COMPANY_ROUTES = [
     Route("POST", "/api/sandbox/<company_id>/disconnect", {"reason": "logged_out"}),
     Route("POST", "/api/sandbox/<company_id>/crash"),
     Route("GET", "/api/whatsapp/sessions/<company_id>/events"),
+    Route("GET", "/api/whatsapp/messages/<company_id>"),
     Route("POST", "/api/sandbox/<company_id>/inbound", {"from": "15551234567", "text": "hi"}),
     Route("GET", "/api/sandbox/<company_id>/outbox"),
 ]
@@ -65,6 +66,10 @@ ADMIN_ROUTES = [
 
 # No token needed.
 PUBLIC_ROUTES = [Route("GET", "/healthz"), Route("GET", "/readyz")]
+
+# Meta's webhook: no bearer token; the verify token (GET) and the body's signature (POST) guard it,
+# see test_webhook.py.
+WEBHOOK_ROUTES = [Route("GET", "/api/whatsapp/webhook/cloud"), Route("POST", "/api/whatsapp/webhook/cloud")]
 
 # Pages: a login form for anyone; what they show needs the token (cookie), see test_pages.py.
 PAGE_ROUTES = [
@@ -100,7 +105,7 @@ def _routes_of_app(**env: str) -> set[tuple[str, str]]:
 
 
 def test_route_tables_cover_the_app() -> None:
-    listed = {(r.method, r.rule) for r in PROTECTED + PUBLIC_ROUTES + PAGE_ROUTES}
+    listed = {(r.method, r.rule) for r in PROTECTED + PUBLIC_ROUTES + PAGE_ROUTES + WEBHOOK_ROUTES}
     assert _routes_of_app() == listed, "a route of build_app is missing from the tables (or gone)"
     # Single-tenant mode adds id-less twins of the company routes, acting on DEFAULT_COMPANY_ID.
     twins = {(r.method, r.rule.replace("/<company_id>", "")) for r in COMPANY_ROUTES}
@@ -310,6 +315,9 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     call("POST", "enter-code", {"code": code}, 202)
     assert wait("connected")["phoneNumber"] == "15551234567"
     call("POST", "cleanup")
+    r = node.client.get("/api/whatsapp/messages/alpha", headers=headers)
+    assert r.status_code == 200 and r.json()["messages"] == []
+    hit.add("GET /api/whatsapp/messages/<company_id>")
     assert {e.data["companyId"] for e in stream.until(lambda e: e.data["reason"] == "cleanup")} == {"alpha"}
     stream.close()
 

@@ -60,3 +60,28 @@ def test_send_is_tenant_isolated_and_validated(node: Node) -> None:
     assert _send(node, "nobody", "x").status_code == 404
     r = node.post("/api/whatsapp/send", {"phone": "5511988887777", "message": "hi"}, token=token_a)
     assert r.status_code == 202 and r.json()["companyId"] == "a"  # a company token implies its id
+
+
+def test_a_conversation_lands_in_the_history_and_on_the_stream(node: Node) -> None:
+    from tests.sse import SseClient
+
+    token = node.create_company("salon")
+    node.connect("salon")
+    stream = SseClient(node.base_url, "/api/whatsapp/sessions/salon/events", token)
+    r = node.post("/api/sandbox/salon/inbound", {"from": "5511977776666", "text": "Can I book at 3pm?"})
+    assert r.status_code == 202
+    event = stream.until(lambda e: e.event == "message").pop()
+    assert (event.data["direction"], event.data["peer"], event.data["text"]) == (
+        "in", "5511977776666", "Can I book at 3pm?"
+    )
+    _send(node, "salon", "Yes, see you at 3pm", token=token, phone="5511977776666")
+    out = stream.until(lambda e: e.event == "message" and e.data["direction"] == "out").pop()
+    assert out.data["text"] == "Yes, see you at 3pm"
+    stream.close()
+    history = node.client.get(
+        "/api/whatsapp/messages/salon", headers={"Authorization": f"Bearer {token}"}
+    ).json()["messages"]
+    assert [(m["direction"], m["text"]) for m in history] == [
+        ("out", "Yes, see you at 3pm"), ("in", "Can I book at 3pm?")
+    ]
+    assert history[0]["status"] == "sent"

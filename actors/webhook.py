@@ -1,0 +1,467 @@
+"""Meta Cloud API webhooks: walking the envelope, and the actor that drains the inbox.
+
+The HTTP route only verifies the signature and commits the raw body to the inbox; everything
+here runs after Meta has its 200. Parsing (:func:`parse`) is pure: it walks EVERY entry, change,
+message, status and error (Meta batches at every level) and never trusts a shape. Applying is
+idempotent: a message is stored once (unique WhatsApp id), a status only moves forward, so a
+redelivery or a replay after a crash changes nothing.
+
+:class:`InboxProcessor` processes unprocessed inbox rows when it starts (a crash between the
+commit and the processing loses nothing) and whenever told that a row arrived; one transaction per
+row. :class:`InboxService` keeps it running: restarted with backoff when it fails (a database
+outage), and woken now and then in case a notification was lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+import peewee
+
+from wafleet.actors.gevent_actor import Exit, SupervisedActor
+from wafleet.actors.messages import Shutdown
+from wafleet.storage import events, inbox, messages
+from wafleet.storage.clock import now_ms
+from wafleet.storage.database import Database
+from wafleet.storage.models import Company
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[str, dict[str, Any]], None]
+
+# Message types whose object carries media (an id to download, mime type, sha256, caption...).
+MEDIA_TYPES = ("image", "video", "document", "sticker", "audio")
+# Parts of a message kept beside its type's object.
+EXTRAS = ("context", "referral", "errors", "identity")
+
+
+class PayloadError(ValueError):
+    """The body is not a webhook envelope at all (not JSON, not an object)."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    phone_number_id: str
+    peer: str
+    type: str
+    text: str | None
+    media: dict[str, Any] | None
+    wa_id: str | None
+    at: int
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    phone_number_id: str
+    wa_id: str
+    status: str
+    error: dict[str, Any] | None
+    recipient: str | None
+    at: int
+
+
+@dataclass(frozen=True)
+class CloudError:
+    phone_number_id: str | None
+    error: dict[str, Any]
+
+
+@dataclass
+class Parsed:
+    messages: list[Inbound] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    errors: list[CloudError] = field(default_factory=list)
+    phone_number_ids: list[str] = field(default_factory=list)  # in order of appearance, once each
+    other_fields: list[str] = field(default_factory=list)  # changes that are not "messages"
+
+
+# -- parsing (pure) -----------------------------------------------------------------------------
+def _clean(value: Any, depth: int = 0) -> Any:
+    """Strings any database takes: no NUL, no lone surrogates (both are valid JSON escapes)."""
+    if depth > 64:
+        return None
+    if isinstance(value, str):
+        if value.isascii():
+            return value.replace("\x00", "")
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_clean(k, depth + 1): _clean(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v, depth + 1) for v in value]
+    return value
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _time(value: Any, default: int) -> int:
+    try:
+        seconds = int(str(value))
+    except (TypeError, ValueError):
+        return default
+    return seconds * 1000 if 0 < seconds < 10**11 else default
+
+
+def _wa_id(value: Any) -> str | None:
+    """WhatsApp's message id; one too long for the column is replaced by its digest."""
+    text = _str(value)
+    if text is None or len(text) <= 191:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _contact_for(contacts: list[dict[str, Any]], msg: dict[str, Any]) -> dict[str, Any] | None:
+    sender = msg.get("from")
+    user = msg.get("from_user_id")
+    for contact in contacts:
+        if (sender and contact.get("wa_id") == sender) or (user and contact.get("user_id") == user):
+            return contact
+    return contacts[0] if len(contacts) == 1 else None
+
+
+def _text_of(kind: str, obj: Any) -> str | None:
+    if not isinstance(obj, dict):
+        return None
+    if kind == "text":
+        return _str(obj.get("body"))
+    if kind in MEDIA_TYPES:
+        return _str(obj.get("caption"))
+    if kind == "interactive":
+        for key in ("button_reply", "list_reply"):
+            reply = obj.get(key)
+            if isinstance(reply, dict):
+                return _str(reply.get("title"))
+        reply = obj.get("nfm_reply")
+        return _str(reply.get("body")) if isinstance(reply, dict) else None
+    if kind == "button":
+        return _str(obj.get("text"))
+    if kind == "reaction":
+        return _str(obj.get("emoji"))  # "" or missing: the reaction was removed
+    if kind in ("order", "system"):
+        return _str(obj.get("text") or obj.get("body"))
+    if kind == "location":
+        return _str(obj.get("name")) or _str(obj.get("address"))
+    if kind == "edit":
+        inner = obj.get("message")
+        if isinstance(inner, dict):
+            inner_kind = _str(inner.get("type")) or ""
+            return _text_of(inner_kind, inner.get(inner_kind))
+    return None
+
+
+def _inbound(pid: str, msg: dict[str, Any], contacts: list[dict[str, Any]], default_at: int) -> Inbound:
+    kind = _str(msg.get("type")) or "unknown"
+    contact = _contact_for(contacts, msg)
+    peer = (
+        _str(msg.get("from"))
+        or _str(msg.get("from_user_id"))
+        or (contact and (_str(contact.get("wa_id")) or _str(contact.get("user_id"))))
+        or ""
+    )
+    media: dict[str, Any] = {}
+    obj = msg.get(kind)
+    if kind != "text" and obj is not None:
+        media[kind] = obj
+    for key in EXTRAS:
+        if msg.get(key) is not None:
+            media[key] = msg[key]
+    if msg.get("from_user_id"):
+        media["fromUserId"] = msg["from_user_id"]
+    if contact is not None:
+        media["contact"] = contact
+    return Inbound(
+        phone_number_id=pid,
+        peer=peer,
+        type=kind,
+        text=_text_of(kind, obj),
+        media=media or None,
+        wa_id=_wa_id(msg.get("id")),
+        at=_time(msg.get("timestamp"), default_at),
+    )
+
+
+def parse(body: str | bytes, received_at: int) -> Parsed:
+    """Everything in one webhook body. Unknown shapes are skipped, never fatal."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise PayloadError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("not a JSON object")
+    data = _clean(data)
+    out = Parsed()
+    for entry in _dicts(data.get("entry")):
+        for change in _dicts(entry.get("changes")):
+            value = change.get("value")
+            if not isinstance(value, dict):
+                continue
+            kind = change.get("field", "messages")
+            metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+            pid = _str(metadata.get("phone_number_id"))
+            if kind != "messages" or pid is None:
+                out.other_fields.append(str(kind))
+                for error in _dicts(value.get("errors")):
+                    out.errors.append(CloudError(pid, error))
+                continue
+            if pid not in out.phone_number_ids:
+                out.phone_number_ids.append(pid)
+            contacts = _dicts(value.get("contacts"))
+            for msg in _dicts(value.get("messages")):
+                out.messages.append(_inbound(pid, msg, contacts, received_at))
+            for status in _dicts(value.get("statuses")):
+                wa_id, state = _wa_id(status.get("id")), _str(status.get("status"))
+                if wa_id is None or state is None:
+                    continue
+                errors = _dicts(status.get("errors"))
+                out.statuses.append(
+                    StatusUpdate(
+                        phone_number_id=pid,
+                        wa_id=wa_id,
+                        status=state,
+                        error=(errors[0] if len(errors) == 1 else {"errors": errors}) if errors else None,
+                        recipient=_str(status.get("recipient_id")) or _str(status.get("recipient_user_id")),
+                        at=_time(status.get("timestamp"), received_at),
+                    )
+                )
+            for error in _dicts(value.get("errors")):
+                out.errors.append(CloudError(pid, error))
+    return out
+
+
+# -- applying -----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    stored: list[dict[str, Any]] = field(default_factory=list)  # new inbound messages
+    duplicates: int = 0
+    statuses_applied: int = 0
+    statuses_ignored: int = 0  # backwards, repeated, or for a message we do not know
+    errors: int = 0
+    unrouted: list[str] = field(default_factory=list)
+
+
+def company_for_number(phone_number_id: str) -> str | None:
+    row = Company.select(Company.id).where(Company.cloud_phone_number_id == phone_number_id).first()
+    return row.id if row else None
+
+
+def apply(db: Database, parsed: Parsed, inbox_id: int | None, now: int) -> Outcome:
+    """Store what a parsed payload says; the caller holds the transaction."""
+    out = Outcome()
+    routes: dict[str, str | None] = {}
+
+    def route(pid: str | None) -> str | None:
+        if pid is None:
+            return None
+        if pid not in routes:
+            routes[pid] = company_for_number(pid)
+            if routes[pid] is None:
+                out.unrouted.append(pid)
+        return routes[pid]
+
+    for pid in parsed.phone_number_ids:
+        route(pid)
+    for msg in parsed.messages:
+        company_id = route(msg.phone_number_id)
+        if company_id is None:
+            continue
+        row_id, created = messages.store_inbound(
+            db, company_id, msg.peer, msg.type, msg.text, msg.media, msg.wa_id, msg.at
+        )
+        if created:
+            out.stored.append(
+                {
+                    "id": row_id,
+                    "companyId": company_id,
+                    "direction": "in",
+                    "peer": msg.peer,
+                    "type": msg.type,
+                    "text": msg.text,
+                    "media": msg.media,
+                    "waId": msg.wa_id,
+                    "status": None,
+                    "error": None,
+                    "at": msg.at,
+                }
+            )
+        else:
+            out.duplicates += 1
+    for status in parsed.statuses:
+        company_id = route(status.phone_number_id)
+        if company_id is None:
+            continue
+        if messages.apply_status(db, status.wa_id, status.status, status.error, status.at):
+            out.statuses_applied += 1
+        else:
+            out.statuses_ignored += 1
+    for error in parsed.errors:
+        company_id = route(error.phone_number_id)
+        code = error.error.get("code")
+        events.append(
+            company_id,
+            "cloud_error",
+            state=None,
+            reason=str(code)[:64] if code is not None else None,
+            data={"inboxId": inbox_id, "phoneNumberId": error.phone_number_id, "error": error.error},
+            at=now,
+        )
+        out.errors += 1
+    if out.unrouted:
+        events.append(
+            None,
+            "unrouted",
+            state=None,
+            reason="unknown_phone_number_id",
+            data={"inboxId": inbox_id, "phoneNumberIds": out.unrouted},
+            at=now,
+        )
+    return out
+
+
+# -- the actor ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Wake:
+    """A row was committed (``row_id``), or: look for unprocessed rows (None)."""
+
+    row_id: int | None = None
+
+
+class InboxProcessor(SupervisedActor):
+    """Supervised by the Root like any child: a crash restarts it with backoff, and it drains
+    what is pending when it starts (a crash between commit and processing loses nothing)."""
+
+    BATCH = 200
+    REMEMBER = 10_000
+    SWEEP = 30.0
+
+    def __init__(
+        self,
+        db: Database,
+        on_message: OnMessage | None = None,
+        metrics: Any = None,
+        on_exit: Callable[[Exit], None] | None = None,
+    ) -> None:
+        super().__init__(on_exit)
+        self.db = db
+        self.on_message = on_message
+        self.metrics = metrics
+        self._done: OrderedDict[int, None] = OrderedDict()  # recently processed row ids
+        self._sweeper: gevent.Greenlet | None = None
+
+    def on_start(self) -> None:
+        pending = inbox.pending_count(self.db)
+        if pending:
+            log.info("webhook inbox: %d payload(s) left unprocessed; processing them now", pending)
+        self.actor_ref.tell(Wake())
+        self._sweeper = gevent.spawn(self._sweep)
+
+    def _sweep(self) -> None:
+        """A wake-up lost to a restart is caught within ``SWEEP`` seconds."""
+        while True:
+            gevent.sleep(self.SWEEP)
+            try:
+                self.actor_ref.tell(Wake())
+            except Exception:  # pykka.ActorDeadError: stopping
+                return
+
+    def cleanup(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.kill(block=False)
+
+    def on_stop(self) -> None:
+        self.cleanup()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Wake):
+            if message.row_id is not None and message.row_id in self._done:
+                return None  # an earlier drain already took it
+            return self.drain()
+        if isinstance(message, Shutdown):
+            self.cleanup()
+            self.exit("normal", "shutdown")
+        return None
+
+    def drain(self) -> int:
+        """Process every unprocessed row; returns how many."""
+        count = 0
+        while True:
+            rows = inbox.unprocessed(self.db, self.BATCH)
+            if not rows:
+                return count
+            for row in rows:
+                self.process(row)
+                count += 1
+                gevent.sleep(0)  # SQLite never yields: let waiting requests in between rows
+
+    def process(self, row: inbox.InboxRow) -> None:
+        now = now_ms()
+        try:
+            parsed = parse(row.body, row.received_at)
+        except PayloadError as exc:
+            log.warning("webhook inbox row %d is not a webhook payload: %s", row.id, exc)
+            inbox.mark(self.db, row.id, now, str(exc), None)
+            self._remember(row.id)
+            return
+        started = time.perf_counter()
+        try:
+            with self.db.work(), self.db.atomic():
+                outcome = apply(self.db, parsed, row.id, now)
+                inbox.mark(self.db, row.id, now, None, outcome.unrouted)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            raise  # the database is away: fail, be restarted, and redo this row then
+        except Exception as exc:  # a poison payload must not stop the inbox
+            log.error("webhook inbox row %d could not be applied: %s", row.id, exc, exc_info=True)
+            inbox.mark(self.db, row.id, now, f"{type(exc).__name__}: {exc}"[:2000], None)
+            self._remember(row.id)
+            return
+        self._remember(row.id)
+        if outcome.unrouted:
+            log.warning(
+                "webhook inbox row %d names phone_number_id(s) no company owns: %s (payload kept)",
+                row.id,
+                ", ".join(outcome.unrouted),
+            )
+        self._count(outcome, (time.perf_counter() - started) * 1000)
+        if self.on_message is not None:
+            for stored in outcome.stored:
+                try:
+                    self.on_message(stored["companyId"], stored)
+                except Exception:
+                    log.exception("on_message failed for message %s", stored["id"])
+
+    def _remember(self, row_id: int) -> None:
+        self._done[row_id] = None
+        while len(self._done) > self.REMEMBER:
+            self._done.popitem(last=False)
+
+    def _count(self, outcome: Outcome, ms: float) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.incr("webhook.processed")
+        if outcome.stored:
+            self.metrics.incr("webhook.messages", len(outcome.stored))
+        if outcome.duplicates:
+            self.metrics.incr("webhook.duplicates", outcome.duplicates)
+        if outcome.statuses_applied:
+            self.metrics.incr("webhook.statuses", outcome.statuses_applied)
+        if outcome.errors:
+            self.metrics.incr("webhook.cloud_errors", outcome.errors)
+        if outcome.unrouted:
+            self.metrics.incr("webhook.unrouted")
+        self.metrics.timing("webhook.process", ms)

@@ -423,6 +423,10 @@ class Fleet(SupervisedActor):
         try:
             child.ref = CompanySession.start(record, self.deps, on_exit)
         except LinkUnavailable as exc:
+            if exc.transient:  # back off like any transient close
+                child.tracker.started(time.monotonic())
+                self._child_exited(ChildExited(company_id, generation, Exit("transient", str(exc))))
+                return
             del self.children[company_id]
             self.journal.transition(record, "failed", reason="link_unavailable", message=str(exc), error=True)
             return

@@ -72,6 +72,13 @@ class Tree:
             raise Unavailable("the fleet is restarting")
         return ref
 
+    def child(self, name: str) -> pykka.ActorRef[Any] | None:
+        """The current ref of one of the Root's children (looked up each time, never kept)."""
+        try:
+            return self.root.ask(GetChild(name), timeout=5)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return None
+
     def wake_deliverer(self) -> None:
         """New outbox rows are committed; if the deliverer is restarting it finds them itself."""
         self.tell_child("deliverer", Wake())

@@ -30,6 +30,7 @@ from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
+from wafleet.actors.linkhost import LinkHostPool  # noqa: E402
 from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
@@ -118,6 +119,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
     shared = SharedState(settings.redis_url)
     directory = Directory()
     links = LinkFactory(
+        web_store_dir=os.path.join(settings.data_dir, "sessions") if settings.web_link else None,
         sandbox=settings.sandbox,
         sandbox_timing=SandboxTiming(
             qr_first=settings.qr_first_ms / 1000, qr_next=settings.qr_next_ms / 1000
@@ -170,6 +172,15 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         on_give_up=give_up,
         on_sent=message_log.sent,
         extra_children=[
+            # WhatsApp Web: neonize clients live in link-host worker processes (ARCHITECTURE §5).
+            *(
+                [ChildSpec(
+                    "linkhosts",
+                    lambda on_exit: LinkHostPool.start(settings.web_sessions_per_host, on_exit=on_exit),
+                )]
+                if links.web_store_dir
+                else []
+            ),
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(
                 "inbox",
@@ -177,6 +188,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             ),
         ],
     )
+    links.web_pool = lambda: tree.child("linkhosts")
     if not settings.multi_tenant:
         _ensure_default_company(settings, tree, links)
 

@@ -44,6 +44,8 @@ class Settings:
     http_pool: int
     sse_heartbeat_ms: int
     redis_url: str | None
+    web_sessions_per_host: int
+    web_link: bool
     max_qr_attempts: int
     max_pairing_per_hour: int
     pairing_cooldown_ms: int
@@ -155,6 +157,8 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         http_pool=_int(env, "WAFLEET_HTTP_POOL", 2000, minimum=1),
         sse_heartbeat_ms=_int(env, "WAFLEET_SSE_HEARTBEAT", 15000, minimum=100),
         redis_url=_redis_url(env),
+        web_sessions_per_host=_int(env, "WAFLEET_WEB_SESSIONS_PER_HOST", 200, minimum=1),
+        web_link=_bool(env, "WAFLEET_WEB_LINK", True),
         max_qr_attempts=_int(env, "WHATSAPP_MAX_QR_ATTEMPTS", 3, minimum=1),
         max_pairing_per_hour=_int(env, "WAFLEET_MAX_PAIRING_PER_HOUR", 5, minimum=1),
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),

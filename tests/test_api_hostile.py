@@ -27,7 +27,7 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    node = Node(tmp_path_factory.mktemp("hostile")).start()
+    node = Node(tmp_path_factory.mktemp("hostile"), WAFLEET_WEB_LINK="false").start()
     try:
         node.create_company("bystander")
         node.create_company("victim")

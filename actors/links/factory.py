@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Any
+
+import pykka
 
 from wafleet.actors.links.base import Emit, Link
 from wafleet.actors.links.sandbox import SandboxLink, SandboxTiming
+from wafleet.actors.links.web import WebLink
 
 
 class LinkUnavailable(Exception):
-    pass
+    """``transient``: try again with backoff (link hosts restarting); else the link is off here."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class LinkFactory:
     def __init__(
-        self, *, sandbox: bool, sandbox_timing: SandboxTiming, rng: random.Random | None = None
+        self,
+        *,
+        sandbox: bool,
+        sandbox_timing: SandboxTiming,
+        rng: random.Random | None = None,
+        web_store_dir: str | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.sandbox_timing = sandbox_timing
         self.rng = rng or random.Random()
         self._sandbox_delivered: dict[str, deque[dict[str, Any]]] = {}
+        # WhatsApp Web: on when a store folder is given and neonize is installed (extra "web").
+        self.web_store_dir = web_store_dir if web_store_dir and importlib.util.find_spec("neonize") else None
+        # The current LinkHostPool, looked up at the Root when a web session starts: a restarted
+        # pool is a new actor, so its ref is never kept here.
+        self.web_pool: Callable[[], pykka.ActorRef[Any] | None] = lambda: None
 
     def sandbox_outbox(self, company_id: str) -> list[dict[str, Any]]:
         """What the sandbox's simulated WhatsApp received from this company (newest last)."""
@@ -31,10 +50,18 @@ class LinkFactory:
         self._sandbox_delivered.pop(company_id, None)
 
     def available(self) -> list[str]:
-        return ["sandbox"] if self.sandbox else []
+        kinds = ["sandbox"] if self.sandbox else []
+        if self.web_store_dir:
+            kinds.append("web")
+        return kinds
 
     def create(self, kind: str, company_id: str, emit: Emit) -> Link:
         if kind == "sandbox" and self.sandbox:
             delivered = self._sandbox_delivered.setdefault(company_id, deque(maxlen=1000))
             return SandboxLink(company_id, emit, self.sandbox_timing, self.rng, delivered)
+        if kind == "web" and self.web_store_dir:
+            pool = self.web_pool()
+            if pool is None:
+                raise LinkUnavailable("the link hosts are restarting", transient=True)
+            return WebLink(company_id, emit, pool, self.web_store_dir)
         raise LinkUnavailable(f"link {kind!r} is not available on this node")

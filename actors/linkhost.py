@@ -1,0 +1,453 @@
+"""The node side of the link hosts (ARCHITECTURE §3 ``LinkHosts``, §5 ``web``).
+
+* :class:`LinkHost` — one actor per worker process (``wafleet.actors.linkhost_worker``, whose
+  docstring is the protocol). It writes commands to the worker's stdin and reads its events with
+  gevent's cooperative subprocess pipes, in a greenlet: events are in the hub from the start,
+  no foreign thread and no cross-thread ``tell``. An event is routed to the :class:`WebLink`
+  registered for its session. If the worker dies, every session on it gets
+  ``closed{reason: transient}`` and the actor exits ``crash`` so its supervisor restarts it.
+* :class:`LinkHostPool` — the supervisor of the hosts: places sessions on hosts up to
+  ``sessions_per_host`` (opening a new host when all are full), restarts a dead host with the
+  full-jitter backoff of :mod:`wafleet.actors.restart`; stopping it (``ref.stop()`` or
+  ``Shutdown``) stops every worker: no process or greenlet is left behind.
+
+Wiring::
+
+    pool = LinkHostPool.start(sessions_per_host=50, on_exit=..., policy=RestartPolicy(...))
+    link = WebLink(company_id, emit, pool, store_dir)          # wafleet.actors.links.web
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import gevent
+import gevent.subprocess
+import pykka
+
+from wafleet.actors.gevent_actor import Exit, SupervisedActor
+from wafleet.actors.messages import Shutdown
+from wafleet.actors.restart import RestartPolicy, RestartTracker
+
+if TYPE_CHECKING:
+    from wafleet.actors.links.web import WebLink
+
+log = logging.getLogger(__name__)
+
+WORKER_COMMAND = [sys.executable, "-m", "wafleet.actors.linkhost_worker"]
+
+
+# -- messages ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Open:
+    """Register ``link`` for ``session`` and send its ``start`` command."""
+
+    session: str
+    link: WebLink
+    command: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Command:
+    """Send one command line; ``release`` drops the session's registration afterwards."""
+
+    command: dict[str, Any]
+    release: bool = False
+
+
+@dataclass(frozen=True)
+class _Line:
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _WorkerExited:
+    returncode: int | None
+
+
+@dataclass(frozen=True)
+class Place:
+    """To the pool: which host serves ``session``; answers the host's ActorRef."""
+
+    session: str
+
+
+@dataclass(frozen=True)
+class Release:
+    session: str
+
+
+@dataclass(frozen=True)
+class HostPids:
+    """To the pool: the pid of every running worker process, by slot."""
+
+
+@dataclass(frozen=True)
+class _HostExited:
+    slot: int
+    generation: int
+    exit: Exit
+
+
+@dataclass(frozen=True)
+class _StartHost:
+    slot: int
+    generation: int
+
+
+class HostUnavailable(Exception):
+    """The host for this session is restarting: the session should back off."""
+
+
+# -- one worker process -----------------------------------------------------------------------
+class LinkHost(SupervisedActor):
+    """One worker process and the sessions on it.
+
+    ``LinkHost(name, on_exit=None, command=None, env=None, stop_timeout=15.0,
+    on_event=None)``: ``command`` is the worker's argv (default: this interpreter running
+    ``wafleet.actors.linkhost_worker``), ``env`` its environment (default: ours),
+    ``stop_timeout`` how long a stop waits for the worker to exit before SIGKILL, ``on_event``
+    an observer of every event line (tests, metrics).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        on_exit: Callable[[Exit], None] | None = None,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        stop_timeout: float = 15.0,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        super().__init__(on_exit)
+        self.name = name
+        self.command = list(command or WORKER_COMMAND)
+        self.env = env
+        self.stop_timeout = stop_timeout
+        self.on_event = on_event
+        self.sessions: dict[str, WebLink] = {}
+        self.proc: gevent.subprocess.Popen | None = None
+        self.reader: gevent.Greenlet | None = None
+        self.pid: int | None = None
+        self.stopping = False
+
+    def on_start(self) -> None:
+        self.proc = gevent.subprocess.Popen(
+            self.command,
+            stdin=gevent.subprocess.PIPE,
+            stdout=gevent.subprocess.PIPE,
+            env=self.env,
+            close_fds=True,
+        )
+        self.pid = self.proc.pid
+        self.reader = gevent.spawn(self._read, self.proc, self.actor_ref)
+        log.info("link host %s started (pid %s)", self.name, self.pid)
+
+    @staticmethod
+    def _read(proc: gevent.subprocess.Popen, me: pykka.ActorRef[Any]) -> None:
+        assert proc.stdout is not None
+        try:
+            for raw in proc.stdout:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    log.warning("link host %s: not a protocol line: %r", proc.pid, raw[:200])
+                    continue
+                if isinstance(event, dict):
+                    me.tell(_Line(event))
+        except Exception:  # a closed pipe during stop
+            log.debug("link host %s: reader ended", proc.pid, exc_info=True)
+        returncode = proc.wait()
+        try:
+            me.tell(_WorkerExited(returncode))
+        except pykka.ActorDeadError:
+            pass
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Open(session=session, link=link, command=command):
+                self.sessions[session] = link
+                self._send(command)
+            case Command(command=command, release=release):
+                self._send(command)
+                if release:
+                    self.sessions.pop(str(command.get("session")), None)
+            case _Line(event=event):
+                self._route(event)
+            case _WorkerExited(returncode=returncode):
+                self._worker_exited(returncode)
+            case HostPids():
+                return self.pid
+            case Shutdown():
+                self.exit("normal", "shutdown")
+        return None
+
+    def _send(self, command: dict[str, Any]) -> None:
+        """Write a command; if the worker is gone, the session hears it at once (its pipe
+        closing will end this actor too)."""
+        try:
+            self._write(command)
+        except HostUnavailable as exc:
+            link = self.sessions.get(str(command.get("session")))
+            if link is None:
+                return
+            if command.get("cmd") == "send":
+                link.host_event(
+                    {"event": "error", "op": "send", "ref": command.get("ref"), "message": str(exc)}
+                )
+            elif command.get("cmd") in ("start", "pair"):
+                link.host_event(
+                    {"event": "closed", "reason": "transient", "message": str(exc), "attempt": None}
+                )
+
+    def _write(self, command: dict[str, Any]) -> None:
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.poll() is not None:
+            raise HostUnavailable(f"link host {self.name} is not running")
+        try:
+            proc.stdin.write((json.dumps(command, separators=(",", ":")) + "\n").encode())
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise HostUnavailable(f"link host {self.name}: {exc}") from exc
+
+    def _route(self, event: dict[str, Any]) -> None:
+        kind = str(event.get("event"))
+        if self.on_event is not None:
+            try:
+                self.on_event(self.name, event)
+            except Exception:
+                log.exception("link host observer failed")
+        session = event.get("session")
+        link = self.sessions.get(str(session)) if session is not None else None
+        if link is None:
+            if kind == "error":
+                log.warning("link host %s: %s", self.name, event.get("message"))
+            return
+        if kind == "stopped":
+            return
+        link.host_event(event)
+
+    def _worker_exited(self, returncode: int | None) -> None:
+        if self.stopping:
+            return
+        message = f"link host {self.name} (pid {self.pid}) exited with code {returncode}"
+        log.error("%s; %d sessions closed as transient", message, len(self.sessions))
+        sessions, self.sessions = self.sessions, {}
+        for link in sessions.values():
+            link.host_event({"event": "closed", "reason": "transient", "message": message, "attempt": None})
+        self.exit("crash", message, returncode=returncode)
+
+    def on_stop(self) -> None:
+        self._terminate()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._terminate()
+
+    def _terminate(self) -> None:
+        """Close stdin (the worker stops every client and exits), wait, then SIGKILL."""
+        self.stopping = True
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=self.stop_timeout)
+        except gevent.subprocess.TimeoutExpired:
+            log.error("link host %s did not stop in %.0fs: killing it", self.name, self.stop_timeout)
+            proc.kill()
+            proc.wait()
+        if self.reader is not None:
+            self.reader.join(timeout=5)
+            if not self.reader.dead:
+                self.reader.kill(block=False)
+        if proc.stdout is not None:
+            try:
+                proc.stdout.close()
+            except OSError:
+                pass
+
+
+# -- the pool / supervisor ---------------------------------------------------------------------
+@dataclass
+class _Slot:
+    index: int
+    tracker: RestartTracker
+    generation: int = 0
+    ref: pykka.ActorRef[Any] | None = None
+    sessions: set[str] = field(default_factory=set)
+    timer: gevent.Greenlet | None = None
+
+
+class LinkHostPool(SupervisedActor):
+    """Places web sessions on link hosts and keeps the hosts running.
+
+    ``LinkHostPool(sessions_per_host, on_exit=None, policy=None, command=None, env=None,
+    stop_timeout=15.0, on_event=None, rng=None)``: ``policy`` is the hosts' restart policy
+    (default ``RestartPolicy()``: 5 s base, 5 min max, 10 restarts in 10 min); when a host trips
+    it, the pool exits ``crash`` (escalation to its own supervisor). ``on_event(kind, data)``
+    observes ``host_started`` {slot, pid}, ``host_exited`` {slot, reason, delay} and, through
+    the hosts, every worker event (``worker_event`` {slot, event}).
+
+    Asks: ``Place(session)`` -> the host's ref (raises :class:`HostUnavailable` while the
+    chosen host is restarting), ``Release(session)``, ``HostPids()`` -> {slot: pid}.
+    """
+
+    def __init__(
+        self,
+        sessions_per_host: int,
+        on_exit: Callable[[Exit], None] | None = None,
+        policy: RestartPolicy | None = None,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        stop_timeout: float = 15.0,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(on_exit)
+        if sessions_per_host < 1:
+            raise ValueError("sessions_per_host must be at least 1")
+        self.sessions_per_host = sessions_per_host
+        self.policy = policy or RestartPolicy()
+        self.command = command
+        self.env = env
+        self.stop_timeout = stop_timeout
+        self.on_event = on_event
+        self.rng = rng or random.Random()
+        self.slots: list[_Slot] = []
+        self.placement: dict[str, int] = {}
+        self.stopping = False
+
+    def _notify(self, kind: str, data: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(kind, data)
+            except Exception:
+                log.exception("link host pool observer failed")
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Place(session=session):
+                return self._place(session)
+            case Release(session=session):
+                index = self.placement.pop(session, None)
+                if index is not None:
+                    self.slots[index].sessions.discard(session)
+                return None
+            case HostPids():
+                return {s.index: s.ref.ask(HostPids()) for s in self.slots if s.ref is not None}
+            case _HostExited(slot=index, generation=generation, exit=exit_):
+                return self._host_exited(index, generation, exit_)
+            case _StartHost(slot=index, generation=generation):
+                slot = self.slots[index]
+                if slot.generation == generation and slot.ref is None and not self.stopping:
+                    self._start_host(slot)
+                return None
+            case Shutdown():
+                self.exit("normal", "shutdown")
+                return None
+        return None
+
+    def _place(self, session: str) -> pykka.ActorRef[Any]:
+        if self.stopping:
+            raise HostUnavailable("the link hosts are stopping")
+        index = self.placement.get(session)
+        if index is None:
+            candidates = [s for s in self.slots if len(s.sessions) < self.sessions_per_host]
+            # running hosts first, then the least loaded
+            candidates.sort(key=lambda s: (s.ref is None, len(s.sessions), s.index))
+            if candidates:
+                slot = candidates[0]
+            else:
+                slot = _Slot(len(self.slots), RestartTracker(self.policy, self.rng))
+                self.slots.append(slot)
+                self._start_host(slot)
+            slot.sessions.add(session)
+            self.placement[session] = slot.index
+            index = slot.index
+        slot = self.slots[index]
+        if slot.ref is None:
+            raise HostUnavailable(f"link host {index} is restarting")
+        return slot.ref
+
+    def _start_host(self, slot: _Slot) -> None:
+        slot.generation += 1
+        generation = slot.generation
+        me = self.actor_ref
+
+        def on_exit(exit_: Exit) -> None:
+            try:
+                me.tell(_HostExited(slot.index, generation, exit_))
+            except pykka.ActorDeadError:
+                pass
+
+        def on_event(_name: str, event: dict[str, Any]) -> None:
+            self._notify("worker_event", {"slot": slot.index, "event": event})
+
+        slot.ref = LinkHost.start(
+            f"linkhost-{slot.index}", on_exit, self.command, self.env, self.stop_timeout, on_event
+        )
+        slot.tracker.started(time.monotonic())
+        self._notify("host_started", {"slot": slot.index, "pid": slot.ref.ask(HostPids())})
+
+    def _host_exited(self, index: int, generation: int, exit_: Exit) -> None:
+        slot = self.slots[index]
+        if slot.generation != generation or self.stopping:
+            return
+        slot.ref = None
+        for session in slot.sessions:  # they were told "transient" and will come back on Place
+            self.placement.pop(session, None)
+        slot.sessions.clear()
+        decision = slot.tracker.exited(time.monotonic())
+        if decision.give_up:
+            message = f"link host {index} failed {len(slot.tracker.times)} times ({exit_.message})"
+            log.critical("link host pool gives up: %s", message)
+            self._notify("host_exited", {"slot": index, "reason": exit_.reason, "delay": None})
+            self.exit("crash", message)
+            return
+        log.error("link host %d exited (%s); restarting in %.2fs", index, exit_.message, decision.delay)
+        self._notify("host_exited", {"slot": index, "reason": exit_.reason, "delay": decision.delay})
+        slot.timer = gevent.spawn_later(decision.delay, self._tell_start, index, generation)
+
+    def _tell_start(self, index: int, generation: int) -> None:
+        try:
+            self.actor_ref.tell(_StartHost(index, generation))
+        except pykka.ActorDeadError:
+            pass
+
+    def on_stop(self) -> None:
+        self._stop_hosts()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._stop_hosts()
+
+    def _stop_hosts(self) -> None:
+        self.stopping = True
+        for slot in self.slots:
+            if slot.timer is not None:
+                slot.timer.kill(block=False)
+                slot.timer = None
+        refs = [s.ref for s in self.slots if s.ref is not None]
+        for slot in self.slots:
+            slot.ref = None
+        futures = []
+        for ref in refs:
+            try:
+                futures.append(ref.stop(block=False))
+            except pykka.ActorDeadError:
+                pass
+        for future in futures:  # concurrently: each host waits for its own worker
+            try:
+                future.get(timeout=self.stop_timeout + 10)
+            except Exception:
+                log.debug("a link host did not stop cleanly", exc_info=True)

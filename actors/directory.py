@@ -45,6 +45,7 @@ class SessionRecord:
     pairing: dict[str, Any] | None = None
     pairing_phone: str | None = None  # set by initialize{usePairingCode}: how the next start connects
     blocked_until: int | None = None  # ms; the pairing-code cooldown
+    cloud_number: str | None = None  # the Cloud API phone_number_id (secrets are never kept here)
 
     def company_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class SessionRecord:
             "link": self.link,
             "createdAt": iso(self.created_at),
             "status": self.status,
+            "cloud": {"phoneNumberId": self.cloud_number} if self.cloud_number else None,
         }
 
     def status_json(self) -> dict[str, Any]:

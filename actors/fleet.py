@@ -130,6 +130,7 @@ class Fleet(SupervisedActor):
                 restarts=session.restarts,
                 last_error=session.last_error,
                 blocked_until=session.blocked_until,
+                cloud_number=company.cloud_phone_number_id,
             )
             records.append(record)
         self.directory.replace_all(records)
@@ -275,6 +276,7 @@ class Fleet(SupervisedActor):
             phone=msg.phone,
             link=msg.link,
             token_hash=hash_token(token),
+            cloud=msg.cloud,
         )
         record = SessionRecord(
             company_id=row.id,
@@ -282,6 +284,7 @@ class Fleet(SupervisedActor):
             link=row.link,
             company_phone=row.phone,
             token_hash=row.token_hash,
+            cloud_number=row.cloud_phone_number_id,
             created_at=row.created_at,
             since=row.created_at,
         )
@@ -297,6 +300,7 @@ class Fleet(SupervisedActor):
         record.name = fields.get("name", record.name)
         record.company_phone = fields.get("phone", record.company_phone)
         record.link = fields.get("link", record.link)
+        record.cloud_number = fields.get("cloud_phone_number_id", record.cloud_number)
         self.journal.event(company_id, "company", reason="updated", data={"fields": sorted(fields)})
         return record
 

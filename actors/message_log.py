@@ -22,27 +22,51 @@ class MessageLog:
     def inbound(self, company_id: str, data: dict[str, Any]) -> None:
         """A link reported a customer's message."""
         row_id, created = messages.store_inbound(
-            self.db, company_id, str(data.get("peer") or ""), str(data.get("type") or "text"),
-            data.get("text"), data.get("media"), data.get("wa_id"), int(data.get("at") or now_ms()),
+            self.db,
+            company_id,
+            str(data.get("peer") or ""),
+            str(data.get("type") or "text"),
+            data.get("text"),
+            data.get("media"),
+            data.get("wa_id"),
+            int(data.get("at") or now_ms()),
         )
         if created:
-            self.announce(company_id, {
-                "id": row_id, "direction": "in", "peer": data.get("peer"), "type": data.get("type"),
-                "text": data.get("text"), "waId": data.get("wa_id"),
-            })
+            self.announce(
+                company_id,
+                {
+                    "id": row_id,
+                    "direction": "in",
+                    "peer": data.get("peer"),
+                    "type": data.get("type"),
+                    "text": data.get("text"),
+                    "waId": data.get("wa_id"),
+                },
+            )
 
     def sent(self, row: OutboxRow, wa_id: str) -> None:
         row_id = messages.store_outbound(self.db, row.company_id, row.peer, row.text, wa_id, "sent")
-        self.announce(row.company_id, {
-            "id": row_id, "direction": "out", "peer": row.peer, "type": "text", "text": row.text,
-            "waId": wa_id, "status": "sent",
-        })
+        self.announce(
+            row.company_id,
+            {
+                "id": row_id,
+                "direction": "out",
+                "peer": row.peer,
+                "type": "text",
+                "text": row.text,
+                "waId": wa_id,
+                "status": "sent",
+            },
+        )
 
     def announce(self, company_id: str, stored: dict[str, Any]) -> None:
         text = stored.get("text")
         data = {
-            "messageId": stored.get("id"), "direction": stored.get("direction"), "peer": stored.get("peer"),
-            "type": stored.get("type"), "waId": stored.get("waId"),
+            "messageId": stored.get("id"),
+            "direction": stored.get("direction"),
+            "peer": stored.get("peer"),
+            "type": stored.get("type"),
+            "waId": stored.get("waId"),
             "text": text[:TEXT_IN_EVENT] if isinstance(text, str) else None,
         }
         self.journal.event(company_id, "message", reason=stored.get("direction"), data=data)

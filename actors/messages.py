@@ -15,6 +15,7 @@ class CreateCompany:
     name: str
     phone: str | None
     link: str
+    cloud: dict[str, Any] | None = None  # cloud_* columns; secrets already encrypted
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,11 @@ class Tree:
             )
 
         self.root = Root.start(
-            [ChildSpec("fleet", start_fleet), ChildSpec("deliverer", start_deliverer), *(extra_children or [])],
+            [
+                ChildSpec("fleet", start_fleet),
+                ChildSpec("deliverer", start_deliverer),
+                *(extra_children or []),
+            ],
             root_policy,
             on_give_up,
             rng,

@@ -11,6 +11,7 @@ from wafleet.actors.tree import Tree
 from wafleet.http.api import ApiError
 from wafleet.http.auth import Authenticator, Principal
 from wafleet.http.settings import Settings
+from wafleet.storage.crypto import Cipher
 from wafleet.storage.database import Database
 from wafleet.storage.shared_state import SharedState
 
@@ -25,6 +26,7 @@ class Context:
     links: LinkFactory
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     shared: SharedState = field(default_factory=SharedState)
+    cipher: Cipher | None = None  # set when WAFLEET_ENCRYPTION_KEY is: Cloud API secrets at rest
 
     def company_id(self, value: str) -> str:
         if len(value) > 64 or not self.settings.company_id_pattern.fullmatch(value):

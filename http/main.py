@@ -31,6 +31,7 @@ from wafleet.actors.directory import Directory  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
 from wafleet.actors.linkhost import LinkHostPool  # noqa: E402
+from wafleet.actors.links.cloud import CloudConfig  # noqa: E402
 from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
@@ -44,8 +45,10 @@ from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator  # noqa: E402
 from wafleet.http.context import Context  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
+from wafleet.storage import companies  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.companies import CompanyExists  # noqa: E402
+from wafleet.storage.crypto import Cipher  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
 from wafleet.storage.schema import migrate  # noqa: E402
 from wafleet.storage.shared_state import SharedState  # noqa: E402
@@ -118,7 +121,23 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
     broadcaster = Broadcaster()
     shared = SharedState(settings.redis_url)
     directory = Directory()
+    cipher = Cipher.from_key(settings.encryption_key) if settings.encryption_key else None
+
+    def cloud_config(company_id: str) -> CloudConfig | None:
+        """Read and decrypt at the moment a session starts; the token lives only in its link."""
+        columns = companies.cloud_columns(db, company_id)
+        if cipher is None or columns is None or not columns["token"]:
+            return None
+        return CloudConfig(
+            phone_number_id=columns["phone_number_id"],
+            access_token=cipher.decrypt(columns["token"], aad=company_id),
+            base_url=settings.graph_url,
+            version=settings.graph_version,
+            throughput=settings.cloud_throughput,
+        )
+
     links = LinkFactory(
+        cloud=cloud_config if cipher is not None else None,
         web_store_dir=os.path.join(settings.data_dir, "sessions") if settings.web_link else None,
         sandbox=settings.sandbox,
         sandbox_timing=SandboxTiming(
@@ -174,10 +193,12 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         extra_children=[
             # WhatsApp Web: neonize clients live in link-host worker processes (ARCHITECTURE §5).
             *(
-                [ChildSpec(
-                    "linkhosts",
-                    lambda on_exit: LinkHostPool.start(settings.web_sessions_per_host, on_exit=on_exit),
-                )]
+                [
+                    ChildSpec(
+                        "linkhosts",
+                        lambda on_exit: LinkHostPool.start(settings.web_sessions_per_host, on_exit=on_exit),
+                    )
+                ]
                 if links.web_store_dir
                 else []
             ),
@@ -192,7 +213,6 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
     if not settings.multi_tenant:
         _ensure_default_company(settings, tree, links)
 
-
     ctx = Context(
         settings=settings,
         db=db,
@@ -202,6 +222,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         links=links,
         broadcaster=broadcaster,
         shared=shared,
+        cipher=cipher,
     )
     app = build_app(ctx, metrics)
     server = NoDelayWSGIServer((settings.host, settings.port), app, spawn=Pool(settings.http_pool), log=None)

@@ -10,6 +10,7 @@ import bottle
 from wafleet.actors import messages as m
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
+from wafleet.storage import companies
 from wafleet.storage.companies import CompanyExists
 
 
@@ -31,6 +32,42 @@ def _link(ctx: Context, value: Any) -> str:
     return value
 
 
+CLOUD_FIELDS = {"phoneNumberId", "accessToken", "appSecret", "verifyToken"}
+
+
+def _cloud(ctx: Context, company_id: str, value: Any) -> dict[str, Any]:
+    """Cloud API credentials -> cloud_* columns, secrets encrypted for this company only."""
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_field", "cloud must be an object {phoneNumberId, accessToken, ...}")
+    unknown = sorted(set(value) - CLOUD_FIELDS)
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown cloud field(s): {', '.join(unknown)}")
+    if ctx.cipher is None:
+        raise ApiError(400, "no_encryption_key", "set WAFLEET_ENCRYPTION_KEY to store Cloud API credentials")
+    columns: dict[str, Any] = {}
+    number = value.get("phoneNumberId")
+    if number is not None:
+        if not isinstance(number, str) or not number.isascii() or not number.isdigit() or len(number) > 64:
+            raise ApiError(400, "invalid_field", "cloud.phoneNumberId must be Meta's numeric phone number id")
+        owner = companies.number_owner(ctx.db, number)
+        if owner is not None and owner != company_id:
+            raise ApiError(409, "number_taken", "another company already uses this phoneNumberId")
+        columns["cloud_phone_number_id"] = number
+    for name, column in (
+        ("accessToken", "cloud_token"),
+        ("appSecret", "cloud_app_secret"),
+        ("verifyToken", "cloud_verify_token"),
+    ):
+        secret = value.get(name)
+        if secret is None:
+            continue
+        if not isinstance(secret, str) or not secret.strip() or len(secret) > 2048:
+            raise ApiError(400, "invalid_field", f"cloud.{name} must be a non-empty string")
+        text(secret, f"cloud.{name}")
+        columns[column] = ctx.cipher.encrypt(secret.strip(), aad=company_id)
+    return columns
+
+
 def _limit(default: int = 100) -> int:
     raw = bottle.request.query.get("limit")
     if raw is None:
@@ -46,13 +83,18 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def create_company() -> Any:
         ctx.auth.admin()
         data = json_body(required=True)
-        only_fields(data, {"id", "name", "phone", "link"})
+        only_fields(data, {"id", "name", "phone", "link", "cloud"})
         company_id = ctx.company_id(field(data, "id", str, required=True))
         name = _name(data.get("name"))
         phone = ctx.phone(data["phone"], "phone") if data.get("phone") is not None else None
         link = _link(ctx, data.get("link", "sandbox"))
+        cloud = _cloud(ctx, company_id, data["cloud"]) if data.get("cloud") is not None else None
+        if link == "cloud" and not (cloud and "cloud_phone_number_id" in cloud and "cloud_token" in cloud):
+            raise ApiError(
+                400, "invalid_field", "a cloud company needs cloud.phoneNumberId and cloud.accessToken"
+            )
         try:
-            record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link))
+            record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
         except CompanyExists:
             raise ApiError(409, "exists", f"company {company_id!r} already exists") from None
         return respond(201, {"company": record.company_json(), "token": token})
@@ -64,10 +106,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         cursor = bottle.request.query.get("cursor") or ""
         ids = sorted(i for i in ctx.directory.records if i > cursor)
         page = ids[:limit]
-        companies = [ctx.directory.records[i].company_json() for i in page if i in ctx.directory.records]
+        listed = [ctx.directory.records[i].company_json() for i in page if i in ctx.directory.records]
         next_cursor = page[-1] if len(ids) > limit else None
         return respond(
-            200, {"companies": companies, "nextCursor": next_cursor, "total": len(ctx.directory.records)}
+            200, {"companies": listed, "nextCursor": next_cursor, "total": len(ctx.directory.records)}
         )
 
     @app.get("/admin/companies/<company_id>")
@@ -81,8 +123,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ctx.auth.admin()
         _existing(ctx, company_id)
         data = json_body(required=True)
-        only_fields(data, {"name", "phone", "link"})
+        only_fields(data, {"name", "phone", "link", "cloud"})
         fields: dict[str, Any] = {}
+        if data.get("cloud") is not None:
+            fields.update(_cloud(ctx, company_id, data["cloud"]))
         if "name" in data:
             fields["name"] = _name(data["name"])
         if "phone" in data:
@@ -90,7 +134,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         if "link" in data:
             fields["link"] = _link(ctx, data["link"])
         if not fields:
-            raise ApiError(400, "invalid_field", "nothing to update: send name, phone or link")
+            raise ApiError(400, "invalid_field", "nothing to update: send name, phone, link or cloud")
         record = ctx.tree.call(m.UpdateCompany(company_id, fields))
         return respond(200, {"company": record.company_json()})
 

@@ -45,6 +45,10 @@ class Settings:
     sse_heartbeat_ms: int
     redis_url: str | None
     web_sessions_per_host: int
+    encryption_key: str | None
+    graph_url: str
+    graph_version: str
+    cloud_throughput: float
     web_link: bool
     max_qr_attempts: int
     max_pairing_per_hour: int
@@ -97,6 +101,22 @@ def _pattern(env: Mapping[str, str], name: str, default: str) -> re.Pattern[str]
         return re.compile(raw)
     except re.error as exc:
         raise ConfigError(f"{name}: expected a regular expression, got {raw!r} ({exc})") from None
+
+
+def _encryption_key(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("WAFLEET_ENCRYPTION_KEY") or "").strip()
+    if not raw:
+        return None
+    from wafleet.storage.crypto import Cipher
+
+    try:
+        Cipher.from_key(raw)
+    except ValueError as exc:
+        text = str(exc)
+        raise ConfigError(
+            text if text.startswith("WAFLEET_ENCRYPTION_KEY") else f"WAFLEET_ENCRYPTION_KEY: {text}"
+        ) from None
+    return raw
 
 
 def _redis_url(env: Mapping[str, str]) -> str | None:
@@ -158,6 +178,10 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         sse_heartbeat_ms=_int(env, "WAFLEET_SSE_HEARTBEAT", 15000, minimum=100),
         redis_url=_redis_url(env),
         web_sessions_per_host=_int(env, "WAFLEET_WEB_SESSIONS_PER_HOST", 200, minimum=1),
+        encryption_key=_encryption_key(env),
+        graph_url=(env.get("WAFLEET_GRAPH_URL") or "https://graph.facebook.com").rstrip("/"),
+        graph_version=env.get("WAFLEET_GRAPH_VERSION") or "v21.0",
+        cloud_throughput=_float(env, "WAFLEET_CLOUD_THROUGHPUT", 80.0),
         web_link=_bool(env, "WAFLEET_WEB_LINK", True),
         max_qr_attempts=_int(env, "WHATSAPP_MAX_QR_ATTEMPTS", 3, minimum=1),
         max_pairing_per_hour=_int(env, "WAFLEET_MAX_PAIRING_PER_HOUR", 5, minimum=1),

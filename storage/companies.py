@@ -25,6 +25,7 @@ class CompanyRow:
     token_hash: str
     created_at: int
     updated_at: int
+    cloud_phone_number_id: str | None = None
 
 
 @dataclass
@@ -48,6 +49,7 @@ def _company(row: Company) -> CompanyRow:
         token_hash=row.token_hash,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        cloud_phone_number_id=row.cloud_phone_number_id,
     )
 
 
@@ -71,7 +73,17 @@ def _session(row: Session) -> SessionRow:
     )
 
 
-def create(db: Database, *, id: str, name: str, phone: str | None, link: str, token_hash: str) -> CompanyRow:
+def create(
+    db: Database,
+    *,
+    id: str,
+    name: str,
+    phone: str | None,
+    link: str,
+    token_hash: str,
+    cloud: dict[str, Any] | None = None,
+) -> CompanyRow:
+    """``cloud``: cloud_* columns, secrets already encrypted (storage/crypto.py)."""
     now = now_ms()
     with db.work(), db.atomic():
         try:
@@ -83,11 +95,32 @@ def create(db: Database, *, id: str, name: str, phone: str | None, link: str, to
                 token_hash=token_hash,
                 created_at=now,
                 updated_at=now,
+                **(cloud or {}),
             )
         except peewee.IntegrityError as exc:
             raise CompanyExists(id) from exc
         Session.create(company=id, desired_state="stopped", status="stopped", since=now, updated_at=now)
     return _company(row)
+
+
+def cloud_columns(db: Database, company_id: str) -> dict[str, Any] | None:
+    """The company's Cloud API columns as stored (secrets encrypted), or None without a number."""
+    with db.work():
+        row = Company.get_or_none(Company.id == company_id)
+    if row is None or not row.cloud_phone_number_id:
+        return None
+    return {
+        "phone_number_id": row.cloud_phone_number_id,
+        "token": row.cloud_token,
+        "app_secret": row.cloud_app_secret,
+        "verify_token": row.cloud_verify_token,
+    }
+
+
+def number_owner(db: Database, phone_number_id: str) -> str | None:
+    with db.work():
+        row = Company.get_or_none(Company.cloud_phone_number_id == phone_number_id)
+    return row.id if row else None
 
 
 def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:

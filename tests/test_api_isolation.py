@@ -317,7 +317,9 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     call("POST", "cleanup")
     r = node.client.get("/api/whatsapp/messages/alpha", headers=headers)
     assert r.status_code == 200
-    assert [(m["companyId"], m["direction"], m["text"]) for m in r.json()["messages"]] == [("alpha", "in", "hi")]
+    assert [(m["companyId"], m["direction"], m["text"]) for m in r.json()["messages"]] == [
+        ("alpha", "in", "hi")
+    ]
     hit.add("GET /api/whatsapp/messages/<company_id>")
     assert {e.data["companyId"] for e in stream.until(lambda e: e.data["reason"] == "cleanup")} == {"alpha"}
     stream.close()

@@ -72,7 +72,9 @@ def test_a_conversation_lands_in_the_history_and_on_the_stream(node: Node) -> No
     assert r.status_code == 202
     event = stream.until(lambda e: e.event == "message").pop()
     assert (event.data["direction"], event.data["peer"], event.data["text"]) == (
-        "in", "5511977776666", "Can I book at 3pm?"
+        "in",
+        "5511977776666",
+        "Can I book at 3pm?",
     )
     _send(node, "salon", "Yes, see you at 3pm", token=token, phone="5511977776666")
     out = stream.until(lambda e: e.event == "message" and e.data["direction"] == "out").pop()
@@ -82,6 +84,7 @@ def test_a_conversation_lands_in_the_history_and_on_the_stream(node: Node) -> No
         "/api/whatsapp/messages/salon", headers={"Authorization": f"Bearer {token}"}
     ).json()["messages"]
     assert [(m["direction"], m["text"]) for m in history] == [
-        ("out", "Yes, see you at 3pm"), ("in", "Can I book at 3pm?")
+        ("out", "Yes, see you at 3pm"),
+        ("in", "Can I book at 3pm?"),
     ]
     assert history[0]["status"] == "sent"

@@ -11,6 +11,7 @@ from typing import Any
 import pykka
 
 from wafleet.actors.links.base import Emit, Link
+from wafleet.actors.links.cloud import CloudConfig, CloudLink
 from wafleet.actors.links.sandbox import SandboxLink, SandboxTiming
 from wafleet.actors.links.web import WebLink
 
@@ -31,6 +32,7 @@ class LinkFactory:
         sandbox_timing: SandboxTiming,
         rng: random.Random | None = None,
         web_store_dir: str | None = None,
+        cloud: Callable[[str], CloudConfig | None] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.sandbox_timing = sandbox_timing
@@ -41,6 +43,8 @@ class LinkFactory:
         # The current LinkHostPool, looked up at the Root when a web session starts: a restarted
         # pool is a new actor, so its ref is never kept here.
         self.web_pool: Callable[[], pykka.ActorRef[Any] | None] = lambda: None
+        # Cloud API: the company's config (token decrypted) when credentials can be stored here.
+        self.cloud = cloud
 
     def sandbox_outbox(self, company_id: str) -> list[dict[str, Any]]:
         """What the sandbox's simulated WhatsApp received from this company (newest last)."""
@@ -53,6 +57,8 @@ class LinkFactory:
         kinds = ["sandbox"] if self.sandbox else []
         if self.web_store_dir:
             kinds.append("web")
+        if self.cloud is not None:
+            kinds.append("cloud")
         return kinds
 
     def create(self, kind: str, company_id: str, emit: Emit) -> Link:
@@ -64,4 +70,9 @@ class LinkFactory:
             if pool is None:
                 raise LinkUnavailable("the link hosts are restarting", transient=True)
             return WebLink(company_id, emit, pool, self.web_store_dir)
+        if kind == "cloud" and self.cloud is not None:
+            config = self.cloud(company_id)
+            if config is None:
+                raise LinkUnavailable("no Cloud API credentials: PATCH the company with cloud.accessToken")
+            return CloudLink(company_id, emit, config)
         raise LinkUnavailable(f"link {kind!r} is not available on this node")

@@ -44,6 +44,27 @@ class MessageLog:
                 },
             )
 
+    # whatsmeow's receipt types: "" is delivered; "sender"/"retry"/"inactive" say nothing new.
+    RECEIPT_STATUS = {
+        "": "delivered",
+        "delivered": "delivered",
+        "read": "read",
+        "read-self": "read",
+        "played": "played",
+        "played-self": "played",
+    }
+
+    def receipt(self, company_id: str, data: dict[str, Any]) -> None:
+        """A link (WhatsApp Web) reported that our messages were delivered, read or played."""
+        status = self.RECEIPT_STATUS.get(str(data.get("type") or "").lower().replace("_", "-"))
+        if status is None:
+            return
+        at = int(data.get("at") or now_ms())
+        if at < 10**12:  # whatsmeow reports seconds
+            at *= 1000
+        for wa_id in data.get("ids") or []:
+            messages.apply_status(self.db, str(wa_id), status, None, at)
+
     def sent(self, row: OutboxRow, wa_id: str) -> None:
         row_id = messages.store_outbound(self.db, row.company_id, row.peer, row.text, wa_id, "sent")
         self.announce(

@@ -57,6 +57,7 @@ class SessionDeps:
     limits: ConnectLimits = field(default_factory=ConnectLimits)
     # Stores an inbound message once and announces it (wired by the composition root).
     inbound: Callable[[str, dict[str, Any]], None] = lambda company_id, data: None
+    receipt: Callable[[str, dict[str, Any]], None] = lambda company_id, data: None
 
 
 class CompanySession(SupervisedActor):
@@ -181,6 +182,8 @@ class CompanySession(SupervisedActor):
             journal.transition(record, "connected", reason="linked")
         elif kind == "message":
             self.deps.inbound(record.company_id, data)
+        elif kind == "receipt":
+            self.deps.receipt(record.company_id, data)
         elif kind == "closed":
             reason = str(data.get("reason", "transient"))
             if self.link is not None:

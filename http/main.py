@@ -159,6 +159,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             qr_count_ttl=(settings.qr_first_ms + settings.qr_next_ms * settings.max_qr_attempts) / 1000 + 60,
         ),
         inbound=message_log.inbound,
+        receipt=message_log.receipt,
     )
     policy = RestartPolicy(
         base=settings.reconnect_delay_ms / 1000,

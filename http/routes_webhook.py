@@ -20,6 +20,7 @@ import bottle
 from wafleet.actors.webhook import Wake
 from wafleet.http.api import ApiError
 from wafleet.http.context import Context
+from wafleet.http.webhook_secrets import WebhookSecrets
 from wafleet.storage import inbox
 from wafleet.storage.clock import now_ms
 
@@ -73,30 +74,30 @@ def _plain(status: int, text: str) -> bottle.HTTPResponse:
 
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
+    secrets = WebhookSecrets(ctx.db, ctx.cipher, ctx.settings.webhook_secret, ctx.settings.verify_token)
+
     def verify() -> Any:
         query = bottle.request.query
         mode = query.get("hub.mode")
         token = query.get("hub.verify_token") or ""
         challenge = query.get("hub.challenge")
-        expected = ctx.settings.verify_token
-        ok = (
-            mode == "subscribe"
-            and expected is not None
-            and challenge is not None
-            and hmac.compare_digest(token.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
-        )
+        presented = token.encode("utf-8", "surrogateescape")
+        matches = [hmac.compare_digest(presented, expected) for expected in secrets.verify_tokens()]
+        ok = mode == "subscribe" and challenge is not None and any(matches)
         if not ok:
             return _plain(403, "Forbidden")
         return _plain(200, challenge)
 
     def receive() -> Any:
-        secret = ctx.settings.webhook_secret
-        if secret is None:
+        if not secrets.configured():
             raise ApiError(
                 503, "webhook_not_configured", "WHATSAPP_WEBHOOK_SECRET is not set: cannot check signatures"
             )
         raw = read_raw(MAX_WEBHOOK_BODY)
-        if not signature_ok(secret.encode(), raw, bottle.request.get_header("X-Hub-Signature-256")):
+        header = bottle.request.get_header("X-Hub-Signature-256")
+        if not any(signature_ok(s, raw, header) for s in secrets.secrets()) and not any(
+            signature_ok(s, raw, header) for s in secrets.secrets(refresh=True)
+        ):
             raise ApiError(
                 401, "invalid_signature", "X-Hub-Signature-256 is missing or does not match the body"
             )

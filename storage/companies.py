@@ -117,6 +117,15 @@ def cloud_columns(db: Database, company_id: str) -> dict[str, Any] | None:
     }
 
 
+def webhook_secret_columns(db: Database) -> list[tuple[str, str | None, str | None]]:
+    """(company id, encrypted app secret, encrypted verify token) of companies that have one."""
+    with db.work():
+        query = Company.select(Company.id, Company.cloud_app_secret, Company.cloud_verify_token).where(
+            Company.cloud_app_secret.is_null(False) | Company.cloud_verify_token.is_null(False)
+        )
+        return [(r.id, r.cloud_app_secret, r.cloud_verify_token) for r in query]
+
+
 def number_owner(db: Database, phone_number_id: str) -> str | None:
     with db.work():
         row = Company.get_or_none(Company.cloud_phone_number_id == phone_number_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_graph import FakeGraph
+from tests.fake_graph import FakeGraph, encode, sign
 from tests.harness import Node, wait_for
 from wafleet.storage.crypto import generate_key
 
@@ -133,3 +133,53 @@ def test_sending_follows_metas_error_codes(cloud_node: Node, graph: FakeGraph) -
         what="status read",
     )
     assert history["messages"]
+
+
+def test_a_company_with_its_own_meta_app_signs_with_its_own_secret(
+    cloud_node: Node, graph: FakeGraph
+) -> None:
+    graph.tokens["300000000000003"] = "own-token"
+    r = cloud_node.client.post(
+        "/admin/companies",
+        json={
+            "id": "own",
+            "name": "Own App",
+            "link": "cloud",
+            "cloud": {
+                "phoneNumberId": "300000000000003",
+                "accessToken": "own-token",
+                "appSecret": "company-own-app-secret",
+                "verifyToken": "own-verify",
+            },
+        },
+        headers=cloud_node.admin(),
+    )
+    assert r.status_code == 201 and "company-own-app-secret" not in r.text
+    hook = f"{cloud_node.base_url}/api/whatsapp/webhook/cloud"
+    ok = cloud_node.client.get(
+        hook, params={"hub.mode": "subscribe", "hub.verify_token": "own-verify", "hub.challenge": "42"}
+    )
+    assert (ok.status_code, ok.text) == (200, "42")
+    bad = cloud_node.client.get(
+        hook, params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "42"}
+    )
+    assert bad.status_code == 403
+
+    cloud_node.post("/api/whatsapp/sessions/own/initialize")
+    cloud_node.wait_status("own", "connected")
+    row = _send(cloud_node, "own", CUSTOMER, "Hi from our own app")
+    wamid = wait_for(lambda: (r := _row(cloud_node, row))["status"] == "sent" and r["waId"])
+    body = encode(graph.status_payload(wamid, ("delivered",)))
+    wrong = cloud_node.client.post(hook, content=body, headers={"X-Hub-Signature-256": sign("other", body)})
+    assert wrong.status_code == 401
+    # Meta signs with the company's own app secret: accepted, and the status lands
+    signed = {"X-Hub-Signature-256": sign("company-own-app-secret", body), "Content-Type": "application/json"}
+    assert cloud_node.client.post(hook, content=body, headers=signed).status_code == 200
+    wait_for(
+        lambda: (
+            cloud_node.client.get("/api/whatsapp/messages/own", headers=cloud_node.admin()).json()[
+                "messages"
+            ][0]["status"]
+            == "delivered"
+        )
+    )

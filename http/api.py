@@ -46,8 +46,9 @@ def respond(status: int, payload: Any, headers: dict[str, str] | None = None) ->
     return response
 
 
-def json_body(required: bool = False) -> dict[str, Any]:
-    """The request's JSON object; an empty body is ``{}`` unless one is required."""
+def raw_body(limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes (413 past that, checked before reading when the
+    length is announced; a broken body is a 400 that also closes the connection)."""
     request = bottle.request
     try:
         length = request.content_length
@@ -55,16 +56,29 @@ def json_body(required: bool = False) -> dict[str, Any]:
         raise ApiError(
             400, "invalid_body", "Content-Length is not a number", {"Connection": "close"}
         ) from None
-    if length > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request body is larger than {MAX_BODY} bytes")
+    if length > limit:
+        raise ApiError(
+            413, "body_too_large", f"request body is larger than {limit} bytes", {"Connection": "close"}
+        )
+    if length == 0:
+        return b""
     try:
-        raw = request.environ["wsgi.input"].read(MAX_BODY + 1) if length != 0 else b""
+        raw = request.environ["wsgi.input"].read(limit + 1)
     except (OSError, ValueError):  # a broken chunked encoding, a client that went away
         raise ApiError(
             400, "invalid_body", "the request body could not be read", {"Connection": "close"}
         ) from None
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"request body is larger than {MAX_BODY} bytes")
+    if len(raw) > limit:
+        raise ApiError(
+            413, "body_too_large", f"request body is larger than {limit} bytes", {"Connection": "close"}
+        )
+    return raw
+
+
+def json_body(required: bool = False) -> dict[str, Any]:
+    """The request's JSON object; an empty body is ``{}`` unless one is required."""
+    request = bottle.request
+    raw = raw_body(MAX_BODY)
     if not raw.strip():
         if required:
             raise ApiError(400, "body_required", "a JSON object body is required")

@@ -18,7 +18,7 @@ from typing import Any
 import bottle
 
 from wafleet.actors.webhook import Wake
-from wafleet.http.api import ApiError
+from wafleet.http.api import ApiError, raw_body
 from wafleet.http.context import Context
 from wafleet.http.webhook_secrets import WebhookSecrets
 from wafleet.storage import inbox
@@ -36,33 +36,6 @@ def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
     if presented[:7].lower() == b"sha256=":
         presented = b"sha256=" + presented[7:].lower()
     return hmac.compare_digest(expected, presented)
-
-
-def read_raw(limit: int) -> bytes:
-    request = bottle.request
-    try:
-        length = request.content_length
-    except ValueError:
-        raise ApiError(
-            400, "invalid_body", "Content-Length is not a number", {"Connection": "close"}
-        ) from None
-    if length > limit:
-        raise ApiError(
-            413, "body_too_large", f"request body is larger than {limit} bytes", {"Connection": "close"}
-        )
-    if length == 0:
-        return b""
-    try:
-        raw = request.environ["wsgi.input"].read(limit + 1)
-    except (OSError, ValueError):
-        raise ApiError(
-            400, "invalid_body", "the request body could not be read", {"Connection": "close"}
-        ) from None
-    if len(raw) > limit:
-        raise ApiError(
-            413, "body_too_large", f"request body is larger than {limit} bytes", {"Connection": "close"}
-        )
-    return raw
 
 
 def _plain(status: int, text: str) -> bottle.HTTPResponse:
@@ -93,7 +66,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             raise ApiError(
                 503, "webhook_not_configured", "WHATSAPP_WEBHOOK_SECRET is not set: cannot check signatures"
             )
-        raw = read_raw(MAX_WEBHOOK_BODY)
+        raw = raw_body(MAX_WEBHOOK_BODY)
         header = bottle.request.get_header("X-Hub-Signature-256")
         if not any(signature_ok(s, raw, header) for s in secrets.secrets()) and not any(
             signature_ok(s, raw, header) for s in secrets.secrets(refresh=True)

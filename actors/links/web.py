@@ -28,6 +28,7 @@ import gevent.event
 import pykka
 
 from wafleet.actors.linkhost import Command, HostUnavailable, Open, Place, Release
+from wafleet.actors.linkhost_worker import wipe_store
 from wafleet.actors.links.base import Emit, LinkConflict, SendError
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class WebLink:
 
     def logout(self) -> None:
         if self._host is None:
-            _wipe_local(self.store)  # no worker holds the store
+            wipe_store(self.store)  # no worker holds the store
         else:
             self._finish("logout")
 
@@ -174,7 +175,7 @@ class WebLink:
             host.tell(Command(command, release=True))
         except pykka.ActorDeadError:
             if how == "logout":
-                _wipe_local(self.store)
+                wipe_store(self.store)
         try:
             self.pool.tell(Release(self.session))
         except pykka.ActorDeadError:
@@ -190,13 +191,3 @@ class WebLink:
         for waiter in self._sends.values():
             if not waiter.ready():
                 waiter.set_exception(SendError(message, retry_after=5.0))
-
-
-def _wipe_local(store: str) -> None:
-    if store.startswith("postgres"):
-        return
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
-            os.unlink(store + suffix)
-        except FileNotFoundError:
-            pass

@@ -20,7 +20,7 @@ from typing import Any
 import gevent
 import pykka
 
-from wafleet.actors.directory import Directory, SessionRecord
+from wafleet.actors.directory import HISTORY_LENGTH, Directory, SessionRecord
 from wafleet.actors.errors import RateLimited
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.links.base import LinkConflict
@@ -33,6 +33,7 @@ from wafleet.actors.messages import (
     CreateCompany,
     DeleteCompany,
     Initialize,
+    Ping,
     Reconnect,
     RequestPairing,
     Sandbox,
@@ -44,7 +45,7 @@ from wafleet.actors.messages import (
 )
 from wafleet.actors.restart import Intensity, RestartPolicy, RestartTracker
 from wafleet.actors.session import CompanySession, SessionDeps
-from wafleet.storage import companies
+from wafleet.storage import companies, events
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.tokens import hash_token, new_token
@@ -132,8 +133,12 @@ class Fleet(SupervisedActor):
                 blocked_until=session.blocked_until,
                 cloud_number=company.cloud_phone_number_id,
             )
+            for event in events.recent(self.db, company.id, "status", HISTORY_LENGTH):
+                entry = {"status": event.state, "at": event.at, "reason": event.reason}
+                if "retryIn" in event.data:
+                    entry["retryIn"] = event.data["retryIn"]
+                record.history.append(entry)
             records.append(record)
-        self.directory.replace_all(records)
         for record in records:
             self._restore_block(record)
             if record.desired == "running" and record.status != "blocked":
@@ -150,6 +155,8 @@ class Fleet(SupervisedActor):
                 continue
             self.journal.transition(record, "reconnecting", reason="boot", retry_in=0.0)
             to_start.append(record.company_id)
+        # Published only now: nobody reads a stale "connected" from before the boot.
+        self.directory.replace_all(records)
         if to_start:
             log.info("restoring %d sessions at %.0f/s", len(to_start), self.config.boot_rate)
         self._background.append(gevent.spawn(self._restore, to_start))
@@ -256,6 +263,8 @@ class Fleet(SupervisedActor):
                 return None
             case Sandbox(id=company_id):
                 return self._running_ref(company_id).ask(message, block=False)
+            case Ping():
+                return True  # answered only once on_start (the boot) has finished
             case Shutdown():
                 return self._shutdown()
         return super().on_receive(message)

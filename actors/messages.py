@@ -88,6 +88,11 @@ class StartChild:
 
 
 @dataclass(frozen=True)
+class Ping:
+    """Are you up (and done starting)?"""
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """Stop every child and persist; the tree is going down with the node."""
 

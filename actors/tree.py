@@ -17,7 +17,7 @@ import pykka
 
 from wafleet.actors.directory import Directory
 from wafleet.actors.fleet import Fleet, FleetConfig
-from wafleet.actors.messages import Shutdown
+from wafleet.actors.messages import Ping, Shutdown
 from wafleet.actors.outbox import Deliverer, Wake
 from wafleet.actors.restart import RestartPolicy
 from wafleet.actors.root import ChildSpec, GetChild, Root
@@ -110,11 +110,11 @@ class Tree:
             raise Unavailable("the session or fleet restarted while answering; try again") from exc
 
     def running(self) -> bool:
+        """The Fleet is up and has finished its boot (restored records, boot transitions)."""
         try:
-            self.fleet()
-        except Unavailable:
+            return bool(self.fleet().ask(Ping(), timeout=5))
+        except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
             return False
-        return True
 
     def shutdown(self, timeout: float = 25.0) -> None:
         try:

@@ -87,3 +87,16 @@ def test_session_waiting_for_a_qr_scan_is_not_restored_into_a_qr_storm(node_fact
     node.start()
     status = node.status("pending")
     assert status["status"] == "stopped" and status["history"][-1]["reason"] == "boot_no_credentials"
+
+
+def test_history_survives_a_restart_and_readiness_waits_for_the_boot(node_factory) -> None:
+    node: Node = node_factory().start()
+    node.create_company("a")
+    node.connect("a")
+    before = node.status("a")["history"]
+    node.kill()
+    node.start()  # /readyz is 200 only once the fleet has restored its records
+    after = node.status("a")
+    assert after["status"] in ("reconnecting", "starting", "connected")  # never the stale pre-kill view
+    assert after["history"][: len(before)] == before
+    assert after["history"][len(before)]["reason"] == "boot"

@@ -23,7 +23,7 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
+from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
 from wafleet.actors import messages as m  # noqa: E402
 from wafleet.actors.broadcast import Broadcaster  # noqa: E402
@@ -54,6 +54,16 @@ from wafleet.storage.schema import migrate  # noqa: E402
 from wafleet.storage.shared_state import SharedState  # noqa: E402
 
 log = logging.getLogger("wafleet")
+
+
+class Handler(WSGIHandler):
+    """Hands the client socket to the app (``wafleet.socket``): an event stream watches it to
+    notice a client that went away at once, not at its next heartbeat write."""
+
+    def get_environ(self) -> dict:
+        environ = super().get_environ()
+        environ["wafleet.socket"] = self.socket
+        return environ
 
 
 class NoDelayWSGIServer(WSGIServer):
@@ -226,7 +236,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         cipher=cipher,
     )
     app = build_app(ctx, metrics)
-    server = NoDelayWSGIServer((settings.host, settings.port), app, spawn=Pool(settings.http_pool), log=None)
+    server = NoDelayWSGIServer(
+        (settings.host, settings.port), app, spawn=Pool(settings.http_pool), log=None, handler_class=Handler
+    )
     server.init_socket()
     host, port = server.socket.getsockname()[:2]
     print(f"wafleet listening on http://{host}:{port} (database {db.description})", flush=True)

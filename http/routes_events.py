@@ -8,13 +8,15 @@ comment keeps proxies from closing an idle stream.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import bottle
 import gevent.queue
+import gevent.socket
 
-from wafleet.actors.broadcast import Broadcaster
+from wafleet.actors.broadcast import Broadcaster, Listener
 from wafleet.http.api import ApiError
 from wafleet.http.context import Context
 from wafleet.http.routes_sessions import company_routes
@@ -46,6 +48,19 @@ def format_event(row: EventRow) -> str | None:
     return f"id: {row.id}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def _watch_hangup(sock: socket.socket, listener: Listener) -> None:
+    """Park until the client's socket turns readable; EOF means it hung up: end its stream now
+    (a parked greenlet costs nothing; the heartbeat alone would notice only on its next write)."""
+    try:
+        gevent.socket.wait_read(sock.fileno())
+        if sock.recv(1, socket.MSG_PEEK) != b"":
+            return  # the client sent something (unexpected on a stream): stop watching
+    except OSError:
+        pass
+    listener.queue.queue.clear()
+    listener.queue.put_nowait(None)
+
+
 def _last_event_id() -> int | None:
     raw = bottle.request.get_header("Last-Event-ID") or bottle.request.query.get("lastEventId")
     if raw is None or raw == "":
@@ -56,8 +71,9 @@ def _last_event_id() -> int | None:
 
 
 def install(app: bottle.Bottle, ctx: Context, broadcaster: Broadcaster, heartbeat: float) -> None:
-    def stream(company_id: str | None, last_id: int | None) -> Iterator[str]:
+    def stream(company_id: str | None, last_id: int | None, sock: socket.socket | None) -> Iterator[str]:
         listener = broadcaster.subscribe(company_id)
+        watcher = gevent.spawn(_watch_hangup, sock, listener) if sock is not None else None
         try:
             yield "retry: 2000\n\n"
             seen = last_id or 0
@@ -82,6 +98,8 @@ def install(app: bottle.Bottle, ctx: Context, broadcaster: Broadcaster, heartbea
                 if text:
                     yield text
         finally:
+            if watcher is not None:
+                watcher.kill(block=False)
             broadcaster.unsubscribe(listener)
 
     def respond_stream(company_id: str | None) -> Any:
@@ -89,7 +107,7 @@ def install(app: bottle.Bottle, ctx: Context, broadcaster: Broadcaster, heartbea
         bottle.response.content_type = "text/event-stream"
         bottle.response.set_header("Cache-Control", "no-cache")
         bottle.response.set_header("X-Accel-Buffering", "no")
-        return stream(company_id, last_id)
+        return stream(company_id, last_id, bottle.request.environ.get("wafleet.socket"))
 
     def company_events(company_id: str) -> Any:
         ctx.authorised_record(company_id)

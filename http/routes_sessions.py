@@ -124,5 +124,6 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                 "sessions": ctx.directory.counts(),
                 "companies": len(ctx.directory.records),
                 "restarts": sum(r.restarts for r in records),
+                "streams": ctx.broadcaster.count(),
             },
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import socket
 
 import pytest
 
@@ -112,3 +113,28 @@ def _all_events(node: Node) -> list:
             break
     stream.close()
     return events
+
+
+def test_a_client_that_hangs_up_is_let_go_at_once_not_at_the_next_heartbeat(node_factory) -> None:
+    node: Node = node_factory().start()  # the default heartbeat: 15 s
+    token = node.create_company("a")
+
+    def streams() -> int:
+        return node.client.get("/api/whatsapp/metrics", headers=node.admin()).json()["streams"]
+
+    clients = []
+    for _ in range(3):  # raw sockets: the test decides exactly when the connection closes
+        sock = socket.create_connection(("127.0.0.1", node.port))
+        sock.sendall(
+            f"GET /api/whatsapp/sessions/a/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        clients.append(sock)
+    wait_for(lambda: streams() == 3, what="3 open streams")
+    for sock in clients:
+        sock.close()
+    wait_for(lambda: streams() == 0, timeout=3, what="the server to let the streams go")
+    node.connect("a")  # and events still flow to a new listener
+    again = SseClient(node.base_url, "/api/whatsapp/sessions/a/events", token, last_event_id=0)
+    again.until(lambda e: e.event == "status" and e.data["state"] == "connected")
+    again.close()

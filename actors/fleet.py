@@ -318,6 +318,8 @@ class Fleet(SupervisedActor):
         self._close_child(company_id, "logout")
         self.deps.auth.wipe(company_id)
         companies.delete(self.db, company_id)
+        self.deps.shared.forget(company_id)
+        self.deps.links.forget(company_id)
         self.directory.remove(company_id)
         self.journal.event(None, "company", reason="deleted", data={"company": company_id})
 

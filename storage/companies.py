@@ -9,7 +9,7 @@ import peewee
 
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, Session
+from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, Session
 
 
 class CompanyExists(Exception):
@@ -141,8 +141,15 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 
 def delete(db: Database, company_id: str) -> None:
+    """Erase everything the company had: events, messages, outbox, pairing history, the row."""
     with db.work(), db.atomic():
-        Event.delete().where(Event.company == company_id).execute()
+        for model, column in (
+            (Event, Event.company),
+            (Message, Message.company),
+            (Outbox, Outbox.company),
+            (PairingCode, PairingCode.company),
+        ):
+            model.delete().where(column == company_id).execute()
         Session.delete().where(Session.company == company_id).execute()
         Company.delete().where(Company.id == company_id).execute()
 

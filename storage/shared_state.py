@@ -281,6 +281,13 @@ class SharedState:
     def reset_qr(self, company_id: str) -> None:
         self._write(lambda s: s.reset_qr(company_id))
 
+    def forget(self, company_id: str) -> None:
+        """A deleted company's live state goes. Its pairing-code limit stays: it protects the
+        phone number from WhatsApp's bans, and deleting and re-creating must not reset it."""
+        self.reset_qr(company_id)
+        self.clear_pairing(company_id)
+        self.clear_session(company_id)
+
     # Pairing-code limit ---------------------------------------------------------------------
 
     def take_pairing_slot(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -64,16 +65,37 @@ def test_initialize_with_pairing_uses_the_stored_phone(node: Node) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_phone"
 
 
-def test_stop_persists_and_delete_erases(node: Node, tmp_path: Path) -> None:
+def test_stop_persists_and_delete_erases(node_factory, tmp_path: Path) -> None:
+    node: Node = node_factory(f"sqlite:///{tmp_path}/wafleet.db").start()
     node.create_company("gone")
     node.connect("gone")
     creds = tmp_path / "data" / "sessions" / "company_gone"
     assert creds.is_dir()
     r = node.client.patch("/admin/companies/gone", json={"name": "Gone Shop"}, headers=node.admin())
     assert r.status_code == 200 and r.json()["company"]["name"] == "Gone Shop"
+    node.post("/api/sandbox/gone/inbound", {"from": "5511977776666", "text": "private"})
+    node.post(
+        "/api/whatsapp/send", {"companyId": "gone", "phone": "5511977776666", "message": "also private"}
+    )
+    wait_for(
+        lambda: (
+            len(node.client.get("/api/whatsapp/messages/gone", headers=node.admin()).json()["messages"]) == 2
+        )
+    )
     r = node.client.delete("/admin/companies/gone", headers=node.admin())
     assert r.status_code == 200
     assert not creds.exists()
+    db = sqlite3.connect(tmp_path / "wafleet.db")
+    columns = {
+        "message": "company",
+        "outbox": "company",
+        "event": "company",
+        "pairing_code": "company",
+        "session": "company_id",
+        "company": "id",
+    }
+    for table, column in columns.items():
+        assert db.execute(f"SELECT count(*) FROM {table} WHERE {column} = 'gone'").fetchone() == (0,), table
     assert node.client.get("/admin/companies/gone", headers=node.admin()).status_code == 404
     assert node.client.get("/api/whatsapp/sessions/gone/status", headers=node.admin()).status_code == 404
     # the id is free again, with a fresh session

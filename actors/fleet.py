@@ -377,6 +377,10 @@ class Fleet(SupervisedActor):
 
     def _request_pairing(self, msg: RequestPairing) -> Any:
         record = self._record(msg.id)
+        if record.link == "cloud":
+            raise Conflict(
+                "the Cloud API has no QR or pairing codes: the number is linked in Meta's dashboard"
+            )
         self._check_not_blocked(record)
         child = self.children.get(msg.id)
         if child is None or child.ref is None:

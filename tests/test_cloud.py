@@ -66,6 +66,8 @@ def test_cloud_company_connects_and_its_token_never_shows(cloud_node: Node, tmp_
     assert cloud_node.post("/api/whatsapp/sessions/clinic/initialize").status_code == 202
     status = cloud_node.wait_status("clinic", "connected")
     assert status["qr"] is None and status["phoneNumber"]
+    r = cloud_node.post("/api/whatsapp/sessions/clinic/pairing-code", {"phoneNumber": "5511999990001"})
+    assert r.status_code == 409 and "Cloud API" in r.json()["error"]["message"]
     for path in ("/admin/companies/clinic", "/admin/companies", "/api/whatsapp/sessions/clinic/status"):
         assert TOKEN not in cloud_node.client.get(path, headers=cloud_node.admin()).text
     stored = sqlite3.connect(tmp_path / "wafleet.db").execute("SELECT cloud_token FROM company").fetchone()[0]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import gevent.pool
+import peewee
 import pykka
 
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
@@ -27,6 +29,7 @@ from wafleet.storage.database import Database
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
+CONCURRENCY = 64  # companies sent to at once
 NOT_CONNECTED_WAIT = 5.0
 
 
@@ -103,11 +106,28 @@ class Deliverer(SupervisedActor):
     def _drain_once(self) -> None:
         while True:
             self._again = False
-            for row in outbox.due(self.db, now_ms()):
-                self._deliver(row)
+            by_company: dict[str, list[outbox.OutboxRow]] = {}
+            for row in outbox.due(self.db, now_ms(), limit=1000):
+                by_company.setdefault(row.company_id, []).append(row)
+            # Companies in parallel (a Graph API call takes ~0.1-0.3 s); each company in order.
+            pool = gevent.pool.Pool(CONCURRENCY)
+            for rows in by_company.values():
+                pool.spawn(self._deliver_company, rows)
+            pool.join(raise_error=True)
             if not self._again and not outbox.due(self.db, now_ms(), limit=1):
                 break
         self._schedule()
+
+    def _deliver_company(self, rows: list[outbox.OutboxRow]) -> None:
+        """In order; once a message to a customer must wait, later ones to them wait with it."""
+        held: dict[str, int] = {}  # peer -> not before (ms)
+        for row in rows:
+            if row.peer in held:
+                outbox.update(self.db, row.id, next_at=held[row.peer])
+                continue
+            next_at = self._deliver(row)
+            if next_at is not None:
+                held[row.peer] = next_at
 
     def _schedule(self) -> None:
         at = outbox.next_due_at(self.db)
@@ -124,21 +144,23 @@ class Deliverer(SupervisedActor):
         except pykka.ActorDeadError:
             pass
 
-    def _deliver(self, row: outbox.OutboxRow) -> None:
+    def _deliver(self, row: outbox.OutboxRow) -> int | None:
+        """One attempt; returns when the row may be tried again if it has to wait, else None."""
         outbox.update(self.db, row.id, state="sending")
         try:
             wa_id = self.fleet().ask(Send(row.company_id, row.peer, row.text), timeout=60)
             if isinstance(wa_id, pykka.Future):
                 wa_id = wa_id.get(timeout=60)
         except SendError as exc:
-            self._failed_attempt(row, exc)
-            return
+            return self._failed_attempt(row, exc)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            raise  # the database is away: the actor fails and is restarted
         except Exception as exc:  # session down, fleet restarting: keep the row, try later
-            self._retry(row, NOT_CONNECTED_WAIT, {"message": str(exc)}, counted=False)
-            return
+            return self._retry(row, NOT_CONNECTED_WAIT, {"message": str(exc)}, counted=False)
         outbox.update(self.db, row.id, state="sent", wa_id=wa_id, attempts=row.attempts + 1, error=None)
         self.metrics.incr("messages.sent")
         self.on_sent(row, wa_id)
+        return None
 
     def _failed_attempt(self, row: outbox.OutboxRow, exc: SendError) -> None:
         error = {"code": exc.code, "message": str(exc)}

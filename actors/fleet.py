@@ -45,7 +45,7 @@ from wafleet.actors.messages import (
 )
 from wafleet.actors.restart import Intensity, RestartPolicy, RestartTracker
 from wafleet.actors.session import CompanySession, SessionDeps
-from wafleet.storage import companies, events
+from wafleet.storage import companies, events, inbox
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.tokens import hash_token, new_token
@@ -299,6 +299,7 @@ class Fleet(SupervisedActor):
         )
         self.directory.add(record)
         self.journal.event(row.id, "company", reason="created", data={"link": row.link})
+        self._claim_unrouted(row.id, row.cloud_phone_number_id)
         return record, token
 
     def _update(self, company_id: str, fields: dict[str, Any]) -> SessionRecord:
@@ -311,7 +312,16 @@ class Fleet(SupervisedActor):
         record.link = fields.get("link", record.link)
         record.cloud_number = fields.get("cloud_phone_number_id", record.cloud_number)
         self.journal.event(company_id, "company", reason="updated", data={"fields": sorted(fields)})
+        self._claim_unrouted(company_id, fields.get("cloud_phone_number_id"))
         return record
+
+    def _claim_unrouted(self, company_id: str, phone_number_id: str | None) -> None:
+        """Webhooks Meta sent for this number before any company owned it are processed again."""
+        if not phone_number_id:
+            return
+        count = inbox.requeue_unrouted(self.db, phone_number_id)
+        if count:
+            self.journal.event(company_id, "company", reason="unrouted_claimed", data={"payloads": count})
 
     def _delete(self, company_id: str) -> None:
         self._record(company_id)

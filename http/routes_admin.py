@@ -8,6 +8,7 @@ from typing import Any
 import bottle
 
 from wafleet.actors import messages as m
+from wafleet.actors.webhook import Wake
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
 from wafleet.storage import companies
@@ -95,6 +96,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             )
         try:
             record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
+            if cloud and "cloud_phone_number_id" in cloud:
+                ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
         except CompanyExists:
             raise ApiError(409, "exists", f"company {company_id!r} already exists") from None
         return respond(201, {"company": record.company_json(), "token": token})
@@ -136,6 +139,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         if not fields:
             raise ApiError(400, "invalid_field", "nothing to update: send name, phone, link or cloud")
         record = ctx.tree.call(m.UpdateCompany(company_id, fields))
+        if "cloud_phone_number_id" in fields:
+            ctx.tree.tell_child("inbox", Wake())
         return respond(200, {"company": record.company_json()})
 
     @app.delete("/admin/companies/<company_id>")

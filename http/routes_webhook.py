@@ -18,7 +18,7 @@ from typing import Any
 import bottle
 
 from wafleet.actors.webhook import Wake
-from wafleet.http.api import ApiError, raw_body
+from wafleet.http.api import ApiError, raw_body, respond
 from wafleet.http.context import Context
 from wafleet.http.webhook_secrets import WebhookSecrets
 from wafleet.storage import inbox
@@ -79,6 +79,13 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         row_id = inbox.append(ctx.db, body, now_ms())
         ctx.tree.tell_child("inbox", Wake(row_id))
         return _plain(200, "OK")
+
+    @app.get("/api/whatsapp/webhook/unrouted")
+    def unrouted() -> Any:
+        """Payloads kept because no company owned their number (the newest 100)."""
+        ctx.auth.admin()
+        rows = inbox.unrouted(ctx.db)
+        return respond(200, {"payloads": [{"inboxId": i, "phoneNumberIds": p} for i, p in rows]})
 
     app.route(PATH, method="GET", callback=verify)
     app.route(PATH, method="POST", callback=receive)

@@ -62,6 +62,7 @@ ADMIN_ROUTES = [
     Route("GET", "/api/whatsapp/sessions"),
     Route("GET", "/api/whatsapp/metrics"),
     Route("GET", "/api/whatsapp/events"),
+    Route("GET", "/api/whatsapp/webhook/unrouted"),
 ]
 
 # No token needed.

@@ -185,3 +185,61 @@ def test_a_company_with_its_own_meta_app_signs_with_its_own_secret(
             == "delivered"
         )
     )
+
+
+def test_messages_for_a_number_nobody_owns_yet_land_once_a_company_claims_it(
+    cloud_node: Node, graph: FakeGraph
+) -> None:
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "15550009999",
+                                "phone_number_id": "400000000000004",
+                            },
+                            "contacts": [{"profile": {"name": "Ana"}, "wa_id": CUSTOMER}],
+                            "messages": [
+                                {
+                                    "from": CUSTOMER,
+                                    "id": "wamid.early-bird",
+                                    "timestamp": "1795550000",
+                                    "type": "text",
+                                    "text": {"body": "Are you open on Sunday?"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    hook = f"{cloud_node.base_url}/api/whatsapp/webhook/cloud"
+    body = encode(payload)
+    r = cloud_node.client.post(hook, content=body, headers={"X-Hub-Signature-256": sign(SECRET, body)})
+    assert r.status_code == 200
+    listed = wait_for(
+        lambda: cloud_node.client.get("/api/whatsapp/webhook/unrouted", headers=cloud_node.admin()).json()[
+            "payloads"
+        ]
+    )
+    assert listed[0]["phoneNumberIds"] == ["400000000000004"]
+
+    graph.tokens["400000000000004"] = "late-token"
+    _create(cloud_node, "late", "400000000000004", "late-token")
+    history = wait_for(
+        lambda: cloud_node.client.get("/api/whatsapp/messages/late", headers=cloud_node.admin()).json()[
+            "messages"
+        ]
+    )
+    assert [(m["direction"], m["text"]) for m in history] == [("in", "Are you open on Sunday?")]
+    assert (
+        cloud_node.client.get("/api/whatsapp/webhook/unrouted", headers=cloud_node.admin()).json()["payloads"]
+        == []
+    )

@@ -68,6 +68,15 @@ var wafleet = (function () {
     return kick;
   }
 
+  // The page's one message line (#message): hidden when empty, red for errors.
+  function showMessage(text, isError) {
+    var el = document.getElementById("message");
+    if (!text) { el.hidden = true; el.textContent = ""; return; }
+    el.textContent = text;
+    el.className = "alert" + (isError ? " alert-error" : "");
+    el.hidden = false;
+  }
+
   function when(iso) {
     if (!iso) return "";
     var d = new Date(iso);
@@ -79,5 +88,7 @@ var wafleet = (function () {
     return isNaN(d) ? 0 : Math.max(0, Math.round((d.getTime() - Date.now()) / 1000));
   }
 
-  return { api: api, errorText: errorText, live: live, when: when, secondsUntil: secondsUntil };
+  return {
+    api: api, errorText: errorText, live: live, showMessage: showMessage, when: when, secondsUntil: secondsUntil
+  };
 })();

@@ -18,13 +18,7 @@
     failed: "The session stopped after repeated errors. Press the button to try again."
   };
 
-  function showMessage(text, isError) {
-    var el = $("message");
-    if (!text) { el.hidden = true; el.textContent = ""; return; }
-    el.textContent = text;
-    el.className = "alert" + (isError ? " alert-error" : "");
-    el.hidden = false;
-  }
+  var showMessage = wafleet.showMessage;
 
   function render(s) {
     var state = s.status || "unknown";

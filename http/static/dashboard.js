@@ -4,13 +4,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var sessions = [];
 
-  function showMessage(text, isError) {
-    var el = $("message");
-    if (!text) { el.hidden = true; el.textContent = ""; return; }
-    el.textContent = text;
-    el.className = "alert" + (isError ? " alert-error" : "");
-    el.hidden = false;
-  }
+  var showMessage = wafleet.showMessage;
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);

@@ -86,7 +86,12 @@ def main(argv: list[str] | None = None) -> None:
         "--demo", action="store_true", help="sandbox link on; print an admin token if none is set"
     )
     sub.add_parser("migrate", help="create or upgrade the database schema")
+    sub.add_parser("linkhost", help="a WhatsApp Web link-host worker (JSON lines on stdin/stdout)")
     args = parser.parse_args(argv)
+    if args.command == "linkhost":
+        # The worker must run without gevent (neonize blocks in C): a fresh interpreter, not
+        # this monkey-patched one.
+        os.execv(sys.executable, [sys.executable, "-m", "wafleet.actors.linkhost_worker"])
 
     try:
         settings = load(os.environ, demo=getattr(args, "demo", False))

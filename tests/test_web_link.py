@@ -57,3 +57,15 @@ def test_offline_web_session_backs_off_survives_its_host_and_leaves_nothing_behi
     hosts = _workers(node)
     assert node.terminate() == 0
     assert not [p for p in hosts if _alive(p)], "a link host outlived the node"
+
+
+def test_wafleet_linkhost_runs_a_worker_in_a_fresh_interpreter() -> None:
+    import json
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "wafleet.http.main", "linkhost"], input=b"", capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(proc.stdout.splitlines()[0])
+    assert first["event"] == "ready" and first["neonize"]

@@ -36,6 +36,7 @@ from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
+from wafleet.actors.outbox import DelivererConfig  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
 from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
@@ -206,6 +207,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         root_policy=RestartPolicy(base=1.0, max_delay=30.0, max_restarts=3, window=60.0, reset_after=60.0),
         on_give_up=give_up,
         on_sent=message_log.sent,
+        deliverer_config=DelivererConfig(
+            concurrency=settings.send_concurrency, quantum=settings.send_quantum
+        ),
         extra_children=[
             # WhatsApp Web: neonize clients live in link-host worker processes (ARCHITECTURE §5).
             *(

@@ -60,7 +60,16 @@ def _v3(db: Database) -> None:
     db.db.create_tables([Message, WebhookInbox, Outbox])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3]
+def _outbox_lanes(db: Database) -> None:
+    """Fair, ordered sending: find each customer's earliest pending row, and the companies due."""
+    table = Outbox._meta.table_name
+    db.db.execute_sql(
+        f'CREATE INDEX IF NOT EXISTS "{table}_head_of_line" ON "{table}" (company, peer, state, id)'
+    )
+    db.db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_due" ON "{table}" (state, next_at, company)')
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _outbox_lanes]
 
 
 def current_version(db: Database) -> int:

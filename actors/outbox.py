@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 NOT_CONNECTED_WAIT = 5.0
+# Timer wake-ups closer together than this share one scan: rows retried at nearby times must not
+# turn into a scan of the whole outbox each (a scan reads every due company).
+SCAN_COALESCE = 0.1  # seconds
 # Failures that concern one recipient (Meta's pair limit): only that customer's rows wait. Any
 # other retryable failure is about the number or the link (throughput, outage): the company waits.
 RECIPIENT_CODES = frozenset({131056})
@@ -100,7 +103,7 @@ class Deliverer(SupervisedActor):
         self._in_line: set[str] = set()
         self._again: set[str] = set()  # woken while its lane was finishing: look once more
         self._timer: gevent.Greenlet | None = None
-        self._scanned_at = 0  # rows due by then have been put in a lane or in line
+        self._timer_at = 0  # ms: when the pending timer fires
 
     def _start_actor_loop(self) -> None:
         super()._start_actor_loop()
@@ -131,7 +134,8 @@ class Deliverer(SupervisedActor):
                 self._fill()
             case _LaneDone(company_id=company_id, more=more):
                 self._lanes.pop(company_id, None)
-                if more or company_id in self._again:
+                # rows that came due after the lane's last look are sent now, not at the next scan
+                if more or company_id in self._again or outbox.has_due(self.db, company_id, now_ms()):
                     self._again.discard(company_id)
                     self._want(company_id)
                 self._fill()
@@ -160,20 +164,24 @@ class Deliverer(SupervisedActor):
             self._lanes[company_id] = gevent.spawn(self._lane, company_id)
 
     def _scan(self) -> None:
-        self._scanned_at = now_ms()
-        for company_id in outbox.due_companies(self.db, self._scanned_at):
+        for company_id in outbox.due_companies(self.db, now_ms()):
             self._want(company_id)
         self._fill()
         self._schedule()
 
     def _schedule(self) -> None:
-        """Scan again when the next row the last scan did not see comes due."""
-        at = outbox.next_due_at(self.db, after=self._scanned_at)
+        """Scan again when the next row comes due. Rows due now are in a lane or in line: a new
+        row comes with a Wake for its company, and a lane looks once more as it ends. A pending
+        timer is only ever replaced by an earlier one, so a wake-up is never lost."""
+        now = now_ms()
+        at = outbox.next_due_at(self.db, after=now)
+        if at is None or (self._timer is not None and not self._timer.dead and self._timer_at <= at):
+            return
         if self._timer is not None:
             self._timer.kill(block=False)
-            self._timer = None
-        if at is not None:
-            self._timer = gevent.spawn_later(max(0.0, (at - now_ms()) / 1000), self._tell, Wake())
+        self._timer_at = at
+        delay = max((at - now) / 1000, SCAN_COALESCE)
+        self._timer = gevent.spawn_later(delay, self._tell, Wake())
 
     def _tell(self, message: Any) -> None:
         try:
@@ -192,6 +200,7 @@ class Deliverer(SupervisedActor):
 
     def _send_company(self, company_id: str) -> bool:
         """Send due heads of line until none is left (False) or another company waits (True)."""
+        outbox.requeue_interrupted(self.db, company_id)  # this is the company's only lane
         sent = 0
         while True:
             now = now_ms()

@@ -65,8 +65,9 @@ def enqueue(db: Database, company_id: str, peer: str, text: str) -> OutboxRow:
     customer's messages go out in the order accepted, so a later row waits with an earlier one."""
     now = now_ms()
     with db.work(), db.atomic():
+        # "+ 0": keeps SQLite from answering MAX by walking every pending row in next_at order
         waiting = (
-            Outbox.select(peewee.fn.MAX(Outbox.next_at))
+            Outbox.select(peewee.fn.MAX(Outbox.next_at + 0))
             .where((Outbox.company == company_id) & (Outbox.peer == peer) & Outbox.state.in_(PENDING))
             .scalar()
         )
@@ -95,29 +96,61 @@ def due_companies(db: Database, now: int) -> list[str]:
         return [r.company for r in query]
 
 
-def due_heads(db: Database, company_id: str, now: int, limit: int) -> list[OutboxRow]:
-    """The company's rows that may be sent now, oldest first: per customer only the earliest
-    pending row (a head of line), and only once its time has come."""
-    earlier = Outbox.alias()
-    blocked = earlier.select(peewee.SQL("1")).where(
-        (earlier.company == Outbox.company)
-        & (earlier.peer == Outbox.peer)
-        & earlier.state.in_(PENDING)
-        & (earlier.id < Outbox.id)
-    )
+def requeue_interrupted(db: Database, company_id: str) -> None:
+    """Rows left 'sending' (the attempt's outcome was lost with a crash) are queued again. Call it
+    only where no attempt for this company can be under way."""
     with db.work():
-        query = (
-            Outbox.select()
-            .where(
-                (Outbox.company == company_id)
-                & Outbox.state.in_(PENDING)
-                & (Outbox.next_at <= now)
-                & ~peewee.fn.EXISTS(blocked)
+        Outbox.update(state="queued").where(
+            (Outbox.company == company_id) & (Outbox.state == "sending")
+        ).execute()
+
+
+def due_heads(db: Database, company_id: str, now: int, limit: int) -> list[OutboxRow]:
+    """The company's queued rows that may be sent now, oldest first: per customer only the
+    earliest pending row (its head of line), and only once its time has come."""
+    heads: list[OutboxRow] = []
+    seen: set[str] = set()
+    after = 0
+    page = 2 * limit
+    with db.work():
+        while len(heads) < limit:
+            rows = list(
+                Outbox.select()
+                .where(
+                    (Outbox.company == company_id)
+                    & (Outbox.state == "queued")
+                    & (Outbox.next_at <= now)
+                    & (Outbox.id > after)
+                )
+                .order_by(Outbox.id)
+                .limit(page)
             )
-            .order_by(Outbox.id)
-            .limit(limit)
+            for r in rows:
+                after = r.id
+                if r.peer in seen:
+                    continue
+                seen.add(r.peer)
+                if not _behind_an_earlier_row(r):
+                    heads.append(_row(r))
+                    if len(heads) >= limit:
+                        break
+            if len(rows) < page:
+                break
+    return heads
+
+
+def _behind_an_earlier_row(row: Outbox) -> bool:
+    earlier = (
+        Outbox.select(Outbox.id)
+        .where(
+            (Outbox.company == row.company)
+            & (Outbox.peer == row.peer)
+            & Outbox.state.in_(PENDING)
+            & (Outbox.id < row.id)
         )
-        return [_row(r) for r in query]
+        .limit(1)
+    )
+    return earlier.exists()
 
 
 def has_due(db: Database, company_id: str, now: int) -> bool:

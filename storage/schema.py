@@ -74,7 +74,23 @@ def _outbox_lanes(db: Database) -> None:
     db.db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_pending" ON "{table}" (company, state, id)')
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _outbox_lanes]
+def _company_id_nocase(db: Database) -> None:
+    """Company ids are unique regardless of case (``SALON-ROSA`` beside ``salon-rosa``). A database
+    that already holds such a pair keeps it (the node refuses new clashes) and says so."""
+    table = Company._meta.table_name
+    clashes = db.db.execute_sql(
+        f'SELECT LOWER(id) FROM "{table}" GROUP BY LOWER(id) HAVING COUNT(*) > 1 LIMIT 10'
+    ).fetchall()
+    if clashes:
+        log.warning(
+            "company ids differ only in case (%s): no unique index on lower(id) until one of each is deleted",
+            ", ".join(repr(c[0]) for c in clashes),
+        )
+        return
+    db.db.execute_sql(f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_id_nocase" ON "{table}" (LOWER(id))')
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _outbox_lanes, _company_id_nocase]
 
 
 def current_version(db: Database) -> int:

@@ -12,7 +12,7 @@ import peewee
 
 from wafleet.actors.messages import Send
 from wafleet.actors.metrics import Metrics
-from wafleet.actors.outbox import Deliverer
+from wafleet.actors.outbox import Deliverer, DelivererConfig
 from wafleet.storage import outbox
 from wafleet.storage.database import Database
 from wafleet.storage.schema import migrate
@@ -82,3 +82,40 @@ def test_a_crashed_deliverer_sends_nothing_more(tmp_path: Path) -> None:
         ) from None
     assert not exited.ready()
     assert fleet.sends == {"a1": 2, "a2": 1, "b1": 2}
+
+
+class RecordingFleet:
+    """Answers every ``Send`` at once and remembers the order."""
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+
+    def __call__(self) -> RecordingFleet:
+        return self
+
+    def ask(self, message: Any, timeout: float | None = None) -> str:
+        self.order.append(message.id)
+        gevent.sleep(0)  # a real send yields while it waits for the network
+        return f"wamid.{len(self.order)}"
+
+
+def test_companies_take_turns_when_more_are_waiting_than_may_send_at_once(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/wafleet.db")
+    migrate(db)
+    for i in range(40):
+        outbox.enqueue(db, "bulk", f"55118{i:08d}", f"bulk {i}")
+    outbox.enqueue(db, "quick", "5511977776666", "quick")
+    fleet = RecordingFleet()
+    Deliverer.start(
+        db=db,
+        metrics=Metrics(None),
+        fleet=fleet,
+        on_sent=lambda row, wa_id: None,
+        on_exit=lambda exit_: None,
+        config=DelivererConfig(concurrency=1, quantum=5),
+    )
+    with gevent.Timeout(10):
+        while len(fleet.order) < 41:
+            gevent.sleep(0.01)
+    # one lane for two companies: bulk (the older rows) yields its turn after 5 messages
+    assert fleet.order.index("quick") <= 5, fleet.order

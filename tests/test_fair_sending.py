@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
@@ -30,9 +29,9 @@ def graph() -> Iterator[FakeGraph]:
 
 
 @pytest.fixture
-def cloud_node(node_factory, graph: FakeGraph, tmp_path: Path) -> Node:
+def cloud_node(node_factory, graph: FakeGraph, database_url: str) -> Node:
     return node_factory(
-        f"sqlite:///{tmp_path}/wafleet.db",
+        database_url,
         WAFLEET_ENCRYPTION_KEY=generate_key(),
         WAFLEET_GRAPH_URL=graph.url,
         WAFLEET_CLOUD_THROUGHPUT=str(THROUGHPUT),

@@ -11,6 +11,7 @@ from wafleet.actors.tree import Tree
 from wafleet.http.api import ApiError
 from wafleet.http.auth import Authenticator, Principal
 from wafleet.http.settings import Settings
+from wafleet.storage.blocklist import Blocklist
 from wafleet.storage.crypto import Cipher
 from wafleet.storage.database import Database
 from wafleet.storage.shared_state import SharedState
@@ -27,6 +28,7 @@ class Context:
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     shared: SharedState = field(default_factory=SharedState)
     cipher: Cipher | None = None  # set when WAFLEET_ENCRYPTION_KEY is: Cloud API secrets at rest
+    blocklist: Blocklist | None = None  # numbers a company does not message or answer
 
     def company_id(self, value: str) -> str:
         if len(value) > 64 or not self.settings.company_id_pattern.fullmatch(value):

@@ -50,6 +50,7 @@ from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
 from wafleet.storage import companies  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
+from wafleet.storage.blocklist import Blocklist  # noqa: E402
 from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
@@ -181,7 +182,10 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         ),
     )
     journal = Journal(db, metrics, broadcaster)
-    message_log = MessageLog(journal)
+    blocklist = Blocklist(
+        db, settings.send_limits.blocked_numbers, max_per_company=settings.send_limits.blocklist_max
+    )
+    message_log = MessageLog(journal, blocklist)
     deps = SessionDeps(
         journal=journal,
         auth=AuthStore(os.path.join(settings.data_dir, "sessions")),
@@ -263,6 +267,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         broadcaster=broadcaster,
         shared=shared,
         cipher=cipher,
+        blocklist=blocklist,
     )
     app = build_app(ctx, metrics)
     server = NoDelayWSGIServer(listener, app, spawn=Pool(settings.http_pool), log=None, handler_class=Handler)

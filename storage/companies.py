@@ -9,7 +9,7 @@ import peewee
 
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, Session
+from wafleet.storage.models import BlockedNumber, Company, Event, Message, Outbox, PairingCode, Session
 
 
 class CompanyExists(Exception):
@@ -159,6 +159,7 @@ def delete(db: Database, company_id: str) -> None:
             (Message, Message.company),
             (Outbox, Outbox.company),
             (PairingCode, PairingCode.company),
+            (BlockedNumber, BlockedNumber.company),
         ):
             model.delete().where(column == company_id).execute()
         Session.delete().where(Session.company == company_id).execute()

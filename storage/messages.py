@@ -127,6 +127,15 @@ def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | 
     return changed > 0
 
 
+BLOCKED = "blocked"  # the status of an inbound message from a number the company blocked
+
+
+def mark_blocked(db: Database, row_id: int) -> None:
+    """An inbound message from a blocked number: kept, and shown as such, never answered."""
+    with db.work():
+        Message.update(status=BLOCKED).where((Message.id == row_id) & (Message.direction == "in")).execute()
+
+
 def as_dict(row: Message) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -138,6 +147,7 @@ def as_dict(row: Message) -> dict[str, Any]:
         "media": json.loads(row.media) if row.media else None,
         "waId": row.wa_id,
         "status": row.status,
+        "blocked": row.direction == "in" and row.status == BLOCKED,
         "error": json.loads(row.error) if row.error else None,
         "at": row.at,
     }

@@ -122,6 +122,19 @@ class Outbox(BaseModel):
     created_at = peewee.BigIntegerField()
 
 
+class BlockedNumber(BaseModel):
+    """A number one company does not message and does not answer (the node-wide list is
+    WHATSAPP_BLOCKED_NUMBERS, not stored)."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64)
+    phone = peewee.CharField(max_length=32)
+    created_at = peewee.BigIntegerField()
+
+    class Meta:
+        indexes = ((("company", "phone"), True),)
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     SchemaVersion,
     Company,
@@ -131,4 +144,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     Message,
     WebhookInbox,
     Outbox,
+    BlockedNumber,
 ]

@@ -11,6 +11,7 @@ from playhouse.migrate import migrate as run_migrations
 
 from wafleet.storage.database import Database
 from wafleet.storage.models import (
+    BlockedNumber,
     Company,
     Event,
     Message,
@@ -90,7 +91,19 @@ def _company_id_nocase(db: Database) -> None:
     db.db.execute_sql(f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_id_nocase" ON "{table}" (LOWER(id))')
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _outbox_lanes, _company_id_nocase]
+def _blocked_numbers(db: Database) -> None:
+    """Each company's own blocklist: numbers it does not message and does not answer."""
+    db.db.create_tables([BlockedNumber], safe=True)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _v1,
+    _v2,
+    _v3,
+    _outbox_lanes,
+    _company_id_nocase,
+    _blocked_numbers,
+]
 
 
 def current_version(db: Database) -> int:

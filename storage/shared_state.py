@@ -43,6 +43,10 @@ class StateBackend(Protocol):
     def blocked_until(self, company_id: str, now: float | None = None) -> float | None: ...
     def clear_block(self, company_id: str) -> None: ...
     def clear_rate_limit(self, company_id: str) -> None: ...
+    def take_send_slot(
+        self, company_id: str, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, float]: ...
+    def clear_send_slots(self, company_id: str) -> None: ...
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None: ...
     def get_pairing(self, company_id: str) -> dict[str, Any] | None: ...
     def clear_pairing(self, company_id: str) -> None: ...
@@ -63,6 +67,7 @@ class LocalState:
         self._lock = threading.Lock()  # a gevent lock once patched; nothing inside it blocks
         self._values: dict[str, tuple[Any, float | None]] = {}  # key -> (value, expires_at)
         self._slots: dict[str, list[float]] = {}  # company -> times of pairing codes handed out
+        self._sends: dict[str, list[float]] = {}  # company -> times of messages accepted by send
 
     def _get(self, key: str) -> Any:
         item = self._values.get(key)
@@ -131,6 +136,23 @@ class LocalState:
             self._values.pop(f"blocked:{company_id}", None)
             self._slots.pop(company_id, None)
 
+    def take_send_slot(
+        self, company_id: str, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, float]:
+        now = self.clock() if now is None else now
+        with self._lock:
+            sends = [t for t in self._sends.get(company_id, ()) if t > now - window]
+            if len(sends) >= limit:
+                self._sends[company_id] = sends
+                return False, sends[len(sends) - limit] + window - now
+            sends.append(now)
+            self._sends[company_id] = sends
+            return True, 0.0
+
+    def clear_send_slots(self, company_id: str) -> None:
+        with self._lock:
+            self._sends.pop(company_id, None)
+
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None:
         with self._lock:
             self._set(f"pairing:{company_id}", copy.deepcopy(data), ttl)
@@ -162,6 +184,11 @@ class LocalState:
             item = self._values.get(f"qr:{company_id}")
             expires = item[1] if item is not None and count > 1 else self.clock() + ttl
             self._values[f"qr:{company_id}"] = (count, expires)
+
+    def _mirror_send(self, company_id: str, now: float, window: float) -> None:
+        with self._lock:
+            sends = [t for t in self._sends.get(company_id, ()) if t > now - window]
+            self._sends[company_id] = [*sends, now]
 
     def _mirror_slot(
         self, company_id: str, allowed: bool, retry_after: float, now: float, window: float
@@ -316,6 +343,26 @@ class SharedState:
 
     def clear_rate_limit(self, company_id: str) -> None:
         self._write(lambda s: s.clear_rate_limit(company_id))
+
+    # Send limit ------------------------------------------------------------------------------
+
+    def take_send_slot(
+        self, company_id: str, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, float]:
+        """At most ``limit`` messages accepted per sliding ``window`` seconds; returns (allowed,
+        seconds until one more fits). Atomic across nodes on Redis; a refusal spends nothing."""
+        now = self.clock() if now is None else now
+
+        def remote(r: RedisState) -> tuple[bool, float]:
+            allowed, retry_after = r.take_send_slot(company_id, limit, window, now)
+            if allowed:  # mirrored, so an outage starts from what this node last knew
+                self.local._mirror_send(company_id, now, window)
+            return allowed, retry_after
+
+        return self._call(remote, lambda s: s.take_send_slot(company_id, limit, window, now))
+
+    def clear_send_slots(self, company_id: str) -> None:
+        self._write(lambda s: s.clear_send_slots(company_id))
 
     # Live pairing code ----------------------------------------------------------------------
 

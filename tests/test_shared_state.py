@@ -352,3 +352,14 @@ def test_errors_other_than_unreachable_propagate(redis_server: RedisServer, comp
         assert state.status() == "ok"
     finally:
         state.close()
+
+
+def test_send_limit_counts_accepted_messages_in_a_sliding_window(backend: Backend, company: str) -> None:
+    state = backend.make()
+    assert [state.take_send_slot(company, 3, 60.0)[0] for _ in range(3)] == [True, True, True]
+    backend.clock.advance(20)
+    allowed, retry_after = state.take_send_slot(company, 3, 60.0)
+    assert not allowed and retry_after == pytest.approx(40.0)
+    assert state.take_send_slot("someone-else", 3, 60.0)[0]
+    backend.clock.advance(40.001)  # the first three leave the window; the refusal spent nothing
+    assert backend.make().take_send_slot(company, 3, 60.0)[0]

@@ -94,6 +94,8 @@ class MessageLog:
             self.journal.metrics.incr("messages.blocked")
             return
         text = stored.get("text")
+        if self.db.text_seal.on:  # texts are sealed at rest: the event (a stored row) carries none
+            text = None
         data = {
             "messageId": stored.get("id"),
             "direction": stored.get("direction"),

@@ -48,11 +48,11 @@ from wafleet.http.context import Context  # noqa: E402
 from wafleet.http.demo import demo_admin_token  # noqa: E402
 from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
-from wafleet.storage import companies  # noqa: E402
+from wafleet.storage import companies, rotation  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.blocklist import Blocklist  # noqa: E402
 from wafleet.storage.companies import CompanyExists  # noqa: E402
-from wafleet.storage.crypto import Cipher  # noqa: E402
+from wafleet.storage.crypto import Cipher, TextSeal  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
 from wafleet.storage.schema import migrate  # noqa: E402
 from wafleet.storage.shared_state import SharedState  # noqa: E402
@@ -94,6 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     sub.add_parser("migrate", help="create or upgrade the database schema")
     sub.add_parser("linkhost", help="a WhatsApp Web link-host worker (JSON lines on stdin/stdout)")
+    rotate_cmd = sub.add_parser(
+        "rotate-keys",
+        help="re-encrypt every stored secret and message text under the newest WAFLEET_ENCRYPTION_KEY",
+    )
+    rotate_cmd.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
+    rotate_cmd.add_argument(
+        "--pause", type=int, default=0, help="milliseconds to wait between batches, to spare a live node"
+    )
     args = parser.parse_args(argv)
     if args.command == "linkhost":
         # The worker must run without gevent (neonize blocks in C): a fresh interpreter, not
@@ -131,8 +139,45 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         print(f"schema at version {after} (was {before}) in {db.description}")
         return
+    if args.command == "rotate-keys":
+        sys.exit(rotate_keys(settings, db, batch=max(1, args.batch), pause=max(0, args.pause) / 1000))
     assert listener is not None
     sys.exit(serve_node(settings, db, demo=args.demo, listener=listener))
+
+
+def rotate_keys(settings: Settings, db: Database, *, batch: int, pause: float) -> int:
+    """``wafleet rotate-keys``: prints what it did per column; 0 when everything is under the
+    newest key, 1 when some values open with no listed key, 130 when interrupted."""
+    if not settings.encryption_key:
+        print("wafleet: WAFLEET_ENCRYPTION_KEY: required to rotate keys (newest key first)", file=sys.stderr)
+        return 2
+    cipher = Cipher.from_key(settings.encryption_key)
+    print(
+        f"re-encrypting under the newest of {cipher.key_count} key(s) in {db.description}"
+        + (" (plain message texts are sealed too)" if settings.encrypt_messages else ""),
+        flush=True,
+    )
+
+    def progress(name: str, counts: rotation.Counts) -> None:
+        log.info("%s", counts.line(name))
+
+    report = rotation.rotate(
+        db, cipher, seal_texts=settings.encrypt_messages, batch=batch, pause=pause, progress=progress
+    )
+    for name, counts in report.columns.items():
+        print(counts.line(name), flush=True)
+    if report.interrupted:
+        print("interrupted: nothing half-done is kept; run wafleet rotate-keys again to finish", flush=True)
+        return 130
+    if report.failed:
+        print(
+            f"{report.failed} value(s) open with no listed key: keep every key they may need in "
+            "WAFLEET_ENCRYPTION_KEY and run again",
+            flush=True,
+        )
+        return 1
+    print("done: every encrypted value is under the newest key", flush=True)
+    return 0
 
 
 def _version() -> str:
@@ -159,6 +204,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     shared = SharedState(settings.redis_url)
     directory = Directory()
     cipher = Cipher.from_key(settings.encryption_key) if settings.encryption_key else None
+    db.text_seal = TextSeal(cipher, settings.encrypt_messages)
 
     def cloud_config(company_id: str) -> CloudConfig | None:
         """Read and decrypt at the moment a session starts; the token lives only in its link."""

@@ -14,6 +14,7 @@ patch_psycopg()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import logging.handlers  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
@@ -120,12 +121,13 @@ def main(argv: list[str] | None = None) -> None:
         except ListenError as exc:
             print(f"wafleet: {exc}", file=sys.stderr)
             sys.exit(1)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
+    try:
+        _setup_logging(settings)
+    except OSError as exc:
+        print(
+            f"wafleet: WHATSAPP_LOG_PATH: cannot write {settings.guide.log_path!r} ({exc})", file=sys.stderr
+        )
+        sys.exit(2)
     try:
         db = Database(settings.database_url)
     except DatabaseUrlError as exc:
@@ -143,6 +145,29 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(rotate_keys(settings, db, batch=max(1, args.batch), pause=max(0, args.pause) / 1000))
     assert listener is not None
     sys.exit(serve_node(settings, db, demo=args.demo, listener=listener))
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# WHATSAPP_DEBUG_SESSIONS and WHATSAPP_DEBUG_BAILEYS: the loggers each one turns to debug.
+DEBUG_SESSIONS = ("wafleet.actors.session", "wafleet.actors.fleet", "wafleet.actors.journal")
+DEBUG_WEB_LINK = ("wafleet.actors.links.web", "wafleet.actors.linkhost")
+
+
+def _setup_logging(settings: Settings) -> None:
+    """stderr always (supervisord keeps it); with WHATSAPP_LOG_TO_FILE also WHATSAPP_LOG_PATH,
+    through a handler that reopens the file when logrotate moves it away."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    guide = settings.guide
+    if guide.log_to_file:
+        folder = os.path.dirname(os.path.abspath(guide.log_path))
+        os.makedirs(folder, exist_ok=True)
+        handlers.append(logging.handlers.WatchedFileHandler(guide.log_path, encoding="utf-8"))
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, handlers=handlers)
+    logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
+    for enabled, names in ((guide.debug_sessions, DEBUG_SESSIONS), (guide.debug_baileys, DEBUG_WEB_LINK)):
+        if enabled:
+            for name in names:
+                logging.getLogger(name).setLevel(logging.DEBUG)
 
 
 def rotate_keys(settings: Settings, db: Database, *, batch: int, pause: float) -> int:
@@ -201,7 +226,8 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
     broadcaster = Broadcaster()
-    shared = SharedState(settings.redis_url)
+    shared = SharedState(settings.redis_url, session_ttl=settings.guide.session_ttl_ms / 1000)
+    gevent.spawn(_sweep_forever, shared, settings)
     directory = Directory()
     cipher = Cipher.from_key(settings.encryption_key) if settings.encryption_key else None
     db.text_seal = TextSeal(cipher, settings.encrypt_messages)
@@ -217,6 +243,8 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             base_url=settings.graph_url,
             version=settings.graph_version,
             throughput=settings.cloud_throughput,
+            connect_timeout=settings.guide.connection_timeout_ms / 1000,
+            keepalive=settings.guide.keepalive_interval_ms / 1000,
         )
 
     links = LinkFactory(
@@ -336,10 +364,27 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     return state["exit_code"]
 
 
+def _sweep_forever(shared: SharedState, settings: Settings) -> None:
+    """WHATSAPP_CLEANUP_INTERVAL: what the node keeps in memory for idle companies (expired
+    limits, counters, cached state) is dropped, not kept until the process ends."""
+    keep = max(3600.0, settings.send_limits.rate_window_ms / 1000)  # the longest limit window
+    while True:
+        gevent.sleep(settings.guide.cleanup_interval_ms / 1000)
+        try:
+            dropped = shared.local.sweep(keep)
+        except Exception:
+            log.exception("memory cleanup failed; trying again at the next interval")
+            continue
+        if dropped:
+            log.debug("cleanup: %d idle in-memory entries dropped", dropped)
+
+
 def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) -> None:
-    """Single-tenant mode (seed 001): routes without an id act on DEFAULT_COMPANY_ID."""
+    """Single-tenant mode: routes without an id act on DEFAULT_COMPANY_ID."""
     company_id = settings.default_company_id
-    link = (links.available() or ["sandbox"])[0]
+    available = links.available()
+    provider = settings.guide.provider
+    link = provider if provider in available else (available or ["sandbox"])[0]
     try:
         tree.call(m.CreateCompany(company_id, company_id, None, link))
         log.info("single-tenant mode: created company %s", company_id)

@@ -177,6 +177,34 @@ class LocalState:
         with self._lock:
             self._values.pop(f"session:{company_id}", None)
 
+    def sweep(self, keep: float) -> int:
+        """Forget what has expired, and limit logs older than ``keep`` seconds (the longest
+        window in use): idle companies cost no memory. Returns the entries dropped."""
+        now = self.clock()
+        dropped = 0
+        with self._lock:
+            for key, (_, expires) in list(self._values.items()):
+                if expires is not None and expires <= now:
+                    del self._values[key]
+                    dropped += 1
+            for logs in (self._slots, self._sends):
+                for company_id, times in list(logs.items()):
+                    recent = [t for t in times if t > now - keep]
+                    dropped += len(times) - len(recent)
+                    if recent:
+                        logs[company_id] = recent
+                    else:
+                        del logs[company_id]
+        return dropped
+
+    def size(self) -> int:
+        with self._lock:
+            return (
+                len(self._values)
+                + sum(len(t) for t in self._slots.values())
+                + sum(len(t) for t in self._sends.values())
+            )
+
     # Mirroring what Redis decided (used by SharedState only) ---------------------------------
 
     def _mirror_qr(self, company_id: str, count: int, ttl: float) -> None:
@@ -217,8 +245,10 @@ class SharedState:
         probe_interval: float = 3.0,
         timeout: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        session_ttl: float | None = None,
     ) -> None:
         self.clock = clock
+        self.session_ttl = session_ttl  # WHATSAPP_SESSION_TTL: the session cache's idle expiry
         self.local = LocalState(clock)
         self.remote = RedisState(url, timeout=timeout, clock=clock) if url else None
         self.probe_interval = probe_interval
@@ -378,6 +408,7 @@ class SharedState:
     # Session-state cache --------------------------------------------------------------------
 
     def set_session(self, company_id: str, data: dict[str, Any], ttl: float | None = None) -> None:
+        ttl = self.session_ttl if ttl is None else ttl
         self._write(lambda s: s.set_session(company_id, data, ttl))
 
     def get_session(self, company_id: str) -> dict[str, Any] | None:

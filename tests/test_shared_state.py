@@ -363,3 +363,26 @@ def test_send_limit_counts_accepted_messages_in_a_sliding_window(backend: Backen
     assert state.take_send_slot("someone-else", 3, 60.0)[0]
     backend.clock.advance(40.001)  # the first three leave the window; the refusal spent nothing
     assert backend.make().take_send_slot(company, 3, 60.0)[0]
+
+
+def test_sweep_drops_what_idle_companies_left_in_memory(company: str) -> None:
+    clock = FakeClock()
+    state = LocalState(clock)
+    state.take_send_slot(company, 3, 60.0)
+    state.take_pairing_slot(company, LIMIT, WINDOW, COOLDOWN)
+    state.set_pairing(company, {"code": "ABCD-EFGH"}, ttl=60)
+    state.set_session(company, {"status": "connected"}, ttl=3600)
+    assert state.sweep(keep=WINDOW) == 0 and state.size() == 4
+    clock.advance(WINDOW + 1)
+    assert state.sweep(keep=WINDOW) == 4 and state.size() == 0
+    assert state.take_send_slot(company, 3, 60.0)[0]  # a company that comes back starts afresh
+
+
+def test_the_session_cache_expires_after_the_session_ttl(company: str) -> None:
+    clock = FakeClock()
+    shared = SharedState(clock=clock, session_ttl=3600.0)
+    shared.set_session(company, {"status": "connected"})
+    clock.advance(3599)
+    assert shared.get_session(company) == {"status": "connected"}
+    clock.advance(2)
+    assert shared.get_session(company) is None

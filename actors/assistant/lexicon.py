@@ -10,196 +10,59 @@ from wafleet.actors.assistant.understanding import Intent
 
 LANGUAGES = ("ru", "pt", "en")
 
-# The order is the priority: "хочу отменить запись" is a cancel although it says "запись".
+# The order is the priority: "хочу отменить запись" is a cancel although it says "запись". Weak
+# words ("есть", "tem", "any") ask for free times only when nothing stronger was said.
 INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
     "ru": (
         (Intent.CANCEL, ("отмен*", "отказ*", "не приду")),
-        (
-            Intent.RESCHEDULE,
-            (
-                "перенес*",
-                "перенест*",
-                "перезапис*",
-                "поменять время",
-                "изменить время",
-                "сдвин*",
-                "другое время",
-            ),
-        ),
-        (
-            Intent.AVAILABILITY,
-            (
-                "свободн*",
-                "окна",
-                "окно",
-                "окошк*",
-                "есть время",
-                "есть ли",
-                "есть",
-                "какие часы",
-                "когда можно",
-            ),
-        ),
-        (
-            Intent.FAQ,
-            (
-                "сколько стоит",
-                "стоимост*",
-                "цена",
-                "цены",
-                "прайс",
-                "где",
-                "адрес*",
-                "во сколько",
-                "до скольки",
-                "работаете",
-                "часы работы",
-                "оплат*",
-                "картой",
-                "парковк*",
-                "как добраться",
-            ),
-        ),
-        (
-            Intent.BOOKING,
-            ("запис*", "хочу на", "можно на", "мне бы", "хочу сделать", "забронир*", "хотела бы", "хотел бы"),
-        ),
-        (
-            Intent.GREETING,
-            ("привет*", "здравств*", "здраст*", "добрый день", "доброе утро", "добрый вечер", "доброго дня"),
-        ),
+        (Intent.RESCHEDULE, ("перенес*", "перенест*", "перезапис*", "поменять время", "изменить время",
+                             "сдвин*", "другое время")),
+        (Intent.AVAILABILITY, ("свободн*", "окна", "окно", "окошк*", "есть время", "есть ли", "какие часы",
+                               "когда можно")),
+        (Intent.FAQ, ("сколько стоит", "сколько длится", "сколько по времени", "длится", "стоимост*", "цена",
+                      "цены", "прайс", "где", "адрес*", "во сколько", "до скольки", "работаете", "часы работы",
+                      "оплат*", "картой", "парковк*", "как добраться")),
+        (Intent.BOOKING, ("запис*", "хочу на", "можно на", "мне бы", "хочу сделать", "забронир*", "хотела бы",
+                          "хотел бы")),
+        (Intent.AVAILABILITY, ("есть",)),
+        (Intent.GREETING, ("привет*", "здравств*", "здраст*", "добрый день", "доброе утро", "добрый вечер",
+                           "доброго дня")),
     ),
     "pt": (
         (Intent.CANCEL, ("cancel*", "desmarc*", "nao vou poder ir", "nao vou conseguir ir")),
-        (
-            Intent.RESCHEDULE,
-            (
-                "remarc*",
-                "mudar",
-                "trocar o horario",
-                "trocar meu horario",
-                "adiar",
-                "outro horario",
-                "reagend*",
-            ),
-        ),
-        (
-            Intent.AVAILABILITY,
-            (
-                "vaga",
-                "vagas",
-                "livre",
-                "livres",
-                "disponive*",
-                "disponibilidade",
-                "tem",
-                "tem horario",
-                "quais horarios",
-            ),
-        ),
-        (
-            Intent.FAQ,
-            (
-                "quanto custa",
-                "quanto e",
-                "preco*",
-                "valor",
-                "valores",
-                "onde",
-                "endereco",
-                "localizacao",
-                "funcionamento",
-                "que horas",
-                "abrem",
-                "fecham",
-                "aceitam",
-                "cartao",
-                "pix",
-                "estacionamento",
-            ),
-        ),
-        (
-            Intent.BOOKING,
-            (
-                "marcar",
-                "marca",
-                "agend*",
-                "reserv*",
-                "quero fazer",
-                "gostaria",
-                "queria fazer",
-                "quero um",
-                "quero uma",
-            ),
-        ),
-        (Intent.GREETING, ("oi", "ola", "bom dia", "boa tarde", "boa noite", "tudo bem", "e ai")),
+        (Intent.RESCHEDULE, ("remarc*", "mudar", "trocar o horario", "trocar meu horario", "adiar",
+                             "outro horario", "reagend*")),
+        (Intent.AVAILABILITY, ("vaga", "vagas", "livre", "livres", "disponive*", "disponibilidade",
+                               "tem horario", "quais horarios")),
+        (Intent.FAQ, ("quanto custa", "quanto tempo", "demora", "quanto e", "preco*", "valor", "valores", "onde",
+                      "endereco", "localizacao", "funcionamento", "que horas", "abrem", "fecham", "aceitam",
+                      "cartao", "pix", "estacionamento")),
+        (Intent.BOOKING, ("marcar", "marca", "agend*", "reserv*", "quero fazer", "gostaria", "queria fazer",
+                          "quero um", "quero uma", "tem como")),
+        (Intent.AVAILABILITY, ("tem",)),
+        (Intent.GREETING, ("oi", "ola", "bom dia", "boa tarde", "boa noite", "tudo bem", "e ai", "eai")),
     ),
     "en": (
         (Intent.CANCEL, ("cancel*", "call off", "cant make it", "can't make it", "wont make it")),
-        (
-            Intent.RESCHEDULE,
-            (
-                "reschedul*",
-                "move it",
-                "move my",
-                "change the time",
-                "change my",
-                "another time",
-                "push it",
-                "postpone",
-            ),
-        ),
-        (
-            Intent.AVAILABILITY,
-            ("free", "availab*", "slot", "slots", "any", "anything", "what times", "openings", "space"),
-        ),
-        (
-            Intent.FAQ,
-            (
-                "how much",
-                "price*",
-                "cost*",
-                "where",
-                "address",
-                "located",
-                "location",
-                "opening hours",
-                "what time do you",
-                "open",
-                "close",
-                "closing",
-                "do you take",
-                "card",
-                "pay",
-                "parking",
-            ),
-        ),
-        (
-            Intent.BOOKING,
-            (
-                "book*",
-                "appointment",
-                "can i get",
-                "id like",
-                "i'd like",
-                "i would like",
-                "wanna",
-                "want a",
-                "come in",
-                "reserve",
-                "get my",
-                "need a",
-            ),
-        ),
+        (Intent.RESCHEDULE, ("reschedul*", "move it", "move my", "change the time", "change my", "another time",
+                             "push it", "postpone")),
+        (Intent.AVAILABILITY, ("free", "availab*", "slot", "slots", "what times", "openings", "space")),
+        (Intent.FAQ, ("how much", "how long", "price*", "cost*", "where", "address", "located", "location",
+                      "opening hours", "what time do you", "open", "close", "closing", "do you take", "card",
+                      "pay", "parking")),
+        (Intent.BOOKING, ("book*", "appointment", "can i get", "id like", "i'd like", "i would like", "wanna",
+                          "want a", "come in", "reserve", "get my", "need a")),
+        (Intent.AVAILABILITY, ("any", "anything")),
         (Intent.GREETING, ("hi", "hello", "hey", "hiya", "good morning", "good afternoon", "good evening")),
     ),
-}
+}  # fmt: skip
 
 # Short forms people type, replaced by what the date parser knows (whole words, after folding).
 ABBREVIATIONS: dict[str, dict[str, str]] = {
     "ru": {"сег": "сегодня", "седня": "сегодня", "завтро": "завтра", "послезавтро": "послезавтра"},
     "pt": {
-        "hj": "hoje", "amnh": "amanha", "seg": "segunda", "qua": "quarta",
+        "hj": "hoje", "amnh": "amanha", "depois de amanha": "daqui a 2 dias",
+        "depois de amanhã": "daqui a 2 dias", "depois d amanha": "daqui a 2 dias", "seg": "segunda", "qua": "quarta",
         "qui": "quinta", "sex": "sexta", "sab": "sabado", "dom": "domingo",
     },
     "en": {
@@ -208,6 +71,10 @@ ABBREVIATIONS: dict[str, dict[str, str]] = {
         "thur": "thursday", "thurs": "thursday", "tues": "tuesday", "weds": "wednesday",
     },
 }  # fmt: skip
+
+# Words before a span of time that make it an offset from today ("через неделю", "in a week"),
+# unlike "next week", which names no day.
+RELATIVE_OFFSET = ("через", "in", "em", "daqui", "dentro de", "within")
 
 # Words that say which half of the day a bare hour is in.
 MORNING = ("утра", "утром", "с утра", "manha", "de manha", "da manha", "morning", "am", "a.m.")

@@ -23,6 +23,11 @@ _ORDINALS = {fold(word): index for word, index in lexicon.ORDINALS.items()}
 _CHOICE_NUMBER = re.compile(r"(?:вариант|номер|opcao|opção|option|number|#|№)\s*(\d)\b|^\s*(\d)\s*$")
 
 
+def _squeeze(word: str) -> str:
+    """Repeated letters once: "oii", "heyy", "приветтт" are typed for warmth, not spelling."""
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
 def _phrase_in(tokens: list[str], phrase: str) -> bool:
     parts = fold(phrase).split()
     for start in range(len(tokens) - len(parts) + 1):
@@ -32,7 +37,7 @@ def _phrase_in(tokens: list[str], phrase: str) -> bool:
             if part.endswith("*"):
                 ok = token.startswith(part[:-1])
             else:
-                ok = token == part or token == part.replace("'", "")
+                ok = token == part or token == part.replace("'", "") or _squeeze(token) == _squeeze(part)
             if not ok:
                 break
         if ok:
@@ -95,9 +100,19 @@ def _day_first(lang: str, timezone: str) -> bool:
     return lang != "en" or not timezone.startswith("America/")
 
 
-def _when(text: str, lang: str, ctx: TurnContext) -> when.When:
+def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
+    """The date and time of the message; with `last_date` the last date it names.
+
+    "from friday to saturday": a reschedule names the old day first and the new one last.
+    """
     time, rest = when.find_time(text)
-    date, rest = when.find_date(rest, lang, ctx.now, _day_first(lang, ctx.timezone))
+    day_first = _day_first(lang, ctx.timezone)
+    date, rest = when.find_date(rest, lang, ctx.now, day_first)
+    while last_date and date is not None:
+        later, later_rest = when.find_date(rest, lang, ctx.now, day_first)
+        if later is None:
+            break
+        date, rest = later, later_rest
     if time is None and (date is not None or ctx.pending in (Slot.TIME, Slot.CHOICE)):
         time = when.leftover_hour(rest)
     return when.When(date=date, time=time)
@@ -113,7 +128,7 @@ def understand_rules(text: str, ctx: TurnContext) -> Understanding:
     choice = None
     if ctx.pending is Slot.CHOICE:
         choice = find_choice(cleaned, ctx, when.When())
-    found = when.When() if choice else _when(cleaned, lang, ctx)
+    found = when.When() if choice else _when(cleaned, lang, ctx, keyword is Intent.RESCHEDULE)
     if ctx.pending is Slot.CHOICE and choice is None:
         choice = find_choice(cleaned, ctx, found)
     if choice is not None:

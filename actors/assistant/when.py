@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import dateparser
 from dateparser.search import search_dates
 
-from wafleet.actors.assistant.lexicon import AFTERNOON, MORNING
+from wafleet.actors.assistant.lexicon import AFTERNOON, MORNING, RELATIVE_OFFSET
 from wafleet.actors.assistant.normalise import fold, words
 
 # Bare hours up to this one, said without a day part, are afternoon hours: "в 2", "at 3", "às 5"
@@ -176,8 +176,10 @@ def find_date(text: str, language: str, now: dt.datetime, day_first: bool) -> tu
             continue  # "we" is not Wednesday, "в" is not a date
         parser = dateparser.DateDataParser(languages=[language], settings=settings)
         data = parser.get_date_data(fragment)
-        if data.date_obj is None or data.period not in ("day", "time", "part_of_day"):
+        if data.date_obj is None or data.period not in ("day", "time", "part_of_day", "week"):
             continue  # a month or a year alone is not an appointment's day
+        if data.period == "week" and not _is_offset(prepared, fragment):
+            continue  # "next week" names no day; "in a week" does
         found = data.date_obj.date()
         if found < today:
             continue
@@ -188,6 +190,11 @@ def find_date(text: str, language: str, now: dt.datetime, day_first: bool) -> tu
                 fragment = fragment[: trailing.start()]
         return found, prepared.replace(fragment, " ", 1)
     return None, text
+
+
+def _is_offset(text: str, fragment: str) -> bool:
+    before = " ".join(words(text[: text.find(fragment) + len(fragment)]))
+    return any(f" {offset} " in f" {before} " for offset in RELATIVE_OFFSET)
 
 
 def warm_up(languages: tuple[str, ...]) -> None:

@@ -126,4 +126,10 @@ def got(lang: str, u: Understanding) -> dict:
 
 
 def cases(lang: str) -> list[Case]:
-    return [Case(lang, entry) for entry in json.loads((HERE / f"{lang}.json").read_text())]
+    """Every message of a language: {lang}.json (written before the rules) and {lang}_2.json (a
+    second batch written after their first version, to see how they do on unseen messages)."""
+    return [
+        Case(lang, entry)
+        for path in sorted(HERE.glob(f"{lang}*.json"))
+        for entry in json.loads(path.read_text())
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from wafleet.actors.assistant.normalise import close, translit, words
 from wafleet.actors.assistant.understanding import ResourceInfo, ServiceInfo
 
@@ -12,6 +14,18 @@ def _phrase_at(tokens: list[str], phrase: list[str], start: int) -> bool:
     return all(close(tokens[start + i], p) for i, p in enumerate(phrase))
 
 
+@functools.lru_cache(maxsize=1024)
+def _service_phrases(services: tuple[ServiceInfo, ...]) -> tuple[tuple[str, list[str], int], ...]:
+    """(service id, name's words, size) for each name and alias, folded once per catalogue."""
+    phrases = []
+    for service in services:
+        for name in (service.name, service.id, *service.aliases):
+            phrase = words(name)
+            if phrase:
+                phrases.append((service.id, phrase, sum(len(p) for p in phrase)))
+    return tuple(phrases)
+
+
 def find_service(text: str, services: tuple[ServiceInfo, ...]) -> str | None:
     """The id of the service the message names (its name or an alias), the longest match winning.
 
@@ -20,15 +34,11 @@ def find_service(text: str, services: tuple[ServiceInfo, ...]) -> str | None:
     """
     tokens = words(text)
     best: tuple[int, str] | None = None
-    for service in services:
-        for name in (service.name, service.id, *service.aliases):
-            phrase = words(name)
-            if not phrase:
-                continue
-            if any(_phrase_at(tokens, phrase, i) for i in range(len(tokens))):
-                size = sum(len(p) for p in phrase)
-                if best is None or size > best[0]:
-                    best = (size, service.id)
+    for service_id, phrase, size in _service_phrases(services):
+        if (best is None or size > best[0]) and any(
+            _phrase_at(tokens, phrase, i) for i in range(len(tokens))
+        ):
+            best = (size, service_id)
     return best[1] if best else None
 
 

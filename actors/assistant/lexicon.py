@@ -61,8 +61,7 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
 ABBREVIATIONS: dict[str, dict[str, str]] = {
     "ru": {"сег": "сегодня", "седня": "сегодня", "завтро": "завтра", "послезавтро": "послезавтра"},
     "pt": {
-        "hj": "hoje", "amnh": "amanha", "depois de amanha": "daqui a 2 dias",
-        "depois de amanhã": "daqui a 2 dias", "depois d amanha": "daqui a 2 dias", "seg": "segunda", "qua": "quarta",
+        "hj": "hoje", "amnh": "amanha", "seg": "segunda", "qua": "quarta",
         "qui": "quinta", "sex": "sexta", "sab": "sabado", "dom": "domingo",
     },
     "en": {
@@ -71,6 +70,19 @@ ABBREVIATIONS: dict[str, dict[str, str]] = {
         "thur": "thursday", "thurs": "thursday", "tues": "tuesday", "weds": "wednesday",
     },
 }  # fmt: skip
+
+# Days from today said in words, beyond the date parser's own list (which has today, tomorrow…).
+RELATIVE_DAYS: dict[str, dict[str, int]] = {
+    "ru": {"послезавтра": 2, "после завтра": 2},
+    "pt": {"depois de amanha": 2, "depois d amanha": 2},
+    "en": {"day after tomorrow": 2, "day after tmrw": 2},
+}
+
+# A weekday said with one of these is in next calendar week ("на следующей неделе во вторник").
+NEXT_WEEK = ("следующей неделе", "след неделе", "semana que vem", "proxima semana", "next week")
+
+# Weekday abbreviations of the date parser that are everyday words too ("quero ter": to have).
+NOT_WEEKDAYS = {"pt": ("ter",), "en": (), "ru": ()}
 
 # Words before a span of time that make it an offset from today ("через неделю", "in a week"),
 # unlike "next week", which names no day.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -78,6 +79,7 @@ def distance(a: str, b: str, limit: int) -> int:
     return prev[-1]
 
 
+@functools.lru_cache(maxsize=65536)
 def close(word: str, target: str) -> bool:
     """The same word give or take a typo: exact below 5 letters, one edit up to 8, two beyond."""
     limit = 0 if len(target) < 5 else 1 if len(target) < 9 else 2

@@ -8,7 +8,9 @@ one") fills the question the conversation asked last (ctx.pending).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from wafleet.actors.assistant import catalogue, language, lexicon, when
@@ -28,30 +30,68 @@ def _squeeze(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", word)
 
 
-def _phrase_in(tokens: list[str], phrase: str) -> bool:
-    parts = fold(phrase).split()
-    for start in range(len(tokens) - len(parts) + 1):
-        ok = True
-        for i, part in enumerate(parts):
-            token = tokens[start + i]
-            if part.endswith("*"):
-                ok = token.startswith(part[:-1])
+# A phrase as its words; each word: (folded, squeezed, is_prefix).
+_Phrase = tuple[tuple[str, str, bool], ...]
+
+
+@dataclass(frozen=True)
+class _IntentIndex:
+    """lexicon.INTENTS of one language, folded once and indexed by each phrase's first word."""
+
+    by_word: dict[str, list[tuple[int, _Phrase]]]  # first word (squeezed) -> (tier, phrase)
+    by_prefix: list[tuple[str, int, _Phrase]]  # first word is a prefix ("отмен*")
+    intents: tuple[Intent, ...]  # tier -> intent
+
+
+@functools.cache
+def _intent_index(lang: str) -> _IntentIndex:
+    by_word: dict[str, list[tuple[int, _Phrase]]] = {}
+    by_prefix: list[tuple[str, int, _Phrase]] = []
+    intents = []
+    for tier, (intent, phrases) in enumerate(lexicon.INTENTS.get(lang, ())):
+        intents.append(intent)
+        for phrase in phrases:
+            parts = []
+            for part in fold(phrase).replace("'", "").split():
+                prefix = part.endswith("*")
+                part = part.rstrip("*")
+                parts.append((part, _squeeze(part), prefix))
+            compiled = tuple(parts)
+            if compiled[0][2]:
+                by_prefix.append((compiled[0][0], tier, compiled))
             else:
-                ok = token == part or token == part.replace("'", "") or _squeeze(token) == _squeeze(part)
-            if not ok:
-                break
-        if ok:
-            return True
-    return False
+                by_word.setdefault(compiled[0][1], []).append((tier, compiled))
+    return _IntentIndex(by_word, by_prefix, tuple(intents))
+
+
+def _phrase_at(tokens: list[tuple[str, str]], start: int, phrase: _Phrase) -> bool:
+    if start + len(phrase) > len(tokens):
+        return False
+    for (token, squeezed), (part, part_squeezed, prefix) in zip(tokens[start:], phrase, strict=False):
+        if not (token.startswith(part) if prefix else token == part or squeezed == part_squeezed):
+            return False
+    return True
 
 
 def find_intent(text: str, lang: str, languages: tuple[str, ...]) -> Intent | None:
     """The intent the message's keywords say, in its language first, then the company's others."""
-    tokens = words(text)
+    tokens = [(token, _squeeze(token)) for token in words(text.replace("'", ""))]
     for code in (lang, *(lg for lg in languages if lg != lang)):
-        for intent, phrases in lexicon.INTENTS.get(code, ()):
-            if any(_phrase_in(tokens, phrase) for phrase in phrases):
-                return intent
+        index = _intent_index(code)
+        best: int | None = None
+        for i, (token, squeezed) in enumerate(tokens):
+            for tier, phrase in index.by_word.get(squeezed, ()):
+                if (best is None or tier < best) and _phrase_at(tokens, i, phrase):
+                    best = tier
+            for prefix, tier, phrase in index.by_prefix:
+                if (
+                    (best is None or tier < best)
+                    and token.startswith(prefix)
+                    and _phrase_at(tokens, i, phrase)
+                ):
+                    best = tier
+        if best is not None:
+            return index.intents[best]
     return None
 
 

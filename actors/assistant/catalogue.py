@@ -8,14 +8,14 @@ from wafleet.actors.assistant.normalise import close, translit, words
 from wafleet.actors.assistant.understanding import ResourceInfo, ServiceInfo
 
 
-def _phrase_at(tokens: list[str], phrase: list[str], start: int) -> bool:
+def _phrase_at(tokens: tuple[str, ...], phrase: tuple[str, ...], start: int) -> bool:
     if start + len(phrase) > len(tokens):
         return False
     return all(close(tokens[start + i], p) for i, p in enumerate(phrase))
 
 
 @functools.lru_cache(maxsize=1024)
-def _service_phrases(services: tuple[ServiceInfo, ...]) -> tuple[tuple[str, list[str], int], ...]:
+def _service_phrases(services: tuple[ServiceInfo, ...]) -> tuple[tuple[str, tuple[str, ...], int], ...]:
     """(service id, name's words, size) for each name and alias, folded once per catalogue."""
     phrases = []
     for service in services:

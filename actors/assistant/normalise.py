@@ -40,9 +40,13 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
-def words(text: str) -> list[str]:
-    """The words of already-cleaned text, folded: what keywords and names are compared with."""
-    return _WORD.findall(fold(text))
+@functools.lru_cache(maxsize=4096)
+def words(text: str) -> tuple[str, ...]:
+    """The words of already-cleaned text, folded: what keywords and names are compared with.
+
+    Cached: one message is split by several readers (language, intent, service, staff, day part).
+    """
+    return tuple(_WORD.findall(fold(text)))
 
 
 def translit(word: str) -> str:

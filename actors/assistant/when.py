@@ -20,6 +20,7 @@ from dateparser.search import search_dates
 
 from wafleet.actors.assistant.lexicon import (
     AFTERNOON,
+    GREETINGS_WITH_DAY_PART,
     MORNING,
     NEXT_WEEK,
     NOT_WEEKDAYS,
@@ -65,7 +66,9 @@ _TIME_PATTERNS = (
 _NUMERIC_DATE = re.compile(r"(?<![\d:.])(\d{1,2})[./-](\d{1,2})(?:[./-](\d{4}|\d{2}))?(?![\d:])")
 _DAY_OF_MONTH = re.compile(
     r"(?:\bthe\s+(?P<a>\d{1,2})(?:st|nd|rd|th)?\b|\b(?P<b>\d{1,2})(?:st|nd|rd|th)\b|\bdia\s+(?P<c>\d{1,2})\b"
-    r"|\b(?P<d>\d{1,2})(?:-?го|\s+числа)\b)(?!\s*(?:of\s+|de\s+)?(?:" + _MONTHS + r"))"
+    r"|\b(?P<d>\d{1,2})(?:-?(?:го|е|ое))?\s+числ[оа]\b|\b(?P<e>\d{1,2})-?го\b)(?!\s*(?:of\s+|de\s+)?(?:"
+    + _MONTHS
+    + r"))"
 )
 _PT_DAY_OF = re.compile(r"\b(\d{1,2})\s+de\s+(?=(?:" + _MONTHS + r"))")
 _PT_DAY = re.compile(r"\bdia\s+(?=\d)")
@@ -82,6 +85,8 @@ class When:
 def _day_half(text: str) -> str | None:
     """ "am" or "pm" when the message says which half of the day it means, anywhere in it."""
     folded = " " + " ".join(words(text)) + " "
+    for greeting in GREETINGS_WITH_DAY_PART:
+        folded = folded.replace(f" {fold(greeting)} ", " ")
     if any(f" {fold(w)} " in folded for w in MORNING):
         return "am"
     if any(f" {fold(w)} " in folded for w in AFTERNOON):
@@ -326,4 +331,6 @@ def warm_up(languages: tuple[str, ...]) -> None:
     """Load the parser's language data now: the first parse in a language costs ~200 ms."""
     now = dt.datetime(2026, 1, 1, 12, 0)
     for language in languages:
-        find_date("1 2", language, now, True)
+        _vocabulary(language)
+        _date_words(language)
+        find_date("через 2 дня in 2 days em 2 dias", language, now, True)

@@ -138,6 +138,13 @@ def test_the_company_model_choice_is_sent_and_priced(fake: FakeOpenAI) -> None:
     assert u.usage is not None and (u.usage.model, u.usage.cost) == ("gpt-4o", pytest.approx(2.50))
 
 
+def test_a_language_the_company_does_not_speak_is_detected_from_the_message(fake: FakeOpenAI) -> None:
+    """A local model that ignores the schema's enum may answer "es": the message decides instead."""
+    fake.push(reply("booking", language="es", service="haircut"))
+    u = _understander(fake).understand("quero marcar um corte", _ctx())
+    assert (u.source, u.language) == ("model", "pt")
+
+
 def test_a_picked_alternative_becomes_the_choice(fake: FakeOpenAI) -> None:
     offered = tuple(
         dt.datetime(2026, 12, 2, h, m, tzinfo=_ctx().now.tzinfo) for h, m in ((15, 0), (15, 30), (16, 0))

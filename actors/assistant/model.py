@@ -242,7 +242,7 @@ def _messages(text: str, ctx: TurnContext) -> list[dict]:
     return messages
 
 
-def _parse(content: str, ctx: TurnContext, min_confidence: float) -> Understanding:
+def _parse(content: str, text: str, ctx: TurnContext, min_confidence: float) -> Understanding:
     """The model's JSON as an Understanding, checked against this company's ids and sane values."""
     try:
         data = json.loads(content)
@@ -290,7 +290,7 @@ def _parse(content: str, ctx: TurnContext, min_confidence: float) -> Understandi
         choice = ctx.offered[number - 1]
     language = field_value("language", str)
     if language not in ctx.languages:
-        language = detect(content, ctx.languages, ctx.language)
+        language = detect(text, ctx.languages, ctx.language)
     reply = field_value("reply", str)
     if confidence < min_confidence:
         raise _Rejected(Fallback.LOW_CONFIDENCE, f"confidence {confidence}")
@@ -356,7 +356,7 @@ class ModelUnderstander:
                     )
             finally:
                 self._slots.release()
-            result = self._read(response, ctx)
+            result = self._read(response, text, ctx)
             return dataclasses.replace(result, usage=self._usage(model, response, started))
         except _Rejected as rejected:
             return self._fallback(text, ctx, rejected.reason, str(rejected), model, response, started)
@@ -375,7 +375,7 @@ class ModelUnderstander:
                 text, ctx, Fallback.API_ERROR, type(error).__name__, model, response, started
             )
 
-    def _read(self, response: object, ctx: TurnContext) -> Understanding:
+    def _read(self, response: object, text: str, ctx: TurnContext) -> Understanding:
         choices = getattr(response, "choices", None)
         if not choices:
             raise _Rejected(Fallback.INVALID_OUTPUT, "no choices")
@@ -386,7 +386,7 @@ class ModelUnderstander:
             raise _Rejected(Fallback.REFUSAL, "content filter")
         if choices[0].finish_reason == "length":
             raise _Rejected(Fallback.INVALID_OUTPUT, "cut off at the token limit")
-        return _parse(message.content, ctx, self.settings.min_confidence)
+        return _parse(message.content, text, ctx, self.settings.min_confidence)
 
     def _usage(self, model: str, response: object | None, started: float) -> Usage:
         usage = getattr(response, "usage", None)

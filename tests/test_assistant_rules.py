@@ -168,3 +168,22 @@ def test_any_text_gets_an_answer() -> None:
 def test_understand_uses_the_rules_without_a_model() -> None:
     u = understand("cancel ABC234", context("en"), None)
     assert (u.intent, u.code, u.source, u.fallback_reason) == (Intent.CANCEL, "ABC234", "rules", None)
+
+
+def test_a_long_message_gives_the_date_parser_only_a_few_short_pieces(monkeypatch) -> None:
+    """The parser's cost grows with its input (650 ms for 4,600 characters): a long message must
+    not hold up the node, so it reads only the places that may hold a date, and few of them."""
+    from wafleet.actors.assistant import when
+
+    seen: list[str] = []
+    real = when.search_dates
+
+    def spy(text, *args, **kwargs):
+        seen.append(text)
+        return real(text, *args, **kwargs)
+
+    monkeypatch.setattr(when, "search_dates", spy)
+    text = "in 2 days at 5pm maybe " * 200 + " " + "1234567890" * 100
+    u = _rules(text)
+    assert u.date == dt.date(2026, 12, 3)
+    assert 1 <= len(seen) <= 3 and all(len(piece) <= 160 for piece in seen)

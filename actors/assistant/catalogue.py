@@ -33,11 +33,15 @@ def find_service(text: str, services: tuple[ServiceInfo, ...]) -> str | None:
     may be off by one edit (two for long words), short words must match exactly.
     """
     tokens = words(text)
+    where: dict[str, list[int]] = {}
+    for i, token in enumerate(tokens):
+        where.setdefault(token, []).append(i)
     best: tuple[int, str] | None = None
     for service_id, phrase, size in _service_phrases(services):
-        if (best is None or size > best[0]) and any(
-            _phrase_at(tokens, phrase, i) for i in range(len(tokens))
-        ):
+        if best is not None and size <= best[0]:
+            continue
+        starts = (i for token, places in where.items() if close(token, phrase[0]) for i in places)
+        if any(_phrase_at(tokens, phrase, i) for i in starts):
             best = (size, service_id)
     return best[1] if best else None
 

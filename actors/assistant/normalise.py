@@ -87,4 +87,10 @@ def distance(a: str, b: str, limit: int) -> int:
 def close(word: str, target: str) -> bool:
     """The same word give or take a typo: exact below 5 letters, one edit up to 8, two beyond."""
     limit = 0 if len(target) < 5 else 1 if len(target) < 9 else 2
-    return word == target or (limit > 0 and distance(word, target, limit) <= limit)
+    if word == target:
+        return True
+    if limit == 0 or abs(len(word) - len(target)) > limit:
+        return False
+    if len(set(word).symmetric_difference(target)) > 2 * limit:
+        return False  # each edit changes at most two letters of the alphabet used: cheap no
+    return distance(word, target, limit) <= limit

@@ -145,6 +145,16 @@ def test_a_language_the_company_does_not_speak_is_detected_from_the_message(fake
     assert (u.source, u.language) == ("model", "pt")
 
 
+def test_temperature_is_zero_except_for_models_that_refuse_it(fake: FakeOpenAI) -> None:
+    fake.models = ("gpt-4o-mini", "gpt-5-mini")
+    fake.push(reply("other"), reply("other"))
+    understander = _understander(fake)
+    assert understander.understand("ok", _ctx()).source == "model"
+    assert understander.understand("ok", _ctx(ai_model="gpt-5-mini")).source == "model"
+    assert fake.requests[0]["body"]["temperature"] == 0
+    assert "temperature" not in fake.requests[1]["body"]
+
+
 def test_a_picked_alternative_becomes_the_choice(fake: FakeOpenAI) -> None:
     offered = tuple(
         dt.datetime(2026, 12, 2, h, m, tzinfo=_ctx().now.tzinfo) for h, m in ((15, 0), (15, 30), (16, 0))

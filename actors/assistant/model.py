@@ -42,6 +42,8 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-mini": (0.40, 1.60),
     "gpt-4.1-nano": (0.10, 0.40),
 }
+# Reasoning models refuse a temperature other than the default (400 "Unsupported value").
+FIXED_TEMPERATURE_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 _CODE = re.compile(f"^[{CODE_ALPHABET}]{{6}}$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -340,20 +342,7 @@ class ModelUnderstander:
                 if remaining <= 0:
                     raise _Rejected(Fallback.BUSY, "no time left after waiting for a slot")
                 with gevent.Timeout(remaining, _Timeout):
-                    response = self._client.chat.completions.create(
-                        model=model,
-                        messages=_messages(text, ctx),
-                        response_format={
-                            "type": "json_schema",
-                            "json_schema": {
-                                "name": "understanding",
-                                "strict": True,
-                                "schema": response_schema(ctx),
-                            },
-                        },
-                        temperature=0,
-                        max_completion_tokens=self.settings.max_output_tokens,
-                    )
+                    response = self._client.chat.completions.create(**self._request(model, text, ctx))
             finally:
                 self._slots.release()
             result = self._read(response, text, ctx)
@@ -374,6 +363,20 @@ class ModelUnderstander:
             return self._fallback(
                 text, ctx, Fallback.API_ERROR, type(error).__name__, model, response, started
             )
+
+    def _request(self, model: str, text: str, ctx: TurnContext) -> dict:
+        request = {
+            "model": model,
+            "messages": _messages(text, ctx),
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "understanding", "strict": True, "schema": response_schema(ctx)},
+            },
+            "max_completion_tokens": self.settings.max_output_tokens,
+        }
+        if not model.startswith(FIXED_TEMPERATURE_PREFIXES):
+            request["temperature"] = 0  # the same message, the same reading
+        return request
 
     def _read(self, response: object, text: str, ctx: TurnContext) -> Understanding:
         choices = getattr(response, "choices", None)

@@ -187,3 +187,15 @@ def test_a_long_message_gives_the_date_parser_only_a_few_short_pieces(monkeypatc
     u = _rules(text)
     assert u.date == dt.date(2026, 12, 3)
     assert 1 <= len(seen) <= 3 and all(len(piece) <= 160 for piece in seen)
+
+
+def test_in_two_days_is_a_date_not_two_in_the_afternoon() -> None:
+    """ "2 дня" is 14:00 in "в 2 дня" but two days in "через 2 дня"."""
+    assert (_rules("стрижка через 2 дня", "ru").date, _rules("стрижка через 2 дня", "ru").time) == (
+        dt.date(2026, 12, 3),
+        None,
+    )
+    u = _rules("стрижка через 2 дня в 15:00", "ru")
+    assert (u.date, u.time) == (dt.date(2026, 12, 3), dt.time(15))
+    u = _rules("в 2 дня завтра", "ru")
+    assert (u.date, u.time) == (dt.date(2026, 12, 2), dt.time(14))

@@ -43,9 +43,9 @@ _MONTHS = (
 )
 # Tried in this order; the first that matches gives the time.
 _TIME_PATTERNS = (
-    # 9 утра, 2 часа дня, 7 da noite, 2 in the afternoon, 2pm, 3:30pm
+    # 9 утра, 2 часа дня, 7 da noite, 2 in the afternoon, 2pm, 3:30pm (but "через 2 дня" is in two days)
     re.compile(
-        r"(?<![\d:./])(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?:h|ч|час(?:а|ов)?)?\s*(?P<part>"
+        r"(?<![\d:./])(?<!через\s)(?<!за\s)(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?:h|ч|час(?:а|ов)?)?\s*(?P<part>"
         + _DAY_PART
         + r")(?![\w])"
     ),

@@ -30,7 +30,7 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
     ),
     "pt": (
         (Intent.CANCEL, ("cancel*", "desmarc*", "nao vou poder ir", "nao vou conseguir ir")),
-        (Intent.RESCHEDULE, ("remarc*", "mudar", "trocar o horario", "trocar meu horario", "adiar",
+        (Intent.RESCHEDULE, ("remarc*", "mudar", "trocar", "troca", "trocar o horario", "trocar meu horario", "adiar",
                              "outro horario", "reagend*")),
         (Intent.AVAILABILITY, ("vaga", "vagas", "livre", "livres", "disponive*", "disponibilidade",
                                "tem horario", "quais horarios")),
@@ -44,7 +44,7 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
     ),
     "en": (
         (Intent.CANCEL, ("cancel*", "call off", "cant make it", "can't make it", "wont make it")),
-        (Intent.RESCHEDULE, ("reschedul*", "move", "move it", "move my", "change the time", "change my", "another time",
+        (Intent.RESCHEDULE, ("reschedul*", "move", "move it", "move my", "change the time", "change my", "change it", "another time",
                              "push it", "postpone")),
         (Intent.AVAILABILITY, ("free", "availab*", "slot", "slots", "what times", "openings", "space")),
         (Intent.FAQ, ("how much", "how long", "price*", "cost*", "where", "address", "located", "location",

@@ -141,11 +141,11 @@ def _day_first(lang: str, timezone: str) -> bool:
 
 
 def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
-    """The date and time of the message; with `last_date` the last date it names.
+    """The date and time of the message; with `last_date` the last date and time it names.
 
-    "from friday to saturday": a reschedule names the old day first and the new one last.
+    "from friday to saturday", "с 15:00 на 17:00": a reschedule names the old first, the new last.
     """
-    time, rest = when.find_time(text)
+    time, rest = when.find_time(text, last=last_date)
     day_first = _day_first(lang, ctx.timezone)
     date, rest = when.find_date(rest, lang, ctx.now, day_first)
     while last_date and date is not None:

@@ -41,8 +41,21 @@ _MONTHS = (
     r"янв|фев|мар|апр|ма[йя]|июн|июл|авг|сен|окт|ноя|дек|jan|fev|feb|mar|abr|apr|mai|may|jun|jul|ago|aug|set|sep"
     r"|out|oct|nov|dez|dec"
 )
+# "полтретьего" is half past two: the hour before the ordinal.
+_RU_ORDINAL_HOURS = {
+    "первого": 1, "второго": 2, "третьего": 3, "четвертого": 4, "четвёртого": 4, "пятого": 5, "шестого": 6,
+    "седьмого": 7, "восьмого": 8, "девятого": 9, "десятого": 10, "одиннадцатого": 11, "двенадцатого": 12,
+}  # fmt: skip
 # Tried in this order; the first that matches gives the time.
 _TIME_PATTERNS = (
+    # полтретьего, половина третьего (2:30)
+    re.compile(r"(?<!\w)пол(?:овин[аеуы])?\s*(?P<ord>" + "|".join(_RU_ORDINAL_HOURS) + r")(?!\w)"),
+    # half past 2, quarter past 3, quarter to 5
+    re.compile(r"(?<!\w)(?:(?P<past>half|quarter)\s+past|(?P<to>quarter)\s+to)\s+(?P<h>\d{1,2})(?![\d:])"),
+    # 14 e 30, 2 e meia, 3h e quinze
+    re.compile(
+        r"(?<![\d:./])(?P<h>\d{1,2})\s*(?:h\s*)?e\s+(?:(?P<meia>meia)|(?P<quinze>quinze)|(?P<m>[0-5]\d))(?!\w)"
+    ),
     # 9 утра, 2 часа дня, 7 da noite, 2 in the afternoon, 2pm, 3:30pm (but "через 2 дня" is in two days)
     re.compile(
         r"(?<![\d:./])(?<!через\s)(?<!за\s)(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?:h|ч|час(?:а|ов)?)?\s*(?P<part>"
@@ -107,8 +120,35 @@ def _hour(h: int, part: str | None, half: str | None) -> int:
     return h + 12 if 1 <= h <= LAST_AFTERNOON_GUESS else h
 
 
-def find_time(text: str) -> tuple[dt.time | None, str]:
-    """The time the message gives, and the message without it (for the date parser)."""
+def _spoken(groups: dict[str, str | None]) -> tuple[int, int]:
+    """Hour and minute of a match of _TIME_PATTERNS, before the half of the day is applied."""
+    if groups.get("ord"):
+        return _RU_ORDINAL_HOURS[groups["ord"]] - 1 or 12, 30
+    h = int(groups["h"] or 0)
+    if groups.get("to"):
+        return (h - 1) % 12 or 12, 45
+    if groups.get("past") or groups.get("quinze"):
+        return h, 30 if groups.get("past") == "half" else 15
+    if groups.get("meia"):
+        return h, 30
+    return h, int(groups.get("m") or groups.get("dotted") or 0)
+
+
+def find_time(text: str, last: bool = False) -> tuple[dt.time | None, str]:
+    """The time the message gives, and the message without it (for the date parser).
+
+    With `last`, the last of several: "с 15:00 на 17:00", "from 3pm to 5pm" move to the second.
+    """
+    found, rest = _first_time(text)
+    while last and found is not None:
+        later, later_rest = _first_time(rest)
+        if later is None:
+            break
+        found, rest = later, later_rest
+    return found, rest
+
+
+def _first_time(text: str) -> tuple[dt.time | None, str]:
     half = _day_half(text)
     for pattern in _TIME_PATTERNS:
         for match in pattern.finditer(text):
@@ -116,7 +156,7 @@ def find_time(text: str) -> tuple[dt.time | None, str]:
             if groups.get("noon"):
                 value = dt.time(12, 0)
             else:
-                h, m = int(groups["h"]), int(groups.get("m") or groups.get("dotted") or 0)
+                h, m = _spoken(groups)
                 if groups.get("dotted") and 1 <= m <= 12 and 1 <= h <= 31:
                     continue
                 h = _hour(h, groups.get("part"), half)
@@ -200,6 +240,8 @@ def find_date(text: str, language: str, now: dt.datetime, day_first: bool) -> tu
         data = parser.get_date_data(fragment)
         if data.date_obj is None or data.period not in ("day", "time", "part_of_day", "week"):
             continue  # a month or a year alone is not an appointment's day
+        if data.period == "time" and not _date_words(language).intersection(words(fragment)):
+            continue  # a time alone ("на 17:00") is not today's date
         if data.period == "week" and not _is_offset(window, fragment):
             continue  # "next week" names no day; "in a week" does
         found = data.date_obj.date()

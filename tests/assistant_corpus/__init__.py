@@ -63,7 +63,7 @@ SERVICES = (
 )
 RESOURCES = (
     ResourceInfo("anna", "Anna", ("haircut", "coloring")),
-    ResourceInfo("maria", "Maria", ("haircut", "manicure", "coloring")),
+    ResourceInfo("maria", "Maria", ("haircut", "manicure", "coloring"), ("Мария", "Маша", "Mari", "Mary")),
 )
 
 

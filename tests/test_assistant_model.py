@@ -123,6 +123,7 @@ def test_the_request_holds_today_timezone_catalogue_faq_and_recent_turns(fake: F
         "Europe/London",
         "haircut",
         "Anna",
+        "Маша",
         "Mon-Sat 09:00-19:00",
         "all cards",
     ):

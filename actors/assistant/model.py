@@ -205,8 +205,11 @@ def system_prompt(ctx: TurnContext) -> str:
         f"Today is {now:%A} {now:%Y-%m-%d}, the time is {now:%H:%M}, timezone {ctx.timezone}.",
         "Services (id: name; other names; minutes):",
         *(f"- {s.id}: {s.name}; {', '.join(s.aliases) or '-'}; {s.duration_min}" for s in ctx.services),
-        "Staff (id: name; service ids):",
-        *(f"- {r.id}: {r.name}; {', '.join(r.services) or '-'}" for r in ctx.resources),
+        "Staff (id: name; other names; service ids):",
+        *(
+            f"- {r.id}: {r.name}; {', '.join(r.aliases) or '-'}; {', '.join(r.services) or '-'}"
+            for r in ctx.resources
+        ),
     ]
     if ctx.hours_text:
         lines.append(f"Opening hours: {ctx.hours_text}")

@@ -199,3 +199,10 @@ def test_in_two_days_is_a_date_not_two_in_the_afternoon() -> None:
     assert (u.date, u.time) == (dt.date(2026, 12, 3), dt.time(15))
     u = _rules("в 2 дня завтра", "ru")
     assert (u.date, u.time) == (dt.date(2026, 12, 2), dt.time(14))
+
+
+def test_a_day_refused_is_not_the_day_meant() -> None:
+    assert _rules("не завтра, а в пятницу", "ru").date == dt.date(2026, 12, 4)
+    assert _rules("amanhã não dá, pode ser sexta?", "pt").date == dt.date(2026, 12, 4)
+    assert _rules("can't do tomorrow, friday?", "en").date == dt.date(2026, 12, 4)
+    assert _rules("cant make it tomorrow", "en").date == dt.date(2026, 12, 2)

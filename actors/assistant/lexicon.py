@@ -84,6 +84,10 @@ RELATIVE_DAYS: dict[str, dict[str, int]] = {
     },
 }
 
+# A message with one of these names a day to avoid before the one meant: "не завтра, а в пятницу",
+# "amanhã não dá, pode ser sexta?", "can't tomorrow, friday?": the last date it names is meant.
+NEGATIONS = ("не", "нет", "нельзя", "nao", "not", "no", "cant", "cannot", "dont", "doesnt", "wont")
+
 # A weekday said with one of these is in next calendar week ("на следующей неделе во вторник").
 NEXT_WEEK = ("следующей неделе", "след неделе", "semana que vem", "proxima semana", "next week")
 

@@ -21,6 +21,7 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _CODE = re.compile(rf"(?<![\w])([{CODE_ALPHABET}{CODE_ALPHABET.lower()}]{{6}})(?![\w])")
 # Intents a bare answer can continue; a greeting or a question does not carry over.
 _TASKS = (Intent.BOOKING, Intent.AVAILABILITY, Intent.CANCEL, Intent.RESCHEDULE)
+_NEGATIONS = frozenset(fold(word) for word in lexicon.NEGATIONS)
 _ORDINALS = {fold(word): index for word, index in lexicon.ORDINALS.items()}
 _CHOICE_NUMBER = re.compile(r"(?:вариант|номер|opcao|opção|option|number|#|№)\s*(\d)\b|^\s*(\d)\s*$")
 
@@ -143,7 +144,8 @@ def _day_first(lang: str, timezone: str) -> bool:
 def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
     """The date and time of the message; with `last_date` the last date and time it names.
 
-    "from friday to saturday", "с 15:00 на 17:00": a reschedule names the old first, the new last.
+    "from friday to saturday", "с 15:00 на 17:00": a reschedule names the old first, the new last;
+    "не завтра, а в пятницу": a refusal names the day to avoid first.
     """
     time, rest = when.find_time(text, last=last_date)
     day_first = _day_first(lang, ctx.timezone)
@@ -168,7 +170,8 @@ def understand_rules(text: str, ctx: TurnContext) -> Understanding:
     choice = None
     if ctx.pending is Slot.CHOICE:
         choice = find_choice(cleaned, ctx, when.When())
-    found = when.When() if choice else _when(cleaned, lang, ctx, keyword is Intent.RESCHEDULE)
+    last = keyword is Intent.RESCHEDULE or not _NEGATIONS.isdisjoint(words(cleaned.replace("'", "")))
+    found = when.When() if choice else _when(cleaned, lang, ctx, last)
     if ctx.pending is Slot.CHOICE and choice is None:
         choice = find_choice(cleaned, ctx, found)
     if choice is not None:

@@ -20,12 +20,12 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
         (Intent.AVAILABILITY, ("свободн*", "окна", "окно", "окошк*", "есть время", "есть ли", "какие часы",
                                "когда можно")),
         (Intent.FAQ, ("сколько стоит", "сколько длится", "сколько по времени", "длится", "стоимост*", "цена",
-                      "цены", "прайс", "где", "адрес*", "во сколько", "до скольки", "работаете", "часы работы",
+                      "цены", "прайс", "где", "адрес*", "во сколько", "до скольки", "работаете", "открыва*", "закрыва*", "часы работы",
                       "оплат*", "картой", "парковк*", "как добраться")),
         (Intent.BOOKING, ("запис*", "хочу на", "можно на", "мне бы", "хочу сделать", "забронир*", "хотела бы",
                           "хотел бы")),
         (Intent.AVAILABILITY, ("есть",)),
-        (Intent.GREETING, ("привет*", "здравств*", "здраст*", "добрый день", "доброе утро", "добрый вечер",
+        (Intent.GREETING, ("привет*", "здравств*", "здраст*", "здрась*", "добрый день", "доброе утро", "добрый вечер",
                            "доброго дня")),
     ),
     "pt": (
@@ -138,7 +138,7 @@ LANGUAGE_MARKERS: dict[str, frozenset[str]] = {
         i i'd id can could get an the to at on in for with my me is it its you your u r do does have
         any anything free tomorrow tmrw 2moro today book booking appointment cancel reschedule please
         pls plz thanks thank cheers bye hi hello hey what when where how much time times is are works
-        fine ok okay next morning afternoon evening want wanna like need would
+        fine next morning afternoon evening want wanna like need would
         """.split()
     ),
 }

@@ -62,7 +62,7 @@ _TIME_PATTERNS = (
         + _DAY_PART
         + r")(?![\w])"
     ),
-    re.compile(r"(?P<noon>meio[\s-]?dia|noon|midday|полдень|полдня|12 дня)"),
+    re.compile(r"(?<!\w)(?P<noon>meio[\s-]?dia|noon|midday|полдень|полдня|12 дня)(?!\w)"),
     re.compile(r"(?<![\d:./])(?P<h>\d{1,2}):(?P<m>\d{2})(?![\d:])"),
     # 14.30 (but "10.12" is a day-first date, left to find_date)
     re.compile(r"(?<![\d:./])(?P<h>\d{1,2})\.(?P<dotted>\d{2})(?![\d.])"),

@@ -6,6 +6,7 @@ The corpus test prints the share right per language; run it alone to see the fig
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from zoneinfo import ZoneInfo
@@ -206,3 +207,14 @@ def test_a_day_refused_is_not_the_day_meant() -> None:
     assert _rules("amanhã não dá, pode ser sexta?", "pt").date == dt.date(2026, 12, 4)
     assert _rules("can't do tomorrow, friday?", "en").date == dt.date(2026, 12, 4)
     assert _rules("cant make it tomorrow", "en").date == dt.date(2026, 12, 2)
+
+
+def test_a_date_in_another_of_the_company_languages_is_still_read() -> None:
+    """Too short to tell the language ("5 dezembro" has no word of ours): the company's other
+    languages are tried for the date before giving up."""
+    ctx = dataclasses.replace(context("en"), languages=("en", "pt"))
+    u = understand_rules("5 dezembro", ctx)
+    assert (u.language, u.date) == ("en", dt.date(2026, 12, 5))
+    assert understand_rules("10 декабря", dataclasses.replace(ctx, languages=("en", "ru"))).date == dt.date(
+        2026, 12, 10
+    )

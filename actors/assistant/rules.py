@@ -148,10 +148,14 @@ def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
     "не завтра, а в пятницу": a refusal names the day to avoid first.
     """
     time, rest = when.find_time(text, last=last_date)
-    day_first = _day_first(lang, ctx.timezone)
-    date, rest = when.find_date(rest, lang, ctx.now, day_first)
+    date = None
+    for code in (lang, *(other for other in ctx.languages if other != lang)):
+        day_first = _day_first(code, ctx.timezone)
+        date, rest = when.find_date(rest, code, ctx.now, day_first)
+        if date is not None:
+            break  # a message too short to tell its language may name the day in another one
     while last_date and date is not None:
-        later, later_rest = when.find_date(rest, lang, ctx.now, day_first)
+        later, later_rest = when.find_date(rest, code, ctx.now, day_first)
         if later is None:
             break
         date, rest = later, later_rest

@@ -264,6 +264,9 @@ WINDOW_CHARS = 160
 MAX_WINDOWS = 3
 
 
+_NUMBERISH = re.compile(r"^\d{1,4}[^\W\d_]{0,3}$")  # 5, 2026, 5th, 9е, 14h; not a code like ABC234
+
+
 def _windows(text: str, language: str) -> list[str]:
     """Up to MAX_WINDOWS pieces of `text` around its digits and date words, in order; neighbours
     merge, up to 3 * WINDOW_WORDS words a piece."""
@@ -272,7 +275,7 @@ def _windows(text: str, language: str) -> list[str]:
     spans: list[list[int]] = []  # [first token, last token]
     for i, match in enumerate(tokens):
         token = match.group()
-        if len(token) > 12 or not (any(c.isdigit() for c in token) or fold(token) in vocabulary):
+        if not (_NUMBERISH.match(token) or fold(token) in vocabulary):
             continue
         first, last = max(0, i - WINDOW_WORDS), min(len(tokens) - 1, i + WINDOW_WORDS)
         if spans and first <= spans[-1][1] and last - spans[-1][0] < 3 * WINDOW_WORDS:

@@ -218,3 +218,26 @@ def test_a_date_in_another_of_the_company_languages_is_still_read() -> None:
     assert understand_rules("10 декабря", dataclasses.replace(ctx, languages=("en", "ru"))).date == dt.date(
         2026, 12, 10
     )
+
+
+def test_random_mixtures_of_tricky_pieces_never_raise() -> None:
+    """Impossible dates and times, huge offsets, codes, ordinals, control characters, glued at random."""
+    import random
+
+    pieces = (
+        "завтра в 14:00 14h 15h30 9утра às 2pm 31.02 29/02 00:00 24:00 99 ABC234 31st dia 31 30 февраля "
+        "полтретьего half past 13 quarter to 0 0 e meia 12 e 99 через 0 дней in 99999 days next week sábado "
+        "🙂 \u202e 0 -1 1.1.1 12/12/12 31/12/9999 32.13 в 0 at 0 noon ёЁ 1st третий вторая a segunda #9 "
+        "option 0 вариант 7"
+    ).split(" ")
+    rnd = random.Random(7)
+    base = context("ru")
+    offered = tuple(dt.datetime(2026, 12, 2, h, tzinfo=base.now.tzinfo) for h in (15, 16))
+    for _ in range(400):
+        text = " ".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 8)))
+        ctx = dataclasses.replace(
+            context(rnd.choice(LANGUAGES)),
+            pending=rnd.choice([None, *Slot]),
+            offered=offered if rnd.random() < 0.5 else (),
+        )
+        assert isinstance(understand_rules(text, ctx).intent, Intent)

@@ -151,7 +151,7 @@ def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
     date = None
     for code in (lang, *(other for other in ctx.languages if other != lang)):
         day_first = _day_first(code, ctx.timezone)
-        date, rest = when.find_date(rest, code, ctx.now, day_first)
+        date, rest = when.find_date(rest, code, ctx.now, day_first, parser=code == lang)
         if date is not None:
             break  # a message too short to tell its language may name the day in another one
     while last_date and date is not None:

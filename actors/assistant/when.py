@@ -201,8 +201,13 @@ def _next_day_of_month(today: dt.date, day: int) -> dt.date | None:
     return None
 
 
-def find_date(text: str, language: str, now: dt.datetime, day_first: bool) -> tuple[dt.date | None, str]:
-    """The date the message gives (on or after today), and the message without it."""
+def find_date(
+    text: str, language: str, now: dt.datetime, day_first: bool, parser: bool = True
+) -> tuple[dt.date | None, str]:
+    """The date the message gives (on or after today), and the message without it.
+
+    Without `parser`, only the common forms read here (no dateparser: for a second language).
+    """
     today = now.date()
     match = _NUMERIC_DATE.search(text)
     if match:
@@ -219,8 +224,8 @@ def find_date(text: str, language: str, now: dt.datetime, day_first: bool) -> tu
         if found:
             return found, text[: match.start()] + " " + text[match.end() :]
     quick = _quick_date(text, language, today)
-    if quick:
-        return quick
+    if quick or not parser:
+        return quick or (None, text)
     prepared = _PT_DAY.sub("", _PT_DAY_OF.sub(r"\1 ", text)) if language == "pt" else text
     settings = {
         "RELATIVE_BASE": now.replace(tzinfo=None),

@@ -170,6 +170,7 @@ def test_a_picked_alternative_becomes_the_choice(fake: FakeOpenAI) -> None:
 FAILURES = {
     "connection drop": (drop(), "connection", False),
     "429": (status(429), "rate_limited", False),
+    "429 quota": (status(429, quota=True), "quota_exceeded", False),
     "500": (status(500), "server_error", False),
     "503": (status(503), "server_error", False),
     "refusal": (refusal(), "refusal", True),

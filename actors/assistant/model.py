@@ -55,6 +55,7 @@ class Fallback(StrEnum):
     CONNECTION = "connection"
     TIMEOUT = "timeout"
     RATE_LIMITED = "rate_limited"  # 429
+    QUOTA_EXCEEDED = "quota_exceeded"  # 429 insufficient_quota: the account's billing, not a burst
     SERVER_ERROR = "server_error"  # 5xx
     API_ERROR = "api_error"  # any other refusal of the request (401, 404 model, 400)
     REFUSAL = "refusal"
@@ -356,8 +357,10 @@ class ModelUnderstander:
             return self._fallback(text, ctx, Fallback.TIMEOUT, "timeout", model, None, started)
         except openai.APIConnectionError as error:
             return self._fallback(text, ctx, Fallback.CONNECTION, type(error).__name__, model, None, started)
-        except openai.RateLimitError:
-            return self._fallback(text, ctx, Fallback.RATE_LIMITED, "429", model, None, started)
+        except openai.RateLimitError as error:
+            quota = getattr(error, "code", None) == "insufficient_quota"
+            reason = Fallback.QUOTA_EXCEEDED if quota else Fallback.RATE_LIMITED
+            return self._fallback(text, ctx, reason, "429", model, None, started)
         except openai.APIStatusError as error:
             reason = Fallback.SERVER_ERROR if error.status_code >= 500 else Fallback.API_ERROR
             return self._fallback(text, ctx, reason, str(error.status_code), model, None, started)

@@ -4,8 +4,8 @@ The model only extracts (intent, service, date, time, staff, code, which offered
 a short reply for greetings and questions); the booking engine decides. The call is made with a
 strict JSON-schema response format, under a per-node concurrency cap and a timeout. Whenever the
 model cannot be used — connection error, timeout, 429, 5xx, a refusal, output that does not
-validate, confidence below the threshold, every slot taken — the turn is understood by the rules
-instead and `fallback_reason` says why: the customer always gets an answer.
+validate, confidence below the threshold, every slot taken, a server that keeps failing — the turn
+is understood by the rules instead and `fallback_reason` says why: the customer always gets an answer.
 
 Under gevent (the node monkey-patches the standard library) the synchronous `openai` client's
 sockets are cooperative: a call blocks only the greenlet that makes it.
@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -61,6 +61,19 @@ class Fallback(StrEnum):
     REFUSAL = "refusal"
     INVALID_OUTPUT = "invalid_output"
     LOW_CONFIDENCE = "low_confidence"
+    CIRCUIT_OPEN = "circuit_open"  # the model kept failing: not called until the cool-off ends
+
+
+# Failures that say the model's server is down or overloaded: enough in a row open the circuit.
+OUTAGES = frozenset(
+    {
+        Fallback.CONNECTION,
+        Fallback.TIMEOUT,
+        Fallback.SERVER_ERROR,
+        Fallback.RATE_LIMITED,
+        Fallback.QUOTA_EXCEEDED,
+    }
+)
 
 
 class ModelSettingsError(ValueError):
@@ -77,6 +90,8 @@ class ModelSettings:
     min_confidence: float = 0.5
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     max_output_tokens: int = 400
+    breaker_failures: int = 5  # outages in a row that stop the calls for a while (0: never stop)
+    breaker_cooloff_ms: int = 30_000
 
     def __repr__(self) -> str:  # the key never reaches a log line
         return (
@@ -101,6 +116,8 @@ class ModelSettings:
             min_confidence=_confidence(env),
             prices={**DEFAULT_PRICES, **parse_prices(env.get("WAFLEET_AI_PRICES", ""))},
             max_output_tokens=_int(env, "WAFLEET_AI_MAX_OUTPUT_TOKENS", cls.max_output_tokens, 16),
+            breaker_failures=_int(env, "WAFLEET_AI_BREAKER_FAILURES", cls.breaker_failures, 0),
+            breaker_cooloff_ms=_int(env, "WAFLEET_AI_BREAKER_COOLOFF", cls.breaker_cooloff_ms, 0),
         )
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
@@ -319,11 +336,46 @@ def _parse(content: str, text: str, ctx: TurnContext, min_confidence: float) -> 
     )
 
 
+class _Breaker:
+    """Stops calling a model whose server keeps failing, so that during an outage every turn is
+    answered by the rules at once instead of after a timeout. After the cool-off one call probes
+    the server; an answer closes the circuit, another outage keeps it open."""
+
+    def __init__(self, failures: int, cooloff_ms: int, clock: Callable[[], float]) -> None:
+        self.threshold = failures
+        self.cooloff = cooloff_ms / 1000
+        self.clock = clock
+        self.failures = 0
+        self.open_until = 0.0
+
+    def allow(self) -> bool:
+        if not self.threshold or self.failures < self.threshold:
+            return True
+        now = self.clock()
+        if now < self.open_until:
+            return False
+        self.open_until = now + self.cooloff  # this caller probes; the others keep to the rules
+        return True
+
+    def record(self, reason: Fallback | None) -> None:
+        if reason in OUTAGES:
+            self.failures += 1
+            if self.threshold and self.failures == self.threshold:
+                self.open_until = self.clock() + self.cooloff
+                log.warning(
+                    "model calls stop for %.0f s after %d failures in a row", self.cooloff, self.failures
+                )
+        elif reason is not Fallback.BUSY:
+            self.failures = 0
+
+
 class ModelUnderstander:
     """One per node: the OpenAI client, its connection pool and the concurrency cap, shared."""
 
-    def __init__(self, settings: ModelSettings) -> None:
+    def __init__(self, settings: ModelSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self._clock = clock
+        self._breakers: dict[str, _Breaker] = {}  # per model: one company's slow model stops no other
         self._client = openai.OpenAI(
             api_key=settings.api_key,
             base_url=settings.base_url,
@@ -338,6 +390,10 @@ class ModelUnderstander:
         started = time.perf_counter()
         budget = self.settings.timeout_ms / 1000
         response = None
+        breaker = self._breaker(model)
+        if not breaker.allow():
+            result = understand_rules(text, ctx)
+            return dataclasses.replace(result, fallback_reason=str(Fallback.CIRCUIT_OPEN))
         try:
             if not self._slots.acquire(timeout=budget):
                 raise _Rejected(Fallback.BUSY, "no free slot")
@@ -350,6 +406,7 @@ class ModelUnderstander:
             finally:
                 self._slots.release()
             result = self._read(response, text, ctx)
+            breaker.record(None)
             return dataclasses.replace(result, usage=self._usage(model, response, started))
         except _Rejected as rejected:
             return self._fallback(text, ctx, rejected.reason, str(rejected), model, response, started)
@@ -369,6 +426,15 @@ class ModelUnderstander:
             return self._fallback(
                 text, ctx, Fallback.API_ERROR, type(error).__name__, model, response, started
             )
+
+    def _breaker(self, model: str) -> _Breaker:
+        breaker = self._breakers.get(model)
+        if breaker is None:
+            settings = self.settings
+            breaker = self._breakers[model] = _Breaker(
+                settings.breaker_failures, settings.breaker_cooloff_ms, self._clock
+            )
+        return breaker
 
     def _request(self, model: str, text: str, ctx: TurnContext) -> dict:
         request = {
@@ -419,6 +485,7 @@ class ModelUnderstander:
         response: object | None,
         started: float,
     ) -> Understanding:
+        self._breaker(model).record(reason)
         usage = self._usage(model, response, started)
         log.warning(
             "model %s not used (%s: %s) after %.0f ms; the rules answer",

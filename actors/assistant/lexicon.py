@@ -142,3 +142,9 @@ LANGUAGE_MARKERS: dict[str, frozenset[str]] = {
         """.split()
     ),
 }
+
+# The first letters of month names, enough to tell "7 декабря" or "5 de dez" from an hour.
+MONTH_STEMS = (
+    r"янв|фев|мар|апр|ма[йя]|июн|июл|авг|сен|окт|ноя|дек|jan|fev|feb|mar|abr|apr|mai|may|jun|jul|ago|aug|set|sep"
+    r"|out|oct|nov|dez|dec"
+)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from wafleet.actors.assistant import catalogue, language, lexicon, when
+from wafleet.actors.assistant import catalogue, language, lexicon, times, when
 from wafleet.actors.assistant.normalise import clean, expand, fold, words
 from wafleet.actors.assistant.understanding import Intent, Slot, TurnContext, Understanding
 
@@ -24,6 +24,14 @@ _TASKS = (Intent.BOOKING, Intent.AVAILABILITY, Intent.CANCEL, Intent.RESCHEDULE)
 _NEGATIONS = frozenset(fold(word) for word in lexicon.NEGATIONS)
 _ORDINALS = {fold(word): index for word, index in lexicon.ORDINALS.items()}
 _CHOICE_NUMBER = re.compile(r"(?:вариант|номер|opcao|opção|option|number|#|№)\s*(\d)\b|^\s*(\d)\s*$")
+
+
+@dataclass(frozen=True)
+class When:
+    """The day and the time a message names, each when it does."""
+
+    date: dt.date | None = None
+    time: dt.time | None = None
 
 
 def _squeeze(word: str) -> str:
@@ -111,7 +119,7 @@ def find_code(text: str, sure: bool) -> str | None:
     return None
 
 
-def find_choice(text: str, ctx: TurnContext, found: when.When) -> dt.datetime | None:
+def find_choice(text: str, ctx: TurnContext, found: When) -> dt.datetime | None:
     """Which of the offered alternatives the customer picked: by position or by its time."""
     if not ctx.offered:
         return None
@@ -141,13 +149,13 @@ def _day_first(lang: str, timezone: str) -> bool:
     return lang != "en" or not timezone.startswith("America/")
 
 
-def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
+def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> When:
     """The date and time of the message; with `last_date` the last date and time it names.
 
     "from friday to saturday", "с 15:00 на 17:00": a reschedule names the old first, the new last;
     "не завтра, а в пятницу": a refusal names the day to avoid first.
     """
-    time, rest = when.find_time(text, last=last_date)
+    time, rest = times.find_time(text, last=last_date)
     date = None
     for code in (lang, *(other for other in ctx.languages if other != lang)):
         day_first = _day_first(code, ctx.timezone)
@@ -160,8 +168,8 @@ def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
             break
         date, rest = later, later_rest
     if time is None and (date is not None or ctx.pending in (Slot.TIME, Slot.CHOICE)):
-        time = when.leftover_hour(rest)
-    return when.When(date=date, time=time)
+        time = times.leftover_hour(rest)
+    return When(date=date, time=time)
 
 
 def understand_rules(text: str, ctx: TurnContext) -> Understanding:
@@ -173,14 +181,14 @@ def understand_rules(text: str, ctx: TurnContext) -> Understanding:
     resource = catalogue.find_resource(cleaned, ctx.resources)
     choice = None
     if ctx.pending is Slot.CHOICE:
-        choice = find_choice(cleaned, ctx, when.When())
+        choice = find_choice(cleaned, ctx, When())
     last = keyword is Intent.RESCHEDULE or not _NEGATIONS.isdisjoint(words(cleaned.replace("'", "")))
-    found = when.When() if choice else _when(cleaned, lang, ctx, last)
+    found = When() if choice else _when(cleaned, lang, ctx, last)
     if ctx.pending is Slot.CHOICE and choice is None:
         choice = find_choice(cleaned, ctx, found)
     if choice is not None:
         local = choice.astimezone(ZoneInfo(ctx.timezone))
-        found = when.When(date=local.date(), time=local.time().replace(second=0, microsecond=0, tzinfo=None))
+        found = When(date=local.date(), time=local.time().replace(second=0, microsecond=0, tzinfo=None))
     sure_code = ctx.pending is Slot.CODE or keyword in (Intent.CANCEL, Intent.RESCHEDULE)
     code = find_code(text, sure_code)
 

@@ -1,6 +1,6 @@
 """Understanding with a model: the real `openai` client against a contract fake on loopback.
 
-Every path the issue names: a good answer, and each failure (connection drop, closed port, timeout,
+Every path: a good answer, and each failure (connection drop, closed port, timeout,
 429, 500, 503, refusal, invalid JSON, low confidence, ids the company does not have, a wrong key,
 an unknown model, every slot taken) falls back to the rules with the reason, tokens and time.
 """

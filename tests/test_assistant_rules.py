@@ -18,7 +18,7 @@ from wafleet.actors.assistant.rules import understand_rules, warm_up
 from wafleet.actors.assistant.understanding import Intent, Slot, Understanding, understand
 
 # The share of corpus messages whose intent and every slot must come out right, per language.
-# The issue aims at 95 %; a wrong slot means a wrong booking or an extra question, so we hold it.
+# We aim at 95 %: a wrong slot means a wrong booking or an extra question for the customer.
 THRESHOLD = 0.95
 
 
@@ -51,7 +51,7 @@ def test_corpus_share_right_per_language(lang: str) -> None:
     assert share >= THRESHOLD, "\n".join(wrong)
 
 
-def test_the_issue_examples_book_in_each_language() -> None:
+def test_a_booking_in_one_message_in_each_language() -> None:
     for lang, text, at in (
         ("ru", "Хочу записаться на стрижку завтра в 14:00", dt.time(14)),
         ("pt", "Quero marcar um corte amanhã às 14h", dt.time(14)),

@@ -241,3 +241,12 @@ def test_random_mixtures_of_tricky_pieces_never_raise() -> None:
             offered=offered if rnd.random() < 0.5 else (),
         )
         assert isinstance(understand_rules(text, ctx).intent, Intent)
+
+
+def test_a_code_of_letters_typed_in_lower_case_counts_as_the_answer_to_what_is_your_code() -> None:
+    assert _rules("cancel kmnpqr").code is None  # could be a word
+    assert _rules("cancel").code is None and _rules("cancel", pending="code").code is None
+    u = _rules("kmnpqr", pending="code", conversation_intent="cancel")
+    assert (u.intent, u.code) == (Intent.CANCEL, "KMNPQR")
+    assert _rules("please", pending="code").code == "PLEASE"  # asked for a code, a lone 6-letter word is one
+    assert _rules("please help", pending="code").code is None

@@ -104,12 +104,15 @@ def find_intent(text: str, lang: str, languages: tuple[str, ...]) -> Intent | No
     return None
 
 
-def find_code(text: str, sure: bool) -> str | None:
+def find_code(text: str, sure: bool, asked: bool = False) -> str | None:
     """A booking code: 6 characters of the code alphabet, any case.
 
-    A lower-case word like "please" or "amanha" also fits the alphabet, so a code without a digit
-    counts only when typed in capitals and the customer is answering or talking about a booking.
+    A lower-case word like "please", "amanha" or "cancel" also fits the alphabet, so a code without
+    a digit counts only when typed in capitals while talking about a booking (`sure`), or when it
+    is the whole answer to "what is your code?" (`asked`).
     """
+    if asked and _CODE.fullmatch(text.strip(" .!")):
+        return text.strip(" .!").upper()  # the whole answer is one code: "kmnpqr" to "your code?"
     for match in _CODE.finditer(text):
         token = match.group(1)
         if any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
@@ -189,8 +192,9 @@ def understand_rules(text: str, ctx: TurnContext) -> Understanding:
     if choice is not None:
         local = choice.astimezone(ZoneInfo(ctx.timezone))
         found = When(date=local.date(), time=local.time().replace(second=0, microsecond=0, tzinfo=None))
-    sure_code = ctx.pending is Slot.CODE or keyword in (Intent.CANCEL, Intent.RESCHEDULE)
-    code = find_code(text, sure_code)
+    asked = ctx.pending is Slot.CODE and keyword is None  # "cancel" alone is not the code CANCEL
+    sure = ctx.pending is Slot.CODE or keyword in (Intent.CANCEL, Intent.RESCHEDULE)
+    code = find_code(text, sure=sure, asked=asked)
 
     continuing = ctx.intent if ctx.intent in _TASKS else None
     has_slots = any(v is not None for v in (service, resource, found.date, found.time, choice))

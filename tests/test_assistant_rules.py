@@ -250,3 +250,18 @@ def test_a_code_of_letters_typed_in_lower_case_counts_as_the_answer_to_what_is_y
     assert (u.intent, u.code) == (Intent.CANCEL, "KMNPQR")
     assert _rules("please", pending="code").code == "PLEASE"  # asked for a code, a lone 6-letter word is one
     assert _rules("please help", pending="code").code is None
+
+
+def test_a_goodbye_that_names_a_day_is_no_request() -> None:
+    for text, lang in (
+        ("спасибо, до завтра!", "ru"),
+        ("obrigada, até amanhã!", "pt"),
+        ("thanks, see you tomorrow", "en"),
+    ):
+        u = _rules(text, lang)
+        assert (u.intent, u.date) == (Intent.OTHER, None)
+    assert _rules("thanks! can I book a haircut tomorrow?").intent is Intent.BOOKING
+    assert _rules("👋").intent is Intent.GREETING
+    assert _rules("ok, I'll write later").intent is Intent.OTHER
+    # "in half an hour" is a time from now, not a day
+    assert _rules("running late, can we push it back half an hour?").date is None

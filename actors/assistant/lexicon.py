@@ -16,7 +16,8 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
     "ru": (
         (Intent.CANCEL, ("отмен*", "отказ*", "не приду")),
         (Intent.RESCHEDULE, ("перенес*", "перенест*", "перезапис*", "поменять время", "изменить время",
-                             "сдвин*", "другое время")),
+                             "сдвин*", "другое время", "полчаса позже", "час позже",
+                             "попозже")),
         (Intent.AVAILABILITY, ("свободн*", "окна", "окно", "окошк*", "есть время", "есть ли", "какие часы",
                                "когда можно")),
         (Intent.FAQ, ("сколько стоит", "сколько длится", "сколько по времени", "длится", "стоимост*", "цена",
@@ -25,12 +26,14 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
         (Intent.BOOKING, ("запис*", "хочу на", "можно на", "мне бы", "хочу сделать", "забронир*", "хотела бы",
                           "хотел бы")),
         (Intent.AVAILABILITY, ("есть",)),
+        (Intent.OTHER, ("до завтра", "до встречи", "до свидания", "пока пока", "спасибо")),
         (Intent.GREETING, ("привет*", "здравств*", "здраст*", "здрась*", "добрый день", "доброе утро", "добрый вечер",
                            "доброго дня")),
     ),
     "pt": (
         (Intent.CANCEL, ("cancel*", "desmarc*", "nao vou poder ir", "nao vou conseguir ir")),
         (Intent.RESCHEDULE, ("remarc*", "mudar", "trocar", "troca", "trocar o horario", "trocar meu horario", "adiar",
+                             "pra frente", "hora mais tarde",
                              "outro horario", "reagend*")),
         (Intent.AVAILABILITY, ("vaga", "vagas", "livre", "livres", "disponive*", "disponibilidade",
                                "tem horario", "quais horarios")),
@@ -39,7 +42,8 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
                       "cartao", "pix", "estacionamento")),
         (Intent.BOOKING, ("marcar", "marca", "agend*", "reserv*", "quero fazer", "gostaria", "queria fazer",
                           "quero um", "quero uma", "tem como")),
-        (Intent.AVAILABILITY, ("tem",)),
+        (Intent.AVAILABILITY, ("tem", "teria", "teriam", "tem algum", "tem algo")),
+        (Intent.OTHER, ("ate amanha", "ate mais", "ate logo", "tchau", "obrigad*", "valeu")),
         (Intent.GREETING, ("oi", "ola", "bom dia", "boa tarde", "boa noite", "tudo bem", "e ai", "eai")),
     ),
     "en": (
@@ -53,9 +57,13 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
         (Intent.BOOKING, ("book*", "appointment", "can i get", "id like", "i'd like", "i would like", "wanna",
                           "want a", "come in", "reserve", "get my", "need a")),
         (Intent.AVAILABILITY, ("any", "anything")),
+        (Intent.OTHER, ("see you", "see ya", "bye", "thanks", "thank you", "cheers")),
         (Intent.GREETING, ("hi", "hello", "hey", "hiya", "good morning", "good afternoon", "good evening")),
     ),
 }  # fmt: skip
+
+# Emoji that say a word on their own (a wave is a hello); other emoji are dropped.
+EMOJI_WORDS = {"👋": " hi ", "🙋": " hi ", "🖐": " hi "}
 
 # Short forms people type, replaced by what the date parser knows (whole words, after folding).
 ABBREVIATIONS: dict[str, dict[str, str]] = {

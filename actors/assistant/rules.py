@@ -147,6 +147,12 @@ def find_choice(text: str, ctx: TurnContext, found: When) -> dt.datetime | None:
     return None
 
 
+def _emoji_words(text: str) -> str:
+    for emoji, word in lexicon.EMOJI_WORDS.items():
+        text = text.replace(emoji, word)
+    return text
+
+
 def _day_first(lang: str, timezone: str) -> bool:
     """Numeric dates are day-first everywhere but in English written in the Americas (12/10 = Dec 10)."""
     return lang != "en" or not timezone.startswith("America/")
@@ -178,7 +184,7 @@ def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> When:
 def understand_rules(text: str, ctx: TurnContext) -> Understanding:
     """Understand one customer message with keywords and patterns; never raises on any text."""
     lang = language.detect(text, ctx.languages, ctx.language)
-    cleaned = expand(clean(text), lexicon.ABBREVIATIONS.get(lang, {}))
+    cleaned = expand(clean(_emoji_words(text)), lexicon.ABBREVIATIONS.get(lang, {}))
     keyword = find_intent(cleaned, lang, ctx.languages)
     service = catalogue.find_service(cleaned, ctx.services)
     resource = catalogue.find_resource(cleaned, ctx.resources)
@@ -198,7 +204,10 @@ def understand_rules(text: str, ctx: TurnContext) -> Understanding:
 
     continuing = ctx.intent if ctx.intent in _TASKS else None
     has_slots = any(v is not None for v in (service, resource, found.date, found.time, choice))
-    if keyword is not None and keyword is not Intent.GREETING:
+    if keyword is Intent.OTHER:  # thanks, see you tomorrow: the day named is no request
+        intent, service, resource, found, choice, code = Intent.OTHER, None, None, When(), None, None
+        has_slots = False
+    elif keyword is not None and keyword is not Intent.GREETING:
         intent = keyword
     elif code is not None and (ctx.pending is Slot.CODE or continuing in (Intent.CANCEL, Intent.RESCHEDULE)):
         intent = continuing or Intent.CANCEL

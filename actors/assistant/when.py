@@ -36,6 +36,7 @@ _DAY_OF_MONTH = re.compile(
 )
 _PT_DAY_OF = re.compile(r"\b(\d{1,2})\s+de\s+(?=(?:" + MONTH_STEMS + r"))")
 _PT_DAY = re.compile(r"\bdia\s+(?=\d)")
+_SPAN_OF_HOURS = re.compile(r"(?i)\b(?:hours?|hrs?|minutes?|mins?|час\w*|минут\w*|horas?|minutos?)\b")
 _TRAILING_NUMBER = re.compile(r"\s+\d{1,2}$")
 
 
@@ -100,6 +101,8 @@ def find_date(
         for fragment, _value in search_dates(window, languages=[language], settings=settings) or ()
     )
     for fragment, window in found_any:
+        if _SPAN_OF_HOURS.search(fragment):
+            continue  # "in half an hour", "через час": a time from now, not a day
         if len(re.sub(r"[^\w]", "", fragment)) <= 2:
             continue  # "we" is not Wednesday, "в" is not a date
         parser = dateparser.DateDataParser(languages=[language], settings=settings)

@@ -106,3 +106,12 @@ def test_log_file_follows_logrotate(node_factory, tmp_path: Path) -> None:
     wait_for(lambda: log_path.exists() and "company second: stopped -> starting" in log_path.read_text())
     assert "company first" not in log_path.read_text()
     assert "company second" not in log_path.with_suffix(".log.1").read_text()
+
+
+def test_debug_sessions_opens_the_session_loggers_below_the_log_level(node_factory) -> None:
+    quiet: Node = node_factory(WHATSAPP_LOG_LEVEL="warning", WHATSAPP_DEBUG_SESSIONS="true").start()
+    quiet.create_company("shop")
+    quiet.post("/api/whatsapp/sessions/shop/initialize")
+    wait_for(
+        lambda: "company shop: stopped -> starting" in quiet.log(), what="the session's transition logged"
+    )

@@ -267,6 +267,11 @@ def test_redis_key_layout(redis_server: RedisServer, company: str) -> None:
         state.set_session(company, {"status": "connected"})
         assert raw.get(f"whatsapp:session:{company}") == '{"status": "connected"}'
         assert raw.pttl(f"whatsapp:session:{company}") == -1
+
+        for _ in range(3):
+            state.take_send_slot(company, 2, 60.0)
+        assert raw.zcard(f"whatsapp:rate_limit:{company}:send") == 2  # the refusal left no trace
+        assert 0 < raw.pttl(f"whatsapp:rate_limit:{company}:send") <= 60_000
     finally:
         state.close()
 

@@ -98,3 +98,12 @@ def test_migrate_creates_and_is_idempotent(tmp_path) -> None:
 
     newest = len(MIGRATIONS)
     assert f"version {newest} (was 0)" in first.stdout and f"version {newest} (was {newest})" in second.stdout
+
+
+def test_the_guides_encryption_key_name_is_read_when_ours_is_unset() -> None:
+    from wafleet.storage.crypto import generate_key
+
+    theirs, ours = generate_key(), generate_key()
+    assert load({"WHATSAPP_ENCRYPTION_KEY": theirs}).encryption_key == theirs
+    assert load({"WHATSAPP_ENCRYPTION_KEY": theirs, "WAFLEET_ENCRYPTION_KEY": ours}).encryption_key == ours
+    assert load({"WAFLEET_ENCRYPTION_KEY": f"{ours},{theirs}"}).encryption_key == f"{ours},{theirs}"

@@ -99,7 +99,8 @@ def test_globally_blocked_numbers_are_refused_on_send(node_factory) -> None:
     assert listed.json()["global"] == [SPAMMER, "5511900000002"]
 
 
-def test_a_company_blocklist_is_its_own(node: Node) -> None:
+def test_a_company_blocklist_is_its_own(node_factory, database_url) -> None:
+    node: Node = node_factory(database_url).start()
     token_a = node.create_company("a")
     token_b = node.create_company("b")
     auth_a = {"Authorization": f"Bearer {token_a}"}

@@ -12,6 +12,8 @@ from playhouse.migrate import migrate as run_migrations
 from wafleet.storage.database import Database
 from wafleet.storage.models import (
     Company,
+    Delivery,
+    Endpoint,
     Event,
     Message,
     Outbox,
@@ -60,7 +62,12 @@ def _v3(db: Database) -> None:
     db.db.create_tables([Message, WebhookInbox, Outbox])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3]
+def _outbound(db: Database) -> None:
+    """Outbound deliveries: webhook, email and alert endpoints, and their durable queue."""
+    db.db.create_tables([Endpoint, Delivery])  # safe: skips tables that exist
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _outbound]
 
 
 def current_version(db: Database) -> int:

@@ -1,0 +1,439 @@
+"""Outbound deliveries: endpoints (company webhooks, notification email, the alert webhook) and
+the durable queue of what each must receive.
+
+A delivery row is written inside the transaction that records its cause (:func:`fan_out` is
+called by ``events.append``; :func:`enqueue_pairing_email` by the pairing-code record), so an
+event is never committed without its deliveries, nor a delivery without its event. Rows are
+sent in id order per endpoint by the deliverer actor; this module only reads and writes them.
+
+Which journal event becomes which webhook event is one table, :data:`RULES`: a new event type
+(the assistant's ``booking.*``) is one more row.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from wafleet.storage.clock import now_ms
+from wafleet.storage.database import Database
+from wafleet.storage.models import Company, Delivery, Endpoint
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+STATUSES = (PENDING, DELIVERED, FAILED)
+HTTP, EMAIL, ALERT = "http", "email", "alert"
+
+Payload = Callable[[str | None, str | None, dict[str, Any]], dict[str, Any]]
+
+
+def _always(state: str | None, reason: str | None) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A journal event of ``kind`` (when ``when`` holds) is the webhook event ``type``."""
+
+    kind: str
+    type: str
+    payload: Payload
+    when: Callable[[str | None, str | None], bool] = _always
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("status", "session.status", lambda s, r, d: {"status": s, "reason": r, **d}),
+    # A session enters ``pairing`` only when a code is issued; later codes are pairing_code events.
+    # The code itself is never in a webhook: it is a one-time login secret, alive 60 s, while a
+    # delivery is stored and retried for a day; the company gets it from the API or by email.
+    Rule("status", "pairing_code", lambda s, r, d: {"outcome": "issued"}, lambda s, r: s == "pairing"),
+    Rule("pairing_code", "pairing_code", lambda s, r, d: {"outcome": r or "issued"}),
+    Rule("message", "message", lambda s, r, d: dict(d)),
+    Rule("message_status", "message.status", lambda s, r, d: dict(d, status=s)),
+    Rule("alert", "alert", lambda s, r, d: {"alert": r, "state": s or "firing", **d}),
+)
+EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(rule.type for rule in RULES))
+
+_listeners: list[Callable[[], None]] = []
+
+
+def on_new_delivery(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` (cheap, non-blocking) whenever deliveries are queued in this process;
+    returns the function that unregisters it. The deliverer also polls: a wake that comes
+    before the commit is only an early look."""
+    _listeners.append(callback)
+    return lambda: _listeners.remove(callback) if callback in _listeners else None
+
+
+def _notify() -> None:
+    for callback in list(_listeners):
+        callback()
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    id: int
+    company_id: str | None
+    kind: str
+    url: str
+    events: list[str]
+    secret: str | None
+    retry_at: int
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    endpoint_id: int
+    company_id: str | None
+    event_id: str
+    type: str
+    body: str
+    status: str
+    attempts: int
+    deadline: int | None  # None: the node's retry budget, counted from created_at
+    next_at: int
+    last_error: str | None
+    response_status: int | None
+    created_at: int
+    delivered_at: int | None
+
+
+def _endpoint(row: Endpoint) -> EndpointRow:
+    return EndpointRow(
+        row.id, row.company, row.kind, row.url, json.loads(row.events), row.secret, row.retry_at
+    )
+
+
+def _delivery(row: Delivery) -> DeliveryRow:
+    return DeliveryRow(
+        row.id,
+        row.endpoint,
+        row.company,
+        row.event_id,
+        row.type,
+        row.body,
+        row.status,
+        row.attempts,
+        row.deadline,
+        row.next_at,
+        row.last_error,
+        row.response_status,
+        row.created_at,
+        row.delivered_at,
+    )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# -- producing ------------------------------------------------------------------------------------
+def fan_out(
+    company_id: str | None,
+    kind: str,
+    state: str | None,
+    reason: str | None,
+    data: dict[str, Any] | None,
+    at: int,
+) -> int:
+    """Queue the deliveries one journal event causes; the caller's transaction commits them.
+    Returns how many were queued."""
+    rules = [r for r in RULES if r.kind == kind and r.when(state, reason)]
+    if not rules:
+        return 0
+    match = (Endpoint.company == company_id) & (Endpoint.kind == HTTP) if company_id is not None else None
+    if kind == "alert":
+        alert = Endpoint.kind == ALERT
+        match = alert if match is None else (match | alert)
+    if match is None:
+        return 0
+    endpoints = [_endpoint(e) for e in Endpoint.select().where(match).order_by(Endpoint.id)]
+    if not endpoints:
+        return 0
+    rows = []
+    for rule in rules:
+        targets = [e for e in endpoints if e.kind == ALERT or rule.type in e.events]
+        if not targets:
+            continue
+        event_id = f"evt_{uuid.uuid4().hex}"
+        body = _dumps(
+            {
+                "id": event_id,
+                "type": rule.type,
+                "companyId": company_id,
+                "createdAt": at,
+                "data": rule.payload(state, reason, dict(data or {})),
+            }
+        )
+        rows += [_new_row(e, event_id, rule.type, body, at, None) for e in targets]
+    if rows:
+        Delivery.insert_many(rows).execute()
+        _notify()
+    return len(rows)
+
+
+def _new_row(
+    endpoint: EndpointRow, event_id: str, type_: str, body: str, at: int, deadline: int | None
+) -> dict[str, Any]:
+    return {
+        "endpoint": endpoint.id,
+        "company": endpoint.company_id,
+        "event_id": event_id,
+        "type": type_,
+        "body": body,
+        "status": PENDING,
+        "attempts": 0,
+        "deadline": deadline,
+        "next_at": at,
+        "created_at": at,
+    }
+
+
+def enqueue_pairing_email(company_id: str, code: str, expires_at: int) -> bool:
+    """The company's notification email gets this pairing code; it is worth sending only until
+    the code expires, so that is the delivery's deadline. Called inside the caller's transaction."""
+    endpoint = Endpoint.get_or_none((Endpoint.company == company_id) & (Endpoint.kind == EMAIL))
+    company = Company.get_or_none(Company.id == company_id)
+    if endpoint is None or company is None:
+        return False
+    now = now_ms()
+    body = _dumps({"to": endpoint.url, "company": company.name, "code": code, "expiresAt": expires_at})
+    row = _new_row(_endpoint(endpoint), f"evt_{uuid.uuid4().hex}", "pairing_code", body, now, expires_at)
+    Delivery.insert(**row).execute()
+    _notify()
+    return True
+
+
+def forget_secret_content(body: str) -> str:
+    """An email delivery's body without the pairing code: kept for the record once final."""
+    data = json.loads(body)
+    if "code" in data:
+        data["code"] = None
+    return _dumps(data)
+
+
+# -- configuring ------------------------------------------------------------------------------
+def replace_webhooks(db: Database, company_id: str, hooks: list[dict[str, Any]]) -> None:
+    """The company's webhooks become exactly ``hooks`` ({url, events, secret (encrypted)}).
+
+    An endpoint whose URL stays keeps its identity and its queue (a secret rotation loses
+    nothing); an endpoint that goes is deleted with everything queued for it."""
+    now = now_ms()
+    with db.work(), db.atomic():
+        current = {
+            e.url: e
+            for e in Endpoint.select().where((Endpoint.company == company_id) & (Endpoint.kind == HTTP))
+        }
+        wanted = {h["url"] for h in hooks}
+        gone = [e.id for url, e in current.items() if url not in wanted]
+        if gone:
+            Delivery.delete().where(Delivery.endpoint.in_(gone)).execute()
+            Endpoint.delete().where(Endpoint.id.in_(gone)).execute()
+        for hook in hooks:
+            fields = {"events": _dumps(hook["events"]), "secret": hook["secret"]}
+            existing = current.get(hook["url"])
+            if existing is not None:
+                Endpoint.update(**fields).where(Endpoint.id == existing.id).execute()
+            else:
+                Endpoint.create(company=company_id, kind=HTTP, url=hook["url"], created_at=now, **fields)
+
+
+def set_email(db: Database, company_id: str, address: str | None) -> None:
+    """The company's notification email (None: none); a changed address keeps the queue."""
+    with db.work(), db.atomic():
+        existing = Endpoint.get_or_none((Endpoint.company == company_id) & (Endpoint.kind == EMAIL))
+        if address is None:
+            if existing is not None:
+                Delivery.delete().where(Delivery.endpoint == existing.id).execute()
+                existing.delete_instance()
+        elif existing is not None:
+            Endpoint.update(url=address).where(Endpoint.id == existing.id).execute()
+        else:
+            Endpoint.create(
+                company=company_id,
+                kind=EMAIL,
+                url=address,
+                events=_dumps(["pairing_code"]),
+                created_at=now_ms(),
+            )
+
+
+def sync_alert_endpoint(db: Database, url: str | None) -> None:
+    """The node's alert webhook as configured now (None: alerting off). Undelivered alerts
+    stay queued across a URL change."""
+    with db.work(), db.atomic():
+        existing = Endpoint.get_or_none(Endpoint.kind == ALERT)
+        if url is None:
+            if existing is not None:
+                Delivery.delete().where(
+                    (Delivery.endpoint == existing.id) & (Delivery.status == PENDING)
+                ).execute()
+                existing.delete_instance()
+        elif existing is not None:
+            Endpoint.update(url=url).where(Endpoint.id == existing.id).execute()
+        else:
+            Endpoint.create(company=None, kind=ALERT, url=url, events=_dumps(["alert"]), created_at=now_ms())
+
+
+def company_config(db: Database, company_id: str) -> dict[str, Any]:
+    """What the company registered, as the API shows it: never a secret."""
+    with db.work():
+        rows = list(Endpoint.select().where(Endpoint.company == company_id).order_by(Endpoint.id))
+    email = next((e.url for e in rows if e.kind == EMAIL), None)
+    hooks = [{"url": e.url, "events": json.loads(e.events)} for e in rows if e.kind == HTTP]
+    return {"webhooks": hooks, "notificationEmail": email}
+
+
+def delete_company(company_id: str) -> None:
+    """Everything outbound of a company; inside the caller's transaction."""
+    Delivery.delete().where(Delivery.company == company_id).execute()
+    Endpoint.delete().where(Endpoint.company == company_id).execute()
+
+
+# -- sending (the deliverer actor) -------------------------------------------------------------
+def due_endpoints(db: Database, now: int, limit: int) -> list[int]:
+    """Endpoints with something pending whose queue head may be tried now."""
+    with db.work():
+        query = (
+            Delivery.select(Delivery.endpoint)
+            .join(Endpoint, on=(Endpoint.id == Delivery.endpoint))
+            .where((Delivery.status == PENDING) & (Endpoint.retry_at <= now))
+            .distinct()
+            .limit(limit)
+        )
+        return [r.endpoint for r in query]
+
+
+def next_retry_at(db: Database) -> int | None:
+    """When the earliest waiting queue head may be tried (None: nothing pending)."""
+    with db.work():
+        row = (
+            Endpoint.select(Endpoint.retry_at)
+            .join(Delivery, on=(Delivery.endpoint == Endpoint.id))
+            .where(Delivery.status == PENDING)
+            .order_by(Endpoint.retry_at)
+            .first()
+        )
+    return row.retry_at if row is not None else None
+
+
+def endpoint(db: Database, endpoint_id: int) -> EndpointRow | None:
+    with db.work():
+        row = Endpoint.get_or_none(Endpoint.id == endpoint_id)
+    return _endpoint(row) if row is not None else None
+
+
+def head(db: Database, endpoint_id: int) -> DeliveryRow | None:
+    """The oldest pending delivery of an endpoint: nothing after it is sent before it."""
+    with db.work():
+        row = (
+            Delivery.select()
+            .where((Delivery.endpoint == endpoint_id) & (Delivery.status == PENDING))
+            .order_by(Delivery.id)
+            .first()
+        )
+    return _delivery(row) if row is not None else None
+
+
+def delivered(db: Database, row: DeliveryRow, response_status: int | None) -> None:
+    now = now_ms()
+    body = forget_secret_content(row.body) if row.type == "pairing_code" and '"code"' in row.body else None
+    fields: dict[str, Any] = {
+        "status": DELIVERED,
+        "attempts": row.attempts + 1,
+        "delivered_at": now,
+        "response_status": response_status,
+        "last_error": None,
+    }
+    if body is not None:
+        fields["body"] = body
+    with db.work(), db.atomic():
+        Delivery.update(**fields).where(Delivery.id == row.id).execute()
+        Endpoint.update(retry_at=0).where(Endpoint.id == row.endpoint_id).execute()
+
+
+def retry_later(db: Database, row: DeliveryRow, error: str, response_status: int | None, at: int) -> None:
+    """A failed attempt; the endpoint's queue waits until ``at`` (order is kept)."""
+    with db.work(), db.atomic():
+        Delivery.update(
+            attempts=row.attempts + 1, last_error=error[:1000], response_status=response_status, next_at=at
+        ).where(Delivery.id == row.id).execute()
+        Endpoint.update(retry_at=at).where(Endpoint.id == row.endpoint_id).execute()
+
+
+def dead_letter(db: Database, row: DeliveryRow, error: str, response_status: int | None) -> None:
+    """Out of retries: listed as failed until redelivered; the queue moves on."""
+    body = (
+        forget_secret_content(row.body) if row.type == "pairing_code" and '"code"' in row.body else row.body
+    )
+    with db.work(), db.atomic():
+        Delivery.update(
+            status=FAILED,
+            attempts=row.attempts + 1,
+            last_error=error[:1000],
+            response_status=response_status,
+            body=body,
+        ).where(Delivery.id == row.id).execute()
+        Endpoint.update(retry_at=0).where(Endpoint.id == row.endpoint_id).execute()
+
+
+# -- listing and redelivering (the API) ---------------------------------------------------------
+def page(
+    db: Database, company_id: str | None, status: str | None, limit: int, before_id: int | None
+) -> tuple[list[tuple[DeliveryRow, EndpointRow | None]], int | None]:
+    """A company's deliveries (or the alert webhook's, company None), newest first; the cursor is
+    the last id given, None when there is nothing older."""
+    with db.work():
+        query = Delivery.select()
+        if company_id is None:
+            alert_ids = Endpoint.select(Endpoint.id).where(Endpoint.kind == ALERT)
+            query = query.where(Delivery.company.is_null() & Delivery.endpoint.in_(alert_ids))
+        else:
+            query = query.where(Delivery.company == company_id)
+        if status is not None:
+            query = query.where(Delivery.status == status)
+        if before_id is not None:
+            query = query.where(Delivery.id < before_id)
+        rows = [_delivery(r) for r in query.order_by(Delivery.id.desc()).limit(limit + 1)]
+        ids = {r.endpoint_id for r in rows}
+        endpoints = {e.id: _endpoint(e) for e in Endpoint.select().where(Endpoint.id.in_(ids))} if ids else {}
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [(r, endpoints.get(r.endpoint_id)) for r in rows], (rows[-1].id if more and rows else None)
+
+
+class NotRedeliverable(Exception):
+    pass
+
+
+def redeliver(db: Database, company_id: str | None, delivery_id: int, deadline: int) -> DeliveryRow | None:
+    """A dead letter goes back to its endpoint's queue, with the same event id and body and a
+    fresh retry budget. None when the company (or the alert webhook) has no such delivery."""
+    with db.work(), db.atomic():
+        row = Delivery.get_or_none(
+            (Delivery.id == delivery_id)
+            & ((Delivery.company == company_id) if company_id else Delivery.company.is_null())
+        )
+        if row is None:
+            return None
+        if (
+            company_id is None
+            and Endpoint.get_or_none((Endpoint.id == row.endpoint) & (Endpoint.kind == ALERT)) is None
+        ):
+            return None
+        if row.status != FAILED:
+            raise NotRedeliverable(
+                f"delivery {delivery_id} is {row.status}; only failed ones are redelivered"
+            )
+        if row.type == "pairing_code" and json.loads(row.body).get("code") is None:
+            raise NotRedeliverable("a pairing-code email is not kept once final: request a new pairing code")
+        now = now_ms()
+        Delivery.update(status=PENDING, attempts=0, deadline=deadline, next_at=now, last_error=None).where(
+            Delivery.id == row.id
+        ).execute()
+        row = Delivery.get_by_id(row.id)
+    _notify()
+    return _delivery(row)

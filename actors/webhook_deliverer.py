@@ -15,9 +15,11 @@ the actor ends (shutdown, crash, a failed start).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +41,9 @@ from wafleet.storage.database import Database
 
 log = logging.getLogger(__name__)
 
+BATCH = 100  # deliveries of one endpoint read at once (sent one by one, in order)
+PRUNE_EVERY = 60.0  # seconds between sweeps of old delivered rows
+
 
 @dataclass(frozen=True)
 class DelivererConfig:
@@ -52,6 +57,7 @@ class DelivererConfig:
     alert_secret: str | None = None
     smtp_url: str | None = None
     smtp_from: str = "wafleet@localhost"
+    keep_ms: int = 7 * 86_400_000  # delivered rows are kept this long, then pruned
 
     def __repr__(self) -> str:  # the SMTP password and the alert secret stay out of logs
         return "DelivererConfig(...)"
@@ -122,8 +128,13 @@ class WebhookDeliverer(SupervisedActor):
 
     # -- scheduling -----------------------------------------------------------------------------
     def _schedule(self) -> None:
+        pruned_at = 0.0
         try:
             while True:
+                if time.monotonic() - pruned_at >= PRUNE_EVERY:
+                    pruned_at = time.monotonic()
+                    while deliveries.prune(self.db, now_ms() - self.config.keep_ms) >= 1000:
+                        gevent.sleep(0)  # a large backlog goes in slices; requests keep flowing
                 self._dispatch()
                 self.wake.wait(timeout=self._sleep())
                 self.wake.clear()
@@ -158,10 +169,13 @@ class WebhookDeliverer(SupervisedActor):
                 endpoint = deliveries.endpoint(self.db, endpoint_id)
                 if endpoint is None or endpoint.retry_at > now_ms():
                     return
-                row = deliveries.head(self.db, endpoint_id)
-                if row is None:
+                rows = deliveries.queue(self.db, endpoint_id, BATCH)
+                if not rows:
                     return
-                self._attempt(endpoint, row)
+                for row in rows:
+                    if not self._attempt(endpoint, row):
+                        break  # the head must wait: nothing behind it goes first
+                    endpoint = dataclasses.replace(endpoint, retry_at=0)
         except Exception:
             log.exception("webhook endpoint %d: worker failed; the scheduler will try again", endpoint_id)
         finally:
@@ -169,7 +183,8 @@ class WebhookDeliverer(SupervisedActor):
             self.wake.set()
 
     # -- one attempt ------------------------------------------------------------------------------
-    def _attempt(self, endpoint: deliveries.EndpointRow, row: deliveries.DeliveryRow) -> None:
+    def _attempt(self, endpoint: deliveries.EndpointRow, row: deliveries.DeliveryRow) -> bool:
+        """One attempt; False when the endpoint's queue must now wait (a retry is scheduled)."""
         try:
             if endpoint.kind == deliveries.EMAIL:
                 if row.deadline is not None and now_ms() >= row.deadline:
@@ -179,10 +194,10 @@ class WebhookDeliverer(SupervisedActor):
             else:
                 status = self._post(endpoint, row)
         except AttemptFailed as exc:
-            self._failed(endpoint, row, str(exc), exc.status)
-            return
-        deliveries.delivered(self.db, row, status)
+            return self._failed(endpoint, row, str(exc), exc.status)
+        deliveries.delivered(self.db, row, status, reset_endpoint=endpoint.retry_at != 0)
         self.metrics.incr(f"webhooks.{endpoint.kind}.delivered")
+        return True
 
     def _post(self, endpoint: deliveries.EndpointRow, row: deliveries.DeliveryRow) -> int:
         secret = self._secret(endpoint)
@@ -223,7 +238,8 @@ class WebhookDeliverer(SupervisedActor):
 
     def _failed(
         self, endpoint: deliveries.EndpointRow, row: deliveries.DeliveryRow, error: str, status: int | None
-    ) -> None:
+    ) -> bool:
+        """Dead-letter (True: the queue moves on) or schedule the retry (False: it waits)."""
         now = now_ms()
         deadline = row.deadline if row.deadline is not None else row.created_at + self.config.retry_budget_ms
         self.metrics.incr(f"webhooks.{endpoint.kind}.failed_attempts")
@@ -239,7 +255,8 @@ class WebhookDeliverer(SupervisedActor):
                 row.attempts + 1,
                 error,
             )
-            return
+            return True
         ceiling = min(self.config.retry_max, self.config.retry_base * 2 ** min(row.attempts, 40))
         wait_ms = int(self.rng.uniform(0, ceiling) * 1000)  # full jitter
         deliveries.retry_later(self.db, row, error, status, min(now + wait_ms, deadline))
+        return False

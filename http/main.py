@@ -248,6 +248,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
                         alert_secret=outbound.alert_secret,
                         smtp_url=outbound.smtp_url,
                         smtp_from=outbound.smtp_from,
+                        keep_ms=outbound.keep_ms,
                     ),
                     on_exit=on_exit,
                 ),

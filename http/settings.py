@@ -74,6 +74,7 @@ class Outbound:
     alert_secret: str | None = None  # WAFLEET_ALERT_WEBHOOK_SECRET: signs alert deliveries
     smtp_url: str | None = None  # WAFLEET_SMTP_URL: smtp://user:pass@host:port
     smtp_from: str = "wafleet@localhost"  # WAFLEET_SMTP_FROM
+    keep_ms: int = 7 * 86_400_000  # WAFLEET_WEBHOOK_KEEP: delivered rows are pruned after
 
     def __repr__(self) -> str:  # never show the SMTP password or the alert secret
         return "Outbound(...)"
@@ -176,6 +177,7 @@ def _outbound(env: Mapping[str, str]) -> Outbound:
         alert_secret=env.get("WAFLEET_ALERT_WEBHOOK_SECRET") or None,
         smtp_url=smtp_url,
         smtp_from=smtp_from,
+        keep_ms=_int(env, "WAFLEET_WEBHOOK_KEEP", 7 * 86_400_000, minimum=0),
     )
 
 

@@ -326,19 +326,21 @@ def endpoint(db: Database, endpoint_id: int) -> EndpointRow | None:
     return _endpoint(row) if row is not None else None
 
 
-def head(db: Database, endpoint_id: int) -> DeliveryRow | None:
-    """The oldest pending delivery of an endpoint: nothing after it is sent before it."""
+def queue(db: Database, endpoint_id: int, limit: int) -> list[DeliveryRow]:
+    """The oldest pending deliveries of an endpoint, in the order they must be sent."""
     with db.work():
-        row = (
+        rows = (
             Delivery.select()
             .where((Delivery.endpoint == endpoint_id) & (Delivery.status == PENDING))
             .order_by(Delivery.id)
-            .first()
+            .limit(limit)
         )
-    return _delivery(row) if row is not None else None
+        return [_delivery(r) for r in rows]
 
 
-def delivered(db: Database, row: DeliveryRow, response_status: int | None) -> None:
+def delivered(
+    db: Database, row: DeliveryRow, response_status: int | None, reset_endpoint: bool = True
+) -> None:
     now = now_ms()
     body = forget_secret_content(row.body) if row.type == "pairing_code" and '"code"' in row.body else None
     fields: dict[str, Any] = {
@@ -352,7 +354,8 @@ def delivered(db: Database, row: DeliveryRow, response_status: int | None) -> No
         fields["body"] = body
     with db.work(), db.atomic():
         Delivery.update(**fields).where(Delivery.id == row.id).execute()
-        Endpoint.update(retry_at=0).where(Endpoint.id == row.endpoint_id).execute()
+        if reset_endpoint:
+            Endpoint.update(retry_at=0).where(Endpoint.id == row.endpoint_id).execute()
 
 
 def retry_later(db: Database, row: DeliveryRow, error: str, response_status: int | None, at: int) -> None:
@@ -378,6 +381,17 @@ def dead_letter(db: Database, row: DeliveryRow, error: str, response_status: int
             body=body,
         ).where(Delivery.id == row.id).execute()
         Endpoint.update(retry_at=0).where(Endpoint.id == row.endpoint_id).execute()
+
+
+def prune(db: Database, delivered_before: int, limit: int = 1000) -> int:
+    """Forget up to ``limit`` deliveries delivered before then (dead letters stay listed)."""
+    with db.work(), db.atomic():
+        old = (
+            Delivery.select(Delivery.id)
+            .where((Delivery.status == DELIVERED) & (Delivery.delivered_at < delivered_before))
+            .limit(limit)
+        )
+        return Delivery.delete().where(Delivery.id.in_([r.id for r in old])).execute()
 
 
 # -- listing and redelivering (the API) ---------------------------------------------------------

@@ -329,10 +329,16 @@ def test_every_alert_is_posted_to_the_alert_webhook_and_to_subscribed_companies(
     assert kinds.index("pairing_code") < kinds.index("alert")
     issued = next(r["body"] for r in company_rx.accepted() if r["type"] == "pairing_code")
     assert issued["data"] == {"outcome": "issued"}  # the code itself never leaves in a webhook
-    listed = node.client.get("/api/whatsapp/alert-webhook/deliveries", headers=node.admin()).json()[
-        "deliveries"
-    ]
-    assert [d["type"] for d in listed] == ["alert"] and listed[0]["status"] == "delivered"
+
+    def alert_deliveries() -> list[dict[str, Any]]:
+        r = node.client.get("/api/whatsapp/alert-webhook/deliveries", headers=node.admin())
+        return r.json()["deliveries"]
+
+    listed = wait_for(
+        lambda: (d := alert_deliveries()) and d[0]["status"] == "delivered" and d,
+        what="alert marked delivered",
+    )
+    assert [d["type"] for d in listed] == ["alert"] and listed[0]["attempts"] == 2
     forbidden = node.client.get(
         "/api/whatsapp/alert-webhook/deliveries", headers={"Authorization": f"Bearer {company_token}"}
     )
@@ -355,3 +361,22 @@ def test_deleting_a_company_removes_its_endpoints_and_queue(node_factory, receiv
     )
     db.close()
     assert left == 0
+
+
+def test_delivered_rows_are_pruned_after_the_keep_time(node_factory, receivers) -> None:
+    node = webhook_node(node_factory, WAFLEET_WEBHOOK_KEEP="0", WAFLEET_WEBHOOK_RETRY_BUDGET="0")
+    ok = receiver(receivers, secret=SECRET)
+    node.create_company("tidy", webhooks=[hook(ok.url, ["message"])])
+    node.connect("tidy")
+    inbound(node, "tidy", ["a", "b"])
+    wait_for(
+        lambda: len(deliveries(node, "tidy", status="delivered").json()["deliveries"]) == 2, what="2 done"
+    )
+    ok.status = 500
+    inbound(node, "tidy", ["c"])
+    wait_for(lambda: deliveries(node, "tidy", status="failed").json()["deliveries"], what="a dead letter")
+    assert node.terminate() == 0
+    node.start()  # the deliverer sweeps at start, then every minute
+    wait_for(lambda: not deliveries(node, "tidy", status="delivered").json()["deliveries"], what="pruned")
+    (dead,) = deliveries(node, "tidy").json()["deliveries"]
+    assert dead["status"] == "failed" and dead["payload"]["data"]["text"] == "c"  # dead letters stay

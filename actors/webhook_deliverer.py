@@ -196,7 +196,7 @@ class WebhookDeliverer(SupervisedActor):
         except AttemptFailed as exc:
             return self._failed(endpoint, row, str(exc), exc.status)
         deliveries.delivered(self.db, row, status, reset_endpoint=endpoint.retry_at != 0)
-        self.metrics.incr(f"webhooks.{endpoint.kind}.delivered")
+        self.metrics.incr(f"outbound.{endpoint.kind}.delivered")
         return True
 
     def _post(self, endpoint: deliveries.EndpointRow, row: deliveries.DeliveryRow) -> int:
@@ -242,10 +242,10 @@ class WebhookDeliverer(SupervisedActor):
         """Dead-letter (True: the queue moves on) or schedule the retry (False: it waits)."""
         now = now_ms()
         deadline = row.deadline if row.deadline is not None else row.created_at + self.config.retry_budget_ms
-        self.metrics.incr(f"webhooks.{endpoint.kind}.failed_attempts")
+        self.metrics.incr(f"outbound.{endpoint.kind}.failed_attempts")
         if now >= deadline:
             deliveries.dead_letter(self.db, row, error, status)
-            self.metrics.incr(f"webhooks.{endpoint.kind}.dead_lettered")
+            self.metrics.incr(f"outbound.{endpoint.kind}.dead_lettered")
             log.warning(
                 "delivery %d (%s) to %s endpoint %d dead-lettered after %d attempts: %s",
                 row.id,

@@ -72,6 +72,7 @@ def main() -> None:
         args.database_url,
         WAFLEET_ENCRYPTION_KEY=generate_key(),
         WAFLEET_WEBHOOK_ALLOW_PRIVATE="true",
+        WAFLEET_WEBHOOK_TIMEOUT="600000",  # the held first requests must not time out and retry
         WHATSAPP_LOG_LEVEL="error",
     )
     try:

@@ -166,6 +166,7 @@ class WebhookDeliverer(SupervisedActor):
         """Send this endpoint's queue in order until it is empty or its head must wait."""
         try:
             while True:
+                version = deliveries.config_version()
                 endpoint = deliveries.endpoint(self.db, endpoint_id)
                 if endpoint is None or endpoint.retry_at > now_ms():
                     return
@@ -173,6 +174,8 @@ class WebhookDeliverer(SupervisedActor):
                 if not rows:
                     return
                 for row in rows:
+                    if deliveries.config_version() != version:
+                        break  # an endpoint changed (URL removed, secret rotated): read it again
                     if not self._attempt(endpoint, row):
                         break  # the head must wait: nothing behind it goes first
                     endpoint = dataclasses.replace(endpoint, retry_at=0)

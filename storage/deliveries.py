@@ -57,6 +57,18 @@ RULES: tuple[Rule, ...] = (
 EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(rule.type for rule in RULES))
 
 _listeners: list[Callable[[], None]] = []
+_config_version = 0  # bumped whenever this process changes an endpoint
+
+
+def config_version() -> int:
+    """Changes when an endpoint is added, changed or removed by this process: a sender that
+    read endpoints earlier reads them again before its next attempt."""
+    return _config_version
+
+
+def _config_changed() -> None:
+    global _config_version
+    _config_version += 1
 
 
 def on_new_delivery(callback: Callable[[], None]) -> Callable[[], None]:
@@ -239,6 +251,7 @@ def replace_webhooks(db: Database, company_id: str, hooks: list[dict[str, Any]])
                 Endpoint.update(**fields).where(Endpoint.id == existing.id).execute()
             else:
                 Endpoint.create(company=company_id, kind=HTTP, url=hook["url"], created_at=now, **fields)
+    _config_changed()
 
 
 def set_email(db: Database, company_id: str, address: str | None) -> None:
@@ -259,23 +272,23 @@ def set_email(db: Database, company_id: str, address: str | None) -> None:
                 events=_dumps(["pairing_code"]),
                 created_at=now_ms(),
             )
+    _config_changed()
 
 
 def sync_alert_endpoint(db: Database, url: str | None) -> None:
-    """The node's alert webhook as configured now (None: alerting off). Undelivered alerts
-    stay queued across a URL change."""
+    """The node's alert webhook as configured now (None: alerting off, its queue dropped).
+    Undelivered alerts stay queued across a URL change."""
     with db.work(), db.atomic():
         existing = Endpoint.get_or_none(Endpoint.kind == ALERT)
         if url is None:
             if existing is not None:
-                Delivery.delete().where(
-                    (Delivery.endpoint == existing.id) & (Delivery.status == PENDING)
-                ).execute()
+                Delivery.delete().where(Delivery.endpoint == existing.id).execute()
                 existing.delete_instance()
         elif existing is not None:
             Endpoint.update(url=url).where(Endpoint.id == existing.id).execute()
         else:
             Endpoint.create(company=None, kind=ALERT, url=url, events=_dumps(["alert"]), created_at=now_ms())
+    _config_changed()
 
 
 def company_config(db: Database, company_id: str) -> dict[str, Any]:
@@ -291,6 +304,7 @@ def delete_company(company_id: str) -> None:
     """Everything outbound of a company; inside the caller's transaction."""
     Delivery.delete().where(Delivery.company == company_id).execute()
     Endpoint.delete().where(Endpoint.company == company_id).execute()
+    _config_changed()
 
 
 # -- sending (the deliverer actor) -------------------------------------------------------------

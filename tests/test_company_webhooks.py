@@ -5,6 +5,7 @@ endpoint and per tenant, dead-lettered and redelivered; private URLs refused wit
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -380,3 +381,51 @@ def test_delivered_rows_are_pruned_after_the_keep_time(node_factory, receivers) 
     wait_for(lambda: not deliveries(node, "tidy", status="delivered").json()["deliveries"], what="pruned")
     (dead,) = deliveries(node, "tidy").json()["deliveries"]
     assert dead["status"] == "failed" and dead["payload"]["data"]["text"] == "c"  # dead letters stay
+
+
+def test_a_patch_applies_to_the_next_attempt_a_new_secret_and_a_removed_url(node_factory, receivers) -> None:
+    node = webhook_node(node_factory, WAFLEET_WEBHOOK_TIMEOUT="60000")
+    rx = receiver(receivers, secret=SECRET)
+    node.create_company("rot", webhooks=[hook(rx.url, ["message"])])
+    node.connect("rot")
+
+    def stage(first: int, texts: list[str]) -> threading.Event:
+        """texts[0] is held until the rest are queued; texts[1] is held (in flight, the rest
+        read by the sender behind it) until the returned gate opens."""
+        g0, g1 = threading.Event(), threading.Event()
+        rx.gates.update({first: g0, first + 1: g1})
+        inbound(node, "rot", texts[:1])
+        wait_for(lambda: len(rx.snapshot()) == first + 1, what=f"{texts[0]} in flight")
+        inbound(node, "rot", texts[1:])
+        wait_for(
+            lambda: len(deliveries(node, "rot", status="pending").json()["deliveries"]) == len(texts),
+            what="all queued",
+        )
+        g0.set()
+        wait_for(lambda: len(rx.snapshot()) == first + 2, what=f"{texts[1]} in flight")
+        return g1
+
+    gate = stage(0, ["r0", "r1", "r2", "r3"])
+    new_secret = "whsec_rotated_9876543210"
+    patch = {"webhooks": [hook(rx.url, ["message"], secret=new_secret)]}
+    assert node.client.patch("/admin/companies/rot", json=patch, headers=node.admin()).status_code == 200
+    rx.secret = new_secret
+    gate.set()
+    wait_for(lambda: len(message_texts(rx.accepted())) == 4, timeout=20, what="4 deliveries")
+    got = rx.snapshot()
+    assert [r["signatureOk"] for r in got] == [True] * 4  # r0, r1 under the old secret, then the new
+    assert_in_order(got, ["r0", "r1", "r2", "r3"])
+
+    # A removed URL gets nothing more, not even what its sender had already read from the queue.
+    gate = stage(4, ["x0", "x1", "x2", "x3"])
+    assert (
+        node.client.patch("/admin/companies/rot", json={"webhooks": []}, headers=node.admin()).status_code
+        == 200
+    )
+    gate.set()
+    later = receiver(receivers, secret=SECRET)
+    patch = {"webhooks": [hook(later.url, ["message"])]}
+    assert node.client.patch("/admin/companies/rot", json=patch, headers=node.admin()).status_code == 200
+    inbound(node, "rot", ["marker"])
+    wait_for(lambda: message_texts(later.accepted()) == ["marker"], timeout=20, what="the marker")
+    assert message_texts(rx.snapshot()) == ["r0", "r1", "r2", "r3", "x0", "x1"]  # x1 was in flight

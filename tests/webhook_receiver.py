@@ -30,6 +30,7 @@ class Receiver:
         self.release.set()
         self.hold_from: int | None = None  # requests from this index on are held until release
         self.held = threading.Event()  # set when a request is being held
+        self.gates: dict[int, threading.Event] = {}  # request index -> held until that is set
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,9 +79,12 @@ class Receiver:
             }
             self.requests.append(record)
             hold = self.hold_from is not None and index >= self.hold_from
+            gate = self.gates.get(index)
         if hold and not self.release.is_set():
             self.held.set()
             self.release.wait(60)
+        if gate is not None:
+            gate.wait(60)
         try:
             payload = b'{"ok":true}' if status < 300 else b'{"error":"try later"}'
             handler.send_response(status)

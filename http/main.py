@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
+    # httpx logs every request at INFO: a line per webhook delivery, with its URL.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         db = Database(settings.database_url)
     except DatabaseUrlError as exc:

@@ -145,10 +145,11 @@ class WebhookDeliverer(SupervisedActor):
                 pass
 
     def _sleep(self) -> float:
-        upcoming = deliveries.next_retry_at(self.db)
+        now = now_ms()
+        upcoming = deliveries.next_retry_at(self.db, now)
         if upcoming is None:
             return self.config.poll
-        return min(self.config.poll, max(0.0, (upcoming - now_ms()) / 1000))
+        return min(self.config.poll, max(0.0, (upcoming - now) / 1000))
 
     def _dispatch(self) -> None:
         free = self.pool.free_count()

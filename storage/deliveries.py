@@ -321,13 +321,14 @@ def due_endpoints(db: Database, now: int, limit: int) -> list[int]:
         return [r.endpoint for r in query]
 
 
-def next_retry_at(db: Database) -> int | None:
-    """When the earliest waiting queue head may be tried (None: nothing pending)."""
+def next_retry_at(db: Database, now: int) -> int | None:
+    """When the earliest queue head now waiting out a backoff may be tried (None: none waits;
+    queues due now are being sent, and their workers say when they are done)."""
     with db.work():
         row = (
             Endpoint.select(Endpoint.retry_at)
             .join(Delivery, on=(Delivery.endpoint == Endpoint.id))
-            .where(Delivery.status == PENDING)
+            .where((Delivery.status == PENDING) & (Endpoint.retry_at > now))
             .order_by(Endpoint.retry_at)
             .first()
         )

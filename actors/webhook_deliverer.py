@@ -2,7 +2,8 @@
 pairing-code emails). A Root child.
 
 * Per endpoint, one delivery at a time in id order (ordered per endpoint); a failed head waits
-  its full-jitter backoff and everything behind it waits with it.
+  its full-jitter backoff and everything behind it waits with it. Nodes sharing a PostgreSQL
+  database take turns per endpoint (an advisory lock), so order holds across nodes too.
 * Endpoints are worked independently, at most ``concurrency`` at once, each attempt bounded by
   one timeout: a slow or dead endpoint holds only its own worker.
 * Every attempt of a delivery carries the same event id and body; a delivery is marked done only
@@ -38,6 +39,7 @@ from wafleet.storage import deliveries
 from wafleet.storage.clock import now_ms
 from wafleet.storage.crypto import Cipher, DecryptionError
 from wafleet.storage.database import Database
+from wafleet.storage.endpoint_locks import EndpointLocks
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class WebhookDeliverer(SupervisedActor):
         self.smtp = SmtpSender(config.smtp_url, config.smtp_from, config.timeout) if config.smtp_url else None
         self.pool = gevent.pool.Pool(config.concurrency)
         self.busy: set[int] = set()
+        self.locks = EndpointLocks(db)  # one sender per endpoint across the nodes
         self.wake = gevent.event.Event()
         self.scheduler: gevent.Greenlet | None = None
         self._unlisten: Callable[[], None] | None = None
@@ -115,6 +118,7 @@ class WebhookDeliverer(SupervisedActor):
         if self.scheduler is not None:
             self.scheduler.kill(block=False)
         self.pool.kill(block=False)
+        self.locks.close()
         self.http.close()
 
     def on_receive(self, message: Any) -> Any:
@@ -160,6 +164,8 @@ class WebhookDeliverer(SupervisedActor):
                 continue
             if self.pool.free_count() <= 0:
                 break
+            if not self.locks.acquire(endpoint_id):
+                continue  # another node is sending this endpoint's queue
             self.busy.add(endpoint_id)
             self.pool.spawn(self._work, endpoint_id)
 
@@ -183,6 +189,10 @@ class WebhookDeliverer(SupervisedActor):
         except Exception:
             log.exception("webhook endpoint %d: worker failed; the scheduler will try again", endpoint_id)
         finally:
+            try:
+                self.locks.release(endpoint_id)
+            except Exception:  # the connection went with the database: so did the lock
+                log.warning("webhook endpoint %d: could not release its lock", endpoint_id, exc_info=True)
             self.busy.discard(endpoint_id)
             self.wake.set()
 

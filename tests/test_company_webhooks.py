@@ -429,3 +429,30 @@ def test_a_patch_applies_to_the_next_attempt_a_new_secret_and_a_removed_url(node
     inbound(node, "rot", ["marker"])
     wait_for(lambda: message_texts(later.accepted()) == ["marker"], timeout=20, what="the marker")
     assert message_texts(rx.snapshot()) == ["r0", "r1", "r2", "r3", "x0", "x1"]  # x1 was in flight
+
+
+@pytest.mark.postgres
+def test_two_nodes_on_one_database_send_each_delivery_once_in_order(
+    node_factory, postgres, receivers, tmp_path
+) -> None:
+    url = postgres.create_database()
+    key = generate_key()
+    a = webhook_node(node_factory, url, WAFLEET_ENCRYPTION_KEY=key)
+    (tmp_path / "b").mkdir()
+    settings = {
+        k: v for k, v in a.env.items() if k.startswith("WAFLEET_WEBHOOK") or k == "WAFLEET_ENCRYPTION_KEY"
+    }
+    b = Node(tmp_path / "b", url, **settings)  # its own port and folder, the same database
+    try:
+        b.start()
+        rx = receiver(receivers, secret=SECRET)
+        a.create_company("shared", webhooks=[hook(rx.url, ["message"])])
+        a.connect("shared")
+        texts = [f"s{i}" for i in range(30)]
+        inbound(a, "shared", texts)
+        wait_for(lambda: len(set(message_texts(rx.snapshot()))) == 30, timeout=30, what="30 deliveries")
+        got = rx.snapshot()
+        assert_in_order(got, texts)
+        assert len(got) == 30, f"{len(got) - 30} duplicate deliveries"
+    finally:
+        b.close()

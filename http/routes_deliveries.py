@@ -89,6 +89,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         endpoint = deliveries.endpoint(ctx.db, row.endpoint_id)
         return respond(202, {"delivery": delivery_json(row, endpoint, budget)})
 
+    def redeliver_all(company_id: str | None) -> Any:
+        count = deliveries.redeliver_failed(ctx.db, company_id, now_ms() + budget)
+        return respond(202, {"redelivered": count})
+
     def company_deliveries(company_id: str) -> Any:
         ctx.authorised_record(company_id)
         return listing(company_id)
@@ -97,9 +101,14 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ctx.authorised_record(company_id)
         return redeliver(company_id, delivery_id)
 
+    def company_redeliver_all(company_id: str) -> Any:
+        ctx.authorised_record(company_id)
+        return redeliver_all(company_id)
+
     base = "/api/whatsapp/webhooks/<company_id>/deliveries"
     app.route(base, method="GET", callback=company_deliveries)
     app.route(f"{base}/<delivery_id>/redeliver", method="POST", callback=company_redeliver)
+    app.route(f"{base}/redeliver", method="POST", callback=company_redeliver_all)
     if not ctx.settings.multi_tenant:  # single-tenant twins, like the session routes
         default = ctx.settings.default_company_id
         app.route(
@@ -109,6 +118,11 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             "/api/whatsapp/webhooks/deliveries/<delivery_id>/redeliver",
             method="POST",
             callback=lambda delivery_id: company_redeliver(default, delivery_id),
+        )
+        app.route(
+            "/api/whatsapp/webhooks/deliveries/redeliver",
+            method="POST",
+            callback=lambda: company_redeliver_all(default),
         )
 
     @app.get("/api/whatsapp/alert-webhook/deliveries")
@@ -120,3 +134,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def alert_redeliver(delivery_id: str) -> Any:
         ctx.auth.admin()
         return redeliver(None, delivery_id)
+
+    @app.post("/api/whatsapp/alert-webhook/deliveries/redeliver")
+    def alert_redeliver_all() -> Any:
+        ctx.auth.admin()
+        return redeliver_all(None)

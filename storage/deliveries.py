@@ -438,6 +438,24 @@ class NotRedeliverable(Exception):
     pass
 
 
+def redeliver_failed(db: Database, company_id: str | None, deadline: int) -> int:
+    """Every dead letter of a company (or of the alert webhook) back in its queue, in its old
+    place (queues go by id); pairing-code emails, whose code is gone, stay where they are."""
+    with db.work(), db.atomic():
+        query = Delivery.update(
+            status=PENDING, attempts=0, deadline=deadline, next_at=now_ms(), last_error=None
+        )
+        if company_id is None:
+            alert_ids = Endpoint.select(Endpoint.id).where(Endpoint.kind == ALERT)
+            where = Delivery.company.is_null() & Delivery.endpoint.in_(alert_ids)
+        else:
+            where = Delivery.company == company_id
+        count = query.where(where & (Delivery.status == FAILED) & (Delivery.type != "pairing_code")).execute()
+    if count:
+        _notify()
+    return count
+
+
 def redeliver(db: Database, company_id: str | None, delivery_id: int, deadline: int) -> DeliveryRow | None:
     """A dead letter goes back to its endpoint's queue, with the same event id and body and a
     fresh retry budget. None when the company (or the alert webhook) has no such delivery."""

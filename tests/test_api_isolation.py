@@ -52,6 +52,7 @@ COMPANY_ROUTES = [
     Route("GET", "/api/sandbox/<company_id>/outbox"),
     Route("GET", "/api/whatsapp/webhooks/<company_id>/deliveries"),
     Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/<delivery_id>/redeliver"),
+    Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/redeliver"),
 ]
 
 # Admin-only routes; <company_id> is filled with the victim's id.
@@ -67,6 +68,7 @@ ADMIN_ROUTES = [
     Route("GET", "/api/whatsapp/webhook/unrouted"),
     Route("GET", "/api/whatsapp/alert-webhook/deliveries"),
     Route("POST", "/api/whatsapp/alert-webhook/deliveries/<delivery_id>/redeliver"),
+    Route("POST", "/api/whatsapp/alert-webhook/deliveries/redeliver"),
 ]
 
 # No token needed.
@@ -332,6 +334,9 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     r = node.client.post("/api/whatsapp/webhooks/alpha/deliveries/1/redeliver", headers=headers)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     hit.add("POST /api/whatsapp/webhooks/<company_id>/deliveries/<delivery_id>/redeliver")
+    r = node.client.post("/api/whatsapp/webhooks/alpha/deliveries/redeliver", headers=headers)
+    assert r.status_code == 202 and r.json() == {"redelivered": 0}
+    hit.add("POST /api/whatsapp/webhooks/<company_id>/deliveries/redeliver")
     assert {e.data["companyId"] for e in stream.until(lambda e: e.data["reason"] == "cleanup")} == {"alpha"}
     stream.close()
 

@@ -456,3 +456,26 @@ def test_two_nodes_on_one_database_send_each_delivery_once_in_order(
         assert len(got) == 30, f"{len(got) - 30} duplicate deliveries"
     finally:
         b.close()
+
+
+def test_every_dead_letter_can_be_redelivered_at_once_in_order(node_factory, receivers) -> None:
+    node = webhook_node(node_factory, WAFLEET_WEBHOOK_RETRY_BUDGET="300")
+    rx = receiver(receivers, secret=SECRET, status=503)
+    token = node.create_company("outage", webhooks=[hook(rx.url, ["message"])])
+    other = node.create_company("bystander")
+    node.connect("outage")
+    texts = ["o0", "o1", "o2"]
+    inbound(node, "outage", texts)
+    wait_for(
+        lambda: len(deliveries(node, "outage", token, status="failed").json()["deliveries"]) == 3,
+        timeout=20,
+        what="3 dead letters",
+    )
+    path = "/api/whatsapp/webhooks/outage/deliveries/redeliver"
+    assert node.post(path, token=other).status_code == 403
+    rx.status = 200
+    r = node.post(path, token=token)
+    assert r.status_code == 202 and r.json() == {"redelivered": 3}
+    wait_for(lambda: len(rx.accepted()) == 3, timeout=20, what="3 redeliveries")
+    assert message_texts(rx.accepted()) == texts
+    assert node.post(path, token=token).json() == {"redelivered": 0}

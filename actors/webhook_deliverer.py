@@ -35,7 +35,7 @@ from wafleet.actors.messages import Shutdown
 from wafleet.actors.metrics import Metrics
 from wafleet.actors.outbound_url import UrlRefused, check
 from wafleet.actors.transports import AttemptFailed, HttpSender, PairingEmail, SmtpSender, signature
-from wafleet.storage import deliveries
+from wafleet.storage import deliveries, endpoints
 from wafleet.storage.clock import now_ms
 from wafleet.storage.crypto import Cipher, DecryptionError
 from wafleet.storage.database import Database
@@ -173,15 +173,15 @@ class WebhookDeliverer(SupervisedActor):
         """Send this endpoint's queue in order until it is empty or its head must wait."""
         try:
             while True:
-                version = deliveries.config_version()
-                endpoint = deliveries.endpoint(self.db, endpoint_id)
+                version = endpoints.config_version()
+                endpoint = endpoints.endpoint(self.db, endpoint_id)
                 if endpoint is None or endpoint.retry_at > now_ms():
                     return
                 rows = deliveries.queue(self.db, endpoint_id, BATCH)
                 if not rows:
                     return
                 for row in rows:
-                    if deliveries.config_version() != version:
+                    if endpoints.config_version() != version:
                         break  # an endpoint changed (URL removed, secret rotated): read it again
                     if not self._attempt(endpoint, row):
                         break  # the head must wait: nothing behind it goes first
@@ -197,10 +197,10 @@ class WebhookDeliverer(SupervisedActor):
             self.wake.set()
 
     # -- one attempt ------------------------------------------------------------------------------
-    def _attempt(self, endpoint: deliveries.EndpointRow, row: deliveries.DeliveryRow) -> bool:
+    def _attempt(self, endpoint: endpoints.EndpointRow, row: deliveries.DeliveryRow) -> bool:
         """One attempt; False when the endpoint's queue must now wait (a retry is scheduled)."""
         try:
-            if endpoint.kind == deliveries.EMAIL:
+            if endpoint.kind == endpoints.EMAIL:
                 if row.deadline is not None and now_ms() >= row.deadline:
                     raise AttemptFailed("the pairing code expired before the email could be sent")
                 self._email(row)
@@ -213,7 +213,7 @@ class WebhookDeliverer(SupervisedActor):
         self.metrics.incr(f"outbound.{endpoint.kind}.delivered")
         return True
 
-    def _post(self, endpoint: deliveries.EndpointRow, row: deliveries.DeliveryRow) -> int:
+    def _post(self, endpoint: endpoints.EndpointRow, row: deliveries.DeliveryRow) -> int:
         secret = self._secret(endpoint)
         try:
             target = check(endpoint.url, self.config.allow_private)  # again: DNS may have changed
@@ -230,8 +230,8 @@ class WebhookDeliverer(SupervisedActor):
             headers["X-Wafleet-Signature"] = signature(secret, body)
         return self.http.post(target, body, headers)
 
-    def _secret(self, endpoint: deliveries.EndpointRow) -> str | None:
-        if endpoint.kind == deliveries.ALERT:
+    def _secret(self, endpoint: endpoints.EndpointRow) -> str | None:
+        if endpoint.kind == endpoints.ALERT:
             return self.config.alert_secret
         if endpoint.secret is None or endpoint.company_id is None:
             return None
@@ -251,7 +251,7 @@ class WebhookDeliverer(SupervisedActor):
         self.smtp.send(PairingEmail(data["to"], data["company"], data["code"], int(data["expiresAt"])))
 
     def _failed(
-        self, endpoint: deliveries.EndpointRow, row: deliveries.DeliveryRow, error: str, status: int | None
+        self, endpoint: endpoints.EndpointRow, row: deliveries.DeliveryRow, error: str, status: int | None
     ) -> bool:
         """Dead-letter (True: the queue moves on) or schedule the retry (False: it waits)."""
         now = now_ms()

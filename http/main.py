@@ -47,7 +47,7 @@ from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator  # noqa: E402
 from wafleet.http.context import Context  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
-from wafleet.storage import companies, deliveries  # noqa: E402
+from wafleet.storage import companies, endpoints  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
@@ -144,7 +144,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         except UrlRefused as exc:
             print(f"wafleet: WHATSAPP_ALERT_WEBHOOK: {exc}", file=sys.stderr)
             return 2
-    deliveries.sync_alert_endpoint(db, outbound.alert_webhook)
+    endpoints.sync_alert_endpoint(db, outbound.alert_webhook)
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
     broadcaster = Broadcaster()

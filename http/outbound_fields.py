@@ -13,7 +13,8 @@ from wafleet.actors.outbound_url import UrlRefused, check
 from wafleet.actors.webhook_deliverer import webhook_secret_aad
 from wafleet.http.api import ApiError, text
 from wafleet.http.context import Context
-from wafleet.storage import deliveries
+from wafleet.storage import endpoints
+from wafleet.storage.webhook_events import EVENT_TYPES
 
 HOOK_FIELDS = {"url", "events", "secret"}
 SECRET_MIN, SECRET_MAX = 16, 512
@@ -59,15 +60,15 @@ def webhooks(ctx: Context, company_id: str, value: Any) -> list[dict[str, Any]]:
             raise ApiError(
                 400,
                 "invalid_field",
-                f"{where}.events must be a non-empty list of: {', '.join(deliveries.EVENT_TYPES)}",
+                f"{where}.events must be a non-empty list of: {', '.join(EVENT_TYPES)}",
             )
-        unknown_events = sorted({e for e in events if e not in deliveries.EVENT_TYPES})
+        unknown_events = sorted({e for e in events if e not in EVENT_TYPES})
         if unknown_events:
             raise ApiError(
                 400,
                 "invalid_event",
                 f"{where}.events: unknown event(s) {', '.join(repr(e)[:40] for e in unknown_events[:5])}; "
-                f"known: {', '.join(deliveries.EVENT_TYPES)}",
+                f"known: {', '.join(EVENT_TYPES)}",
             )
         secret = hook.get("secret")
         if not isinstance(secret, str) or not SECRET_MIN <= len(secret) <= SECRET_MAX:
@@ -110,6 +111,6 @@ def parse(ctx: Context, company_id: str, data: dict[str, Any]) -> dict[str, Any]
 
 def save(ctx: Context, company_id: str, parsed: dict[str, Any]) -> None:
     if "webhooks" in parsed:
-        deliveries.replace_webhooks(ctx.db, company_id, parsed["webhooks"])
+        endpoints.replace_webhooks(ctx.db, company_id, parsed["webhooks"])
     if "email" in parsed:
-        deliveries.set_email(ctx.db, company_id, parsed["email"])
+        endpoints.set_email(ctx.db, company_id, parsed["email"])

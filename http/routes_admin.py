@@ -12,7 +12,7 @@ from wafleet.actors.webhook import Wake
 from wafleet.http import outbound_fields
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
-from wafleet.storage import companies, deliveries
+from wafleet.storage import companies, endpoints
 from wafleet.storage.companies import CompanyExists
 
 
@@ -165,7 +165,7 @@ OUTBOUND_FIELDS = {"webhooks", "notificationEmail"}
 
 def _company_json(ctx: Context, record: Any) -> dict[str, Any]:
     """The company as the admin sees it, with its webhooks (never their secrets) and email."""
-    return {**record.company_json(), **deliveries.company_config(ctx.db, record.company_id)}
+    return {**record.company_json(), **endpoints.company_config(ctx.db, record.company_id)}
 
 
 def _existing(ctx: Context, company_id: str) -> Any:

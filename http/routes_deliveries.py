@@ -12,7 +12,7 @@ import bottle
 
 from wafleet.http.api import ApiError, respond
 from wafleet.http.context import Context
-from wafleet.storage import deliveries
+from wafleet.storage import deliveries, endpoints
 from wafleet.storage.clock import iso, now_ms
 
 DEFAULT_LIMIT = 50
@@ -38,7 +38,7 @@ def _status_query() -> str | None:
 
 
 def delivery_json(
-    row: deliveries.DeliveryRow, endpoint: deliveries.EndpointRow | None, budget_ms: int
+    row: deliveries.DeliveryRow, endpoint: endpoints.EndpointRow | None, budget_ms: int
 ) -> dict[str, Any]:
     deadline = row.deadline if row.deadline is not None else row.created_at + budget_ms
     out: dict[str, Any] = {
@@ -55,7 +55,7 @@ def delivery_json(
         "responseStatus": row.response_status,
         "endpoint": {"kind": endpoint.kind, "url": endpoint.url} if endpoint is not None else None,
     }
-    if endpoint is None or endpoint.kind != deliveries.EMAIL:
+    if endpoint is None or endpoint.kind != endpoints.EMAIL:
         out["payload"] = json.loads(row.body)  # what was (or will be) POSTed; emails hold a code
     return out
 
@@ -86,7 +86,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             raise ApiError(409, "not_redeliverable", str(exc)) from None
         if row is None:
             raise ApiError(404, "not_found", f"no delivery {delivery_id} here")
-        endpoint = deliveries.endpoint(ctx.db, row.endpoint_id)
+        endpoint = endpoints.endpoint(ctx.db, row.endpoint_id)
         return respond(202, {"delivery": delivery_json(row, endpoint, budget)})
 
     def redeliver_all(company_id: str | None) -> Any:

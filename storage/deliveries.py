@@ -1,13 +1,11 @@
-"""Outbound deliveries: endpoints (company webhooks, notification email, the alert webhook) and
-the durable queue of what each must receive.
+"""The durable queue of outbound deliveries: what each endpoint (storage/endpoints.py) must
+receive, and what became of it.
 
 A delivery row is written inside the transaction that records its cause (:func:`fan_out` is
 called by ``events.append``; :func:`enqueue_pairing_email` by the pairing-code record), so an
 event is never committed without its deliveries, nor a delivery without its event. Rows are
 sent in id order per endpoint by the deliverer actor; this module only reads and writes them.
-
-Which journal event becomes which webhook event is one table, :data:`RULES`: a new event type
-(the assistant's ``booking.*``) is one more row.
+Which journal event becomes which webhook event is storage/webhook_events.py.
 """
 
 from __future__ import annotations
@@ -20,55 +18,14 @@ from typing import Any
 
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
+from wafleet.storage.endpoints import ALERT, EMAIL, HTTP, EndpointRow, endpoint_row
 from wafleet.storage.models import Company, Delivery, Endpoint
+from wafleet.storage.webhook_events import RULES
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
-HTTP, EMAIL, ALERT = "http", "email", "alert"
-
-Payload = Callable[[str | None, str | None, dict[str, Any]], dict[str, Any]]
-
-
-def _always(state: str | None, reason: str | None) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A journal event of ``kind`` (when ``when`` holds) is the webhook event ``type``."""
-
-    kind: str
-    type: str
-    payload: Payload
-    when: Callable[[str | None, str | None], bool] = _always
-
-
-RULES: tuple[Rule, ...] = (
-    Rule("status", "session.status", lambda s, r, d: {"status": s, "reason": r, **d}),
-    # A session enters ``pairing`` only when a code is issued; later codes are pairing_code events.
-    # The code itself is never in a webhook: it is a one-time login secret, alive 60 s, while a
-    # delivery is stored and retried for a day; the company gets it from the API or by email.
-    Rule("status", "pairing_code", lambda s, r, d: {"outcome": "issued"}, lambda s, r: s == "pairing"),
-    Rule("pairing_code", "pairing_code", lambda s, r, d: {"outcome": r or "issued"}),
-    Rule("message", "message", lambda s, r, d: dict(d)),
-    Rule("message_status", "message.status", lambda s, r, d: dict(d, status=s)),
-    Rule("alert", "alert", lambda s, r, d: {"alert": r, "state": s or "firing", **d}),
-)
-EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(rule.type for rule in RULES))
 
 _listeners: list[Callable[[], None]] = []
-_config_version = 0  # bumped whenever this process changes an endpoint
-
-
-def config_version() -> int:
-    """Changes when an endpoint is added, changed or removed by this process: a sender that
-    read endpoints earlier reads them again before its next attempt."""
-    return _config_version
-
-
-def _config_changed() -> None:
-    global _config_version
-    _config_version += 1
 
 
 def on_new_delivery(callback: Callable[[], None]) -> Callable[[], None]:
@@ -82,17 +39,6 @@ def on_new_delivery(callback: Callable[[], None]) -> Callable[[], None]:
 def _notify() -> None:
     for callback in list(_listeners):
         callback()
-
-
-@dataclass(frozen=True)
-class EndpointRow:
-    id: int
-    company_id: str | None
-    kind: str
-    url: str
-    events: list[str]
-    secret: str | None
-    retry_at: int
 
 
 @dataclass(frozen=True)
@@ -111,12 +57,6 @@ class DeliveryRow:
     response_status: int | None
     created_at: int
     delivered_at: int | None
-
-
-def _endpoint(row: Endpoint) -> EndpointRow:
-    return EndpointRow(
-        row.id, row.company, row.kind, row.url, json.loads(row.events), row.secret, row.retry_at
-    )
 
 
 def _delivery(row: Delivery) -> DeliveryRow:
@@ -162,7 +102,7 @@ def fan_out(
         match = alert if match is None else (match | alert)
     if match is None:
         return 0
-    endpoints = [_endpoint(e) for e in Endpoint.select().where(match).order_by(Endpoint.id)]
+    endpoints = [endpoint_row(e) for e in Endpoint.select().where(match).order_by(Endpoint.id)]
     if not endpoints:
         return 0
     rows = []
@@ -213,7 +153,7 @@ def enqueue_pairing_email(company_id: str, code: str, expires_at: int) -> bool:
         return False
     now = now_ms()
     body = _dumps({"to": endpoint.url, "company": company.name, "code": code, "expiresAt": expires_at})
-    row = _new_row(_endpoint(endpoint), f"evt_{uuid.uuid4().hex}", "pairing_code", body, now, expires_at)
+    row = _new_row(endpoint_row(endpoint), f"evt_{uuid.uuid4().hex}", "pairing_code", body, now, expires_at)
     Delivery.insert(**row).execute()
     _notify()
     return True
@@ -225,86 +165,6 @@ def forget_secret_content(body: str) -> str:
     if "code" in data:
         data["code"] = None
     return _dumps(data)
-
-
-# -- configuring ------------------------------------------------------------------------------
-def replace_webhooks(db: Database, company_id: str, hooks: list[dict[str, Any]]) -> None:
-    """The company's webhooks become exactly ``hooks`` ({url, events, secret (encrypted)}).
-
-    An endpoint whose URL stays keeps its identity and its queue (a secret rotation loses
-    nothing); an endpoint that goes is deleted with everything queued for it."""
-    now = now_ms()
-    with db.work(), db.atomic():
-        current = {
-            e.url: e
-            for e in Endpoint.select().where((Endpoint.company == company_id) & (Endpoint.kind == HTTP))
-        }
-        wanted = {h["url"] for h in hooks}
-        gone = [e.id for url, e in current.items() if url not in wanted]
-        if gone:
-            Delivery.delete().where(Delivery.endpoint.in_(gone)).execute()
-            Endpoint.delete().where(Endpoint.id.in_(gone)).execute()
-        for hook in hooks:
-            fields = {"events": _dumps(hook["events"]), "secret": hook["secret"]}
-            existing = current.get(hook["url"])
-            if existing is not None:
-                Endpoint.update(**fields).where(Endpoint.id == existing.id).execute()
-            else:
-                Endpoint.create(company=company_id, kind=HTTP, url=hook["url"], created_at=now, **fields)
-    _config_changed()
-
-
-def set_email(db: Database, company_id: str, address: str | None) -> None:
-    """The company's notification email (None: none); a changed address keeps the queue."""
-    with db.work(), db.atomic():
-        existing = Endpoint.get_or_none((Endpoint.company == company_id) & (Endpoint.kind == EMAIL))
-        if address is None:
-            if existing is not None:
-                Delivery.delete().where(Delivery.endpoint == existing.id).execute()
-                existing.delete_instance()
-        elif existing is not None:
-            Endpoint.update(url=address).where(Endpoint.id == existing.id).execute()
-        else:
-            Endpoint.create(
-                company=company_id,
-                kind=EMAIL,
-                url=address,
-                events=_dumps(["pairing_code"]),
-                created_at=now_ms(),
-            )
-    _config_changed()
-
-
-def sync_alert_endpoint(db: Database, url: str | None) -> None:
-    """The node's alert webhook as configured now (None: alerting off, its queue dropped).
-    Undelivered alerts stay queued across a URL change."""
-    with db.work(), db.atomic():
-        existing = Endpoint.get_or_none(Endpoint.kind == ALERT)
-        if url is None:
-            if existing is not None:
-                Delivery.delete().where(Delivery.endpoint == existing.id).execute()
-                existing.delete_instance()
-        elif existing is not None:
-            Endpoint.update(url=url).where(Endpoint.id == existing.id).execute()
-        else:
-            Endpoint.create(company=None, kind=ALERT, url=url, events=_dumps(["alert"]), created_at=now_ms())
-    _config_changed()
-
-
-def company_config(db: Database, company_id: str) -> dict[str, Any]:
-    """What the company registered, as the API shows it: never a secret."""
-    with db.work():
-        rows = list(Endpoint.select().where(Endpoint.company == company_id).order_by(Endpoint.id))
-    email = next((e.url for e in rows if e.kind == EMAIL), None)
-    hooks = [{"url": e.url, "events": json.loads(e.events)} for e in rows if e.kind == HTTP]
-    return {"webhooks": hooks, "notificationEmail": email}
-
-
-def delete_company(company_id: str) -> None:
-    """Everything outbound of a company; inside the caller's transaction."""
-    Delivery.delete().where(Delivery.company == company_id).execute()
-    Endpoint.delete().where(Endpoint.company == company_id).execute()
-    _config_changed()
 
 
 # -- sending (the deliverer actor) -------------------------------------------------------------
@@ -333,12 +193,6 @@ def next_retry_at(db: Database, now: int) -> int | None:
             .first()
         )
     return row.retry_at if row is not None else None
-
-
-def endpoint(db: Database, endpoint_id: int) -> EndpointRow | None:
-    with db.work():
-        row = Endpoint.get_or_none(Endpoint.id == endpoint_id)
-    return _endpoint(row) if row is not None else None
 
 
 def queue(db: Database, endpoint_id: int, limit: int) -> list[DeliveryRow]:
@@ -428,7 +282,9 @@ def page(
             query = query.where(Delivery.id < before_id)
         rows = [_delivery(r) for r in query.order_by(Delivery.id.desc()).limit(limit + 1)]
         ids = {r.endpoint_id for r in rows}
-        endpoints = {e.id: _endpoint(e) for e in Endpoint.select().where(Endpoint.id.in_(ids))} if ids else {}
+        endpoints = (
+            {e.id: endpoint_row(e) for e in Endpoint.select().where(Endpoint.id.in_(ids))} if ids else {}
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     return [(r, endpoints.get(r.endpoint_id)) for r in rows], (rows[-1].id if more and rows else None)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.fake_graph import FakeGraph
 from tests.harness import Node, wait_for
 from tests.webhook_receiver import Receiver
 from wafleet.storage.crypto import generate_key
@@ -479,3 +480,49 @@ def test_every_dead_letter_can_be_redelivered_at_once_in_order(node_factory, rec
     wait_for(lambda: len(rx.accepted()) == 3, timeout=20, what="3 redeliveries")
     assert message_texts(rx.accepted()) == texts
     assert node.post(path, token=token).json() == {"redelivered": 0}
+
+
+def test_message_statuses_from_meta_reach_the_company_once_each_in_order(node_factory, receivers) -> None:
+    pnid, token, app_secret = "106540352242922", "EAAG-the-real-token-value-123", "test-app-secret"
+    graph = FakeGraph({pnid: token}, app_secret=app_secret).start()
+    try:
+        node = webhook_node(node_factory, WAFLEET_GRAPH_URL=graph.url, WHATSAPP_WEBHOOK_SECRET=app_secret)
+        rx = receiver(receivers, secret=SECRET)
+        body = {
+            "id": "cloudco",
+            "name": "Cloud Co",
+            "link": "cloud",
+            "cloud": {"phoneNumberId": pnid, "accessToken": token},
+            "webhooks": [hook(rx.url, ["message", "message.status"])],
+        }
+        assert node.client.post("/admin/companies", json=body, headers=node.admin()).status_code == 201
+        node.post("/api/whatsapp/sessions/cloudco/initialize")
+        node.wait_status("cloudco", "connected")
+        r = node.post(
+            "/api/whatsapp/send", {"companyId": "cloudco", "phone": "5511977776666", "message": "Hi"}
+        )
+        assert r.status_code == 202, r.text
+        wamid = wait_for(
+            lambda: node.client.get(f"/api/whatsapp/send/{r.json()['id']}", headers=node.admin()).json()[
+                "waId"
+            ],
+            what="sent",
+        )
+        wait_for(lambda: rx.accepted(), what="the message event")  # stored: statuses now apply to it
+        hook_url = f"{node.base_url}/api/whatsapp/webhook/cloud"
+        # Meta's statuses come out of order: the late "delivered" would move backwards and changes
+        # nothing, so it is no event; "played", processed after it, closes the sequence.
+        for status in ("delivered", "read", "delivered", "played"):
+            assert graph.post_webhook(hook_url, graph.status_payload(wamid, (status,))) == 200
+        wait_for(lambda: len(rx.accepted()) == 4, timeout=20, what="4 deliveries")
+        got = [(r["type"], r["body"]["data"].get("status")) for r in rx.accepted()]
+        assert got == [
+            ("message", None),
+            ("message.status", "delivered"),
+            ("message.status", "read"),
+            ("message.status", "played"),
+        ]
+        first = rx.accepted()[1]["body"]["data"]
+        assert first["waId"] == wamid and first["peer"] == "5511977776666"
+    finally:
+        graph.stop()

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100  # deliveries of one endpoint read at once (sent one by one, in order)
 PRUNE_EVERY = 60.0  # seconds between sweeps of old delivered rows
+SETTLE_RECHECK = 0.05  # seconds before looking again at a queue waiting for other transactions
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class WebhookDeliverer(SupervisedActor):
         self.smtp = SmtpSender(config.smtp_url, config.smtp_from, config.timeout) if config.smtp_url else None
         self.pool = gevent.pool.Pool(config.concurrency)
         self.busy: set[int] = set()
+        self.settling = False  # a queue head waits for older transactions to commit
         self.locks = EndpointLocks(db)  # one sender per endpoint across the nodes
         self.wake = gevent.event.Event()
         self.scheduler: gevent.Greenlet | None = None
@@ -142,6 +144,9 @@ class WebhookDeliverer(SupervisedActor):
                 self._dispatch()
                 self.wake.wait(timeout=self._sleep())
                 self.wake.clear()
+                if self.settling:  # a queue waits for other transactions: look again shortly
+                    self.settling = False
+                    gevent.sleep(SETTLE_RECHECK)
         except Exception as exc:  # the database went away: fail the actor, the Root restarts it
             try:
                 self.actor_ref.tell(_Failed(exc))
@@ -177,8 +182,9 @@ class WebhookDeliverer(SupervisedActor):
                 endpoint = endpoints.endpoint(self.db, endpoint_id)
                 if endpoint is None or endpoint.retry_at > now_ms():
                     return
-                rows = deliveries.queue(self.db, endpoint_id, BATCH)
+                rows, waiting = deliveries.queue(self.db, endpoint_id, BATCH)
                 if not rows:
+                    self.settling = self.settling or waiting
                     return
                 for row in rows:
                     if endpoints.config_version() != version:

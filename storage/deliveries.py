@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import peewee
+
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.endpoints import ALERT, EMAIL, HTTP, EndpointRow, endpoint_row
@@ -57,6 +59,7 @@ class DeliveryRow:
     response_status: int | None
     created_at: int
     delivered_at: int | None
+    horizon: int | None = None
 
 
 def _delivery(row: Delivery) -> DeliveryRow:
@@ -75,6 +78,7 @@ def _delivery(row: Delivery) -> DeliveryRow:
         row.response_status,
         row.created_at,
         row.delivered_at,
+        row.horizon,
     )
 
 
@@ -141,7 +145,25 @@ def _new_row(
         "deadline": deadline,
         "next_at": at,
         "created_at": at,
+        "horizon": _horizon(),
     }
+
+
+def _horizon() -> Any:
+    """On PostgreSQL, ids are taken before commit: a transaction still open may hold a lower id
+    than a row already committed. The row's horizon (when it was written, database clock) says
+    when that can no longer be (see :func:`queue`). SQLite runs one transaction at a time."""
+    if isinstance(Delivery._meta.database.obj, peewee.PostgresqlDatabase):
+        return peewee.SQL("(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+    return None
+
+
+# Start of the oldest transaction, in this database, that has written and is still open.
+_OLDEST_WRITER = """
+SELECT (extract(epoch FROM min(xact_start)) * 1000)::bigint FROM pg_stat_activity
+WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+"""
+SETTLE_MARGIN_MS = 50  # covers the instant between a row's clock reading and its id
 
 
 def enqueue_pairing_email(company_id: str, code: str, expires_at: int) -> bool:
@@ -195,16 +217,28 @@ def next_retry_at(db: Database, now: int) -> int | None:
     return row.retry_at if row is not None else None
 
 
-def queue(db: Database, endpoint_id: int, limit: int) -> list[DeliveryRow]:
-    """The oldest pending deliveries of an endpoint, in the order they must be sent."""
+def queue(db: Database, endpoint_id: int, limit: int) -> tuple[list[DeliveryRow], bool]:
+    """The oldest pending deliveries of an endpoint, in the order they must be sent, up to the
+    first one that must wait for older transactions to end (PostgreSQL: a transaction that
+    began before it was written may still commit a delivery with a lower id); and whether
+    some wait so."""
     with db.work():
-        rows = (
-            Delivery.select()
+        oldest_writer: int | None = None
+        if db.kind == "postgresql":  # before the read: what began before this has committed
+            oldest_writer = db.db.execute_sql(_OLDEST_WRITER).fetchone()[0]
+        rows = [
+            _delivery(r)
+            for r in Delivery.select()
             .where((Delivery.endpoint == endpoint_id) & (Delivery.status == PENDING))
             .order_by(Delivery.id)
             .limit(limit)
-        )
-        return [_delivery(r) for r in rows]
+        ]
+    if oldest_writer is None:
+        return rows, False  # no transaction is writing: everything with a lower id is visible
+    for i, row in enumerate(rows):
+        if row.horizon is not None and row.horizon + SETTLE_MARGIN_MS >= oldest_writer:
+            return rows[:i], True  # a transaction open since before it may commit an earlier one
+    return rows, False
 
 
 def delivered(

@@ -153,6 +153,9 @@ class Delivery(BaseModel):
     response_status = peewee.IntegerField(null=True)
     created_at = peewee.BigIntegerField()
     delivered_at = peewee.BigIntegerField(null=True)
+    # PostgreSQL: when the row was written, by the database's clock (ms). Once every writing
+    # transaction that began before then has ended, no row with a lower id can still appear.
+    horizon = peewee.BigIntegerField(null=True)
 
     class Meta:
         indexes = (

@@ -65,6 +65,11 @@ def _v3(db: Database) -> None:
 def _outbound(db: Database) -> None:
     """Outbound deliveries: webhook, email and alert endpoints, and their durable queue."""
     db.db.create_tables([Endpoint, Delivery])  # safe: skips tables that exist
+    if "horizon" not in {c.name for c in db.db.get_columns(Delivery._meta.table_name)}:
+        migrator = SchemaMigrator.from_database(db.db)
+        run_migrations(
+            migrator.add_column(Delivery._meta.table_name, "horizon", peewee.BigIntegerField(null=True))
+        )
 
 
 MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _outbound]

@@ -101,6 +101,7 @@ def test_failures_are_retried_signed_with_the_same_event_id_in_order(
     assert by_event[first]["attempts"] == 4 and by_event[first]["lastError"] is None
 
 
+@pytest.mark.slow
 def test_kill_9_mid_delivery_every_event_arrives_at_least_once_in_order(
     node_factory, database_url, receivers
 ) -> None:
@@ -365,6 +366,7 @@ def test_deleting_a_company_removes_its_endpoints_and_queue(node_factory, receiv
     assert left == 0
 
 
+@pytest.mark.slow
 def test_delivered_rows_are_pruned_after_the_keep_time(node_factory, receivers) -> None:
     node = webhook_node(node_factory, WAFLEET_WEBHOOK_KEEP="0", WAFLEET_WEBHOOK_RETRY_BUDGET="0")
     ok = receiver(receivers, secret=SECRET)

@@ -49,7 +49,7 @@ SETTLE_RECHECK = 0.05  # seconds before looking again at a queue waiting for oth
 
 
 @dataclass(frozen=True)
-class DelivererConfig:
+class WebhookConfig:
     timeout: float = 10.0
     retry_base: float = 1.0
     retry_max: float = 3600.0
@@ -63,7 +63,7 @@ class DelivererConfig:
     keep_ms: int = 7 * 86_400_000  # delivered rows are kept this long, then pruned
 
     def __repr__(self) -> str:  # the SMTP password and the alert secret stay out of logs
-        return "DelivererConfig(...)"
+        return "WebhookConfig(...)"
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class WebhookDeliverer(SupervisedActor):
         db: Database,
         metrics: Metrics,
         cipher: Cipher | None,
-        config: DelivererConfig,
+        config: WebhookConfig,
         on_exit: Callable[[Exit], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:

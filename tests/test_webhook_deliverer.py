@@ -11,7 +11,7 @@ import pytest
 from wafleet.actors import messages as m
 from wafleet.actors.gevent_actor import Exit
 from wafleet.actors.metrics import Metrics
-from wafleet.actors.webhook_deliverer import DelivererConfig, WebhookDeliverer, _Failed
+from wafleet.actors.webhook_deliverer import WebhookConfig, WebhookDeliverer, _Failed
 from wafleet.storage import deliveries
 from wafleet.storage.database import Database
 from wafleet.storage.schema import migrate
@@ -24,7 +24,7 @@ def test_scheduler_and_workers_end_with_the_actor(tmp_path: Path, ending: str) -
     exits: list[Exit] = []
     # What WebhookDeliverer.start does, keeping the instance to look at its greenlets.
     actor: Any = WebhookDeliverer(
-        db=db, metrics=Metrics(None), cipher=None, config=DelivererConfig(poll=0.05), on_exit=exits.append
+        db=db, metrics=Metrics(None), cipher=None, config=WebhookConfig(poll=0.05), on_exit=exits.append
     )
     actor._start_actor_loop()
     ref = actor.actor_ref

@@ -107,3 +107,29 @@ def test_the_guides_encryption_key_name_is_read_when_ours_is_unset() -> None:
     assert load({"WHATSAPP_ENCRYPTION_KEY": theirs}).encryption_key == theirs
     assert load({"WHATSAPP_ENCRYPTION_KEY": theirs, "WAFLEET_ENCRYPTION_KEY": ours}).encryption_key == ours
     assert load({"WAFLEET_ENCRYPTION_KEY": f"{ours},{theirs}"}).encryption_key == f"{ours},{theirs}"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WHATSAPP_ALERTING_ENABLED": "true"}, "WHATSAPP_ALERT_WEBHOOK: required"),
+        ({"WHATSAPP_ALERTING_ENABLED": "true", "WHATSAPP_ALERT_WEBHOOK": "hooks.example"}, "https:// URL"),
+        ({"WAFLEET_SMTP_URL": "mail.example:25"}, "smtp://user:pass@host:port"),
+        ({"WAFLEET_SMTP_FROM": "nobody"}, "WAFLEET_SMTP_FROM"),
+        ({"WAFLEET_WEBHOOK_TIMEOUT": "10s"}, "WAFLEET_WEBHOOK_TIMEOUT"),
+        ({"WAFLEET_WEBHOOK_ALLOW_PRIVATE": "sure"}, "true or false"),
+    ],
+)
+def test_outbound_settings_are_checked(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load(env)
+
+
+def test_outbound_defaults_and_the_alert_webhook_only_when_enabled() -> None:
+    out = load({"WHATSAPP_ALERT_WEBHOOK": "https://hooks.example/alerts"}).outbound
+    assert out is not None and out.alert_webhook is None  # set but not enabled: nothing is sent
+    assert (out.retry_budget_ms, out.timeout_ms, out.allow_private) == (86_400_000, 10000, False)
+    enabled = load({"WHATSAPP_ALERTING_ENABLED": "true", "WHATSAPP_ALERT_WEBHOOK": "https://h.example/a"})
+    assert enabled.outbound is not None and enabled.outbound.alert_webhook == "https://h.example/a"
+    secret = load({"WAFLEET_SMTP_URL": "smtp://u:hunter2@mail.example:587"})
+    assert "hunter2" not in repr(secret)

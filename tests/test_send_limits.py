@@ -12,9 +12,12 @@ import pytest
 from tests.harness import Node, wait_for
 from tests.redis_server import RedisServer
 from tests.sse import SseClient
+from tests.webhook_receiver import Receiver
+from wafleet.storage.crypto import generate_key
 
 PHONE = "5511988887777"
 SPAMMER = "5511900000001"
+HOOK_SECRET = "whsec_0123456789abcdef"
 
 
 def _send(
@@ -128,8 +131,14 @@ def test_a_company_blocklist_is_its_own(node_factory, database_url) -> None:
     assert bad.status_code == 400
 
 
-def test_inbound_from_a_blocked_number_is_stored_but_not_announced(node: Node) -> None:
-    node.create_company("shop")
+def test_inbound_from_a_blocked_number_is_stored_but_not_announced(node_factory) -> None:
+    receiver = Receiver(secret=HOOK_SECRET)
+    node: Node = node_factory(
+        WAFLEET_ENCRYPTION_KEY=generate_key(), WAFLEET_WEBHOOK_ALLOW_PRIVATE="true"
+    ).start()
+    node.create_company(
+        "shop", webhooks=[{"url": receiver.url, "events": ["message"], "secret": HOOK_SECRET}]
+    )
     node.connect("shop")
     r = node.client.put("/api/whatsapp/blocklist/shop", json={"numbers": [SPAMMER]}, headers=node.admin())
     assert r.status_code == 200
@@ -149,6 +158,10 @@ def test_inbound_from_a_blocked_number_is_stored_but_not_announced(node: Node) -
         assert seen == [PHONE]
     finally:
         stream.close()
+    # Nor forwarded: the company's webhook gets the customer's message only.
+    wait_for(lambda: receiver.snapshot(), what="the customer's message at the company's webhook")
+    assert [r["body"]["data"]["peer"] for r in receiver.snapshot()] == [PHONE]
+    receiver.close()
     stored = {m["peer"]: m for m in _messages(node, "shop")}
     assert stored[SPAMMER]["text"] == "buy cheap watches" and stored[SPAMMER]["blocked"] is True
     assert stored[PHONE]["blocked"] is False

@@ -1,0 +1,208 @@
+"""The assistant's records: company configs, conversation state, and the turns log (stats)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from wafleet.storage.clock import now_ms
+from wafleet.storage.database import Database
+from wafleet.storage.models import AssistantConfig, AssistantTurn, Conversation, Message, Outbox
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# -- configs ------------------------------------------------------------------------------------
+def get_config(db: Database, company_id: str) -> dict[str, Any] | None:
+    with db.work():
+        row = AssistantConfig.get_or_none(AssistantConfig.company == company_id)
+    return json.loads(row.config) if row else None
+
+
+def put_config(db: Database, company_id: str, config: dict[str, Any]) -> None:
+    with db.work():
+        AssistantConfig.insert(company=company_id, config=_dumps(config), updated_at=now_ms()).on_conflict(
+            conflict_target=[AssistantConfig.company],
+            update={AssistantConfig.config: _dumps(config), AssistantConfig.updated_at: now_ms()},
+        ).execute()
+
+
+# -- conversations ------------------------------------------------------------------------------
+@dataclass
+class ConversationRow:
+    company_id: str
+    peer: str
+    state: dict[str, Any]
+    buffer: list[dict[str, Any]]
+    paused_until: int | None
+    started_at: int
+    updated_at: int
+
+
+def _conversation(row: Conversation) -> ConversationRow:
+    return ConversationRow(
+        company_id=row.company,
+        peer=row.peer,
+        state=json.loads(row.state),
+        buffer=json.loads(row.buffer) if row.buffer else [],
+        paused_until=row.paused_until,
+        started_at=row.started_at,
+        updated_at=row.updated_at,
+    )
+
+
+def load_conversation(db: Database, company_id: str, peer: str) -> ConversationRow | None:
+    with db.work():
+        row = Conversation.get_or_none((Conversation.company == company_id) & (Conversation.peer == peer))
+    return _conversation(row) if row else None
+
+
+def save_conversation(db: Database, conv: ConversationRow) -> None:
+    """Upsert the whole row (the conversation's actor is its only writer)."""
+    conv.updated_at = now_ms()
+    fields = {
+        Conversation.state: _dumps(conv.state),
+        Conversation.buffer: _dumps(conv.buffer) if conv.buffer else None,
+        Conversation.paused_until: conv.paused_until,
+        Conversation.updated_at: conv.updated_at,
+    }
+    with db.work():
+        Conversation.insert(
+            company=conv.company_id,
+            peer=conv.peer,
+            state=_dumps(conv.state),
+            buffer=_dumps(conv.buffer) if conv.buffer else None,
+            paused_until=conv.paused_until,
+            started_at=conv.started_at,
+            updated_at=conv.updated_at,
+        ).on_conflict(conflict_target=[Conversation.company, Conversation.peer], update=fields).execute()
+
+
+def with_unanswered(db: Database) -> list[tuple[str, str]]:
+    """(company, peer) of conversations holding messages not answered yet (a crash came first)."""
+    with db.work():
+        query = Conversation.select(Conversation.company, Conversation.peer).where(
+            Conversation.buffer.is_null(False)
+        )
+        return [(c.company, c.peer) for c in query]
+
+
+def conversations_page(
+    db: Database, company_id: str, limit: int, before: int | None
+) -> tuple[list[ConversationRow], int | None]:
+    """Most recently active first; the cursor is the id of the last one given."""
+    with db.work():
+        query = Conversation.select().where(Conversation.company == company_id)
+        if before is not None:
+            query = query.where(Conversation.id < before)
+        rows = list(query.order_by(Conversation.id.desc()).limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_conversation(r) for r in rows], (rows[-1].id if more and rows else None)
+
+
+# -- turns --------------------------------------------------------------------------------------
+def add_turn(db: Database, **fields: Any) -> int:
+    with db.work():
+        return AssistantTurn.insert(**fields).execute()
+
+
+def turns(db: Database, company_id: str, peer: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` turns of one chat, oldest first."""
+    with db.work():
+        rows = list(
+            AssistantTurn.select()
+            .where((AssistantTurn.company == company_id) & (AssistantTurn.peer == peer))
+            .order_by(AssistantTurn.id.desc())
+            .limit(limit)
+        )
+    return [
+        {
+            "at": r.at,
+            "text": r.text,
+            "messages": r.messages,
+            "reply": r.reply,
+            "intent": r.intent,
+            "language": r.language,
+            "source": r.source,
+            "model": r.model,
+            "promptTokens": r.prompt_tokens,
+            "completionTokens": r.completion_tokens,
+            "cost": r.cost,
+            "aiLatencyMs": r.ai_latency_ms,
+            "fallbackReason": r.fallback_reason,
+            "responseMs": r.response_ms,
+            "outcome": r.outcome,
+        }
+        for r in reversed(rows)
+    ]
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    index = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+    return round(values[index], 1)
+
+
+def turn_stats(db: Database, company_id: str, from_ms: int, to_ms: int) -> dict[str, Any]:
+    in_range = (
+        (AssistantTurn.company == company_id) & (AssistantTurn.at >= from_ms) & (AssistantTurn.at < to_ms)
+    )
+    with db.work():
+        rows = list(
+            AssistantTurn.select(
+                AssistantTurn.peer,
+                AssistantTurn.model,
+                AssistantTurn.source,
+                AssistantTurn.prompt_tokens,
+                AssistantTurn.completion_tokens,
+                AssistantTurn.cost,
+                AssistantTurn.fallback_reason,
+                AssistantTurn.response_ms,
+            ).where(in_range)
+        )
+        messages_in = (
+            Message.select()
+            .where(
+                (Message.company == company_id)
+                & (Message.direction == "in")
+                & (Message.at >= from_ms)
+                & (Message.at < to_ms)
+            )
+            .count()
+        )
+        messages_out = (
+            Outbox.select()
+            .where(
+                (Outbox.company == company_id) & (Outbox.created_at >= from_ms) & (Outbox.created_at < to_ms)
+            )
+            .count()
+        )
+    ai = [r for r in rows if r.model is not None]
+    fallbacks = [r for r in ai if r.source != "model"]
+    return {
+        "turns": len(rows),
+        "messagesIn": messages_in,
+        "messagesOut": messages_out,
+        "conversations": len({r.peer for r in rows}),
+        "aiCalls": len(ai),
+        "promptTokens": sum(r.prompt_tokens for r in ai),
+        "completionTokens": sum(r.completion_tokens for r in ai),
+        "cost": round(sum(r.cost for r in ai), 6),
+        "fallbackRate": round(len(fallbacks) / len(ai), 4) if ai else 0.0,
+        "responseMs": {
+            "p50": _percentile([r.response_ms for r in rows], 0.50),
+            "p95": _percentile([r.response_ms for r in rows], 0.95),
+        },
+    }
+
+
+def delete_company(db: Database, company_id: str) -> None:
+    with db.work():
+        for model in (AssistantConfig, Conversation, AssistantTurn):
+            model.delete().where(model.company == company_id).execute()

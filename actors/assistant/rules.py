@@ -1,28 +1,160 @@
-"""The rule-based understanding: works offline, and answers whenever the model cannot."""
+"""The rule-based understanding: works offline, and answers whenever the model cannot.
+
+Keywords per language give the intent; when.py reads dates and times; catalogue.py finds services
+and staff; a booking code is found by its pattern. A bare answer ("завтра", "16h", "the second
+one") fills the question the conversation asked last (ctx.pending).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
-from wafleet.actors.assistant.understanding import Intent, TurnContext, Understanding
+from wafleet.actors.assistant import catalogue, language, lexicon, when
+from wafleet.actors.assistant.normalise import clean, expand, fold, words
+from wafleet.actors.assistant.understanding import Intent, Slot, TurnContext, Understanding
 
-CODE_RE = re.compile(r"\b([ABCDEFGHJKLMNPQRSTUVWXYZ23456789]{6})\b", re.IGNORECASE)
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_CODE = re.compile(rf"(?<![\w])([{CODE_ALPHABET}{CODE_ALPHABET.lower()}]{{6}})(?![\w])")
+# Intents a bare answer can continue; a greeting or a question does not carry over.
+_TASKS = (Intent.BOOKING, Intent.AVAILABILITY, Intent.CANCEL, Intent.RESCHEDULE)
+_ORDINALS = {fold(word): index for word, index in lexicon.ORDINALS.items()}
+_CHOICE_NUMBER = re.compile(r"(?:вариант|номер|opcao|opção|option|number|#|№)\s*(\d)\b|^\s*(\d)\s*$")
 
-KEYWORDS: dict[Intent, tuple[str, ...]] = {
-    Intent.CANCEL: ("отмен", "cancel", "desmarc"),
-    Intent.RESCHEDULE: ("перенес", "remarc", "reschedul"),
-    Intent.BOOKING: ("запис", "marcar", "book", "agendar"),
-    Intent.GREETING: ("привет", "здравств", "olá", "ola", "oi", "hello", "hi"),
-}
+
+def _squeeze(word: str) -> str:
+    """Repeated letters once: "oii", "heyy", "приветтт" are typed for warmth, not spelling."""
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
+def _phrase_in(tokens: list[str], phrase: str) -> bool:
+    parts = fold(phrase).split()
+    for start in range(len(tokens) - len(parts) + 1):
+        ok = True
+        for i, part in enumerate(parts):
+            token = tokens[start + i]
+            if part.endswith("*"):
+                ok = token.startswith(part[:-1])
+            else:
+                ok = token == part or token == part.replace("'", "") or _squeeze(token) == _squeeze(part)
+            if not ok:
+                break
+        if ok:
+            return True
+    return False
+
+
+def find_intent(text: str, lang: str, languages: tuple[str, ...]) -> Intent | None:
+    """The intent the message's keywords say, in its language first, then the company's others."""
+    tokens = words(text)
+    for code in (lang, *(lg for lg in languages if lg != lang)):
+        for intent, phrases in lexicon.INTENTS.get(code, ()):
+            if any(_phrase_in(tokens, phrase) for phrase in phrases):
+                return intent
+    return None
+
+
+def find_code(text: str, sure: bool) -> str | None:
+    """A booking code: 6 characters of the code alphabet, any case.
+
+    A lower-case word like "please" or "amanha" also fits the alphabet, so a code without a digit
+    counts only when typed in capitals and the customer is answering or talking about a booking.
+    """
+    for match in _CODE.finditer(text):
+        token = match.group(1)
+        if any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
+            return token.upper()
+        if sure and token.isupper() and token.isalpha():
+            return token
+    return None
+
+
+def find_choice(text: str, ctx: TurnContext, found: when.When) -> dt.datetime | None:
+    """Which of the offered alternatives the customer picked: by position or by its time."""
+    if not ctx.offered:
+        return None
+    for token in words(text):
+        if token in _ORDINALS:
+            index = _ORDINALS[token]
+            if -len(ctx.offered) <= index < len(ctx.offered):
+                return ctx.offered[index]
+    number = _CHOICE_NUMBER.search(text)
+    if number:
+        index = int(number.group(1) or number.group(2)) - 1
+        if 0 <= index < len(ctx.offered):
+            return ctx.offered[index]
+    if found.time is None:
+        return None
+    zone = ZoneInfo(ctx.timezone)
+    for offered in ctx.offered:
+        local = offered.astimezone(zone)
+        same_time = (local.hour % 12, local.minute) == (found.time.hour % 12, found.time.minute)
+        if same_time and (found.date is None or found.date == local.date()):
+            return offered
+    return None
+
+
+def _day_first(lang: str, timezone: str) -> bool:
+    """Numeric dates are day-first everywhere but in English written in the Americas (12/10 = Dec 10)."""
+    return lang != "en" or not timezone.startswith("America/")
+
+
+def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
+    """The date and time of the message; with `last_date` the last date it names.
+
+    "from friday to saturday": a reschedule names the old day first and the new one last.
+    """
+    time, rest = when.find_time(text)
+    day_first = _day_first(lang, ctx.timezone)
+    date, rest = when.find_date(rest, lang, ctx.now, day_first)
+    while last_date and date is not None:
+        later, later_rest = when.find_date(rest, lang, ctx.now, day_first)
+        if later is None:
+            break
+        date, rest = later, later_rest
+    if time is None and (date is not None or ctx.pending in (Slot.TIME, Slot.CHOICE)):
+        time = when.leftover_hour(rest)
+    return when.When(date=date, time=time)
 
 
 def understand_rules(text: str, ctx: TurnContext) -> Understanding:
-    """Understand one customer message with keywords and patterns."""
-    lowered = text.lower()
-    intent = next((i for i, words in KEYWORDS.items() if any(w in lowered for w in words)), Intent.OTHER)
-    match = CODE_RE.search(text) if intent in (Intent.CANCEL, Intent.RESCHEDULE) else None
+    """Understand one customer message with keywords and patterns; never raises on any text."""
+    lang = language.detect(text, ctx.languages, ctx.language)
+    cleaned = expand(clean(text), lexicon.ABBREVIATIONS.get(lang, {}))
+    keyword = find_intent(cleaned, lang, ctx.languages)
+    service = catalogue.find_service(cleaned, ctx.services)
+    resource = catalogue.find_resource(cleaned, ctx.resources)
+    choice = None
+    if ctx.pending is Slot.CHOICE:
+        choice = find_choice(cleaned, ctx, when.When())
+    found = when.When() if choice else _when(cleaned, lang, ctx, keyword is Intent.RESCHEDULE)
+    if ctx.pending is Slot.CHOICE and choice is None:
+        choice = find_choice(cleaned, ctx, found)
+    if choice is not None:
+        local = choice.astimezone(ZoneInfo(ctx.timezone))
+        found = when.When(date=local.date(), time=local.time().replace(second=0, microsecond=0, tzinfo=None))
+    sure_code = ctx.pending is Slot.CODE or keyword in (Intent.CANCEL, Intent.RESCHEDULE)
+    code = find_code(text, sure_code)
+
+    continuing = ctx.intent if ctx.intent in _TASKS else None
+    has_slots = any(v is not None for v in (service, resource, found.date, found.time, choice))
+    if keyword is not None and keyword is not Intent.GREETING:
+        intent = keyword
+    elif code is not None and (ctx.pending is Slot.CODE or continuing in (Intent.CANCEL, Intent.RESCHEDULE)):
+        intent = continuing or Intent.CANCEL
+    elif has_slots:
+        intent = continuing or Intent.BOOKING
+    else:
+        intent = keyword or Intent.OTHER
     return Understanding(
         intent=intent,
-        language=ctx.language or ctx.languages[0],
-        code=match.group(1).upper() if match else None,
+        language=lang,
+        service=service,
+        date=found.date,
+        time=found.time,
+        resource=resource,
+        code=code,
+        choice=choice,
+        confidence=1.0 if keyword is not None or has_slots or code else 0.5,
     )

@@ -70,6 +70,7 @@ class TurnContext:
     pending: Slot | None = None
     language: str | None = None  # the conversation's language so far
     offered: tuple[dt.datetime, ...] = ()  # alternatives offered last turn (aware), for CHOICE
+    intent: Intent | None = None  # the conversation's intent so far: a bare answer continues it
 
 
 @dataclass(frozen=True)

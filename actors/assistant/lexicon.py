@@ -1,0 +1,116 @@
+"""The rules' vocabulary per language: data, not code, so a phrase is added in one place.
+
+Phrases are compared folded (case and accents ignored: see normalise.fold). A phrase matches whole
+words; a phrase ending in "*" matches any word starting with it ("отмен*" = отмена, отменить…).
+"""
+
+from __future__ import annotations
+
+from wafleet.actors.assistant.understanding import Intent
+
+LANGUAGES = ("ru", "pt", "en")
+
+# The order is the priority: "хочу отменить запись" is a cancel although it says "запись". Weak
+# words ("есть", "tem", "any") ask for free times only when nothing stronger was said.
+INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
+    "ru": (
+        (Intent.CANCEL, ("отмен*", "отказ*", "не приду")),
+        (Intent.RESCHEDULE, ("перенес*", "перенест*", "перезапис*", "поменять время", "изменить время",
+                             "сдвин*", "другое время")),
+        (Intent.AVAILABILITY, ("свободн*", "окна", "окно", "окошк*", "есть время", "есть ли", "какие часы",
+                               "когда можно")),
+        (Intent.FAQ, ("сколько стоит", "сколько длится", "сколько по времени", "длится", "стоимост*", "цена",
+                      "цены", "прайс", "где", "адрес*", "во сколько", "до скольки", "работаете", "часы работы",
+                      "оплат*", "картой", "парковк*", "как добраться")),
+        (Intent.BOOKING, ("запис*", "хочу на", "можно на", "мне бы", "хочу сделать", "забронир*", "хотела бы",
+                          "хотел бы")),
+        (Intent.AVAILABILITY, ("есть",)),
+        (Intent.GREETING, ("привет*", "здравств*", "здраст*", "добрый день", "доброе утро", "добрый вечер",
+                           "доброго дня")),
+    ),
+    "pt": (
+        (Intent.CANCEL, ("cancel*", "desmarc*", "nao vou poder ir", "nao vou conseguir ir")),
+        (Intent.RESCHEDULE, ("remarc*", "mudar", "trocar o horario", "trocar meu horario", "adiar",
+                             "outro horario", "reagend*")),
+        (Intent.AVAILABILITY, ("vaga", "vagas", "livre", "livres", "disponive*", "disponibilidade",
+                               "tem horario", "quais horarios")),
+        (Intent.FAQ, ("quanto custa", "quanto tempo", "demora", "quanto e", "preco*", "valor", "valores", "onde",
+                      "endereco", "localizacao", "funcionamento", "que horas", "abrem", "fecham", "aceitam",
+                      "cartao", "pix", "estacionamento")),
+        (Intent.BOOKING, ("marcar", "marca", "agend*", "reserv*", "quero fazer", "gostaria", "queria fazer",
+                          "quero um", "quero uma", "tem como")),
+        (Intent.AVAILABILITY, ("tem",)),
+        (Intent.GREETING, ("oi", "ola", "bom dia", "boa tarde", "boa noite", "tudo bem", "e ai", "eai")),
+    ),
+    "en": (
+        (Intent.CANCEL, ("cancel*", "call off", "cant make it", "can't make it", "wont make it")),
+        (Intent.RESCHEDULE, ("reschedul*", "move it", "move my", "change the time", "change my", "another time",
+                             "push it", "postpone")),
+        (Intent.AVAILABILITY, ("free", "availab*", "slot", "slots", "what times", "openings", "space")),
+        (Intent.FAQ, ("how much", "how long", "price*", "cost*", "where", "address", "located", "location",
+                      "opening hours", "what time do you", "open", "close", "closing", "do you take", "card",
+                      "pay", "parking")),
+        (Intent.BOOKING, ("book*", "appointment", "can i get", "id like", "i'd like", "i would like", "wanna",
+                          "want a", "come in", "reserve", "get my", "need a")),
+        (Intent.AVAILABILITY, ("any", "anything")),
+        (Intent.GREETING, ("hi", "hello", "hey", "hiya", "good morning", "good afternoon", "good evening")),
+    ),
+}  # fmt: skip
+
+# Short forms people type, replaced by what the date parser knows (whole words, after folding).
+ABBREVIATIONS: dict[str, dict[str, str]] = {
+    "ru": {"сег": "сегодня", "седня": "сегодня", "завтро": "завтра", "послезавтро": "послезавтра"},
+    "pt": {
+        "hj": "hoje", "amnh": "amanha", "depois de amanha": "daqui a 2 dias",
+        "depois de amanhã": "daqui a 2 dias", "depois d amanha": "daqui a 2 dias", "seg": "segunda", "qua": "quarta",
+        "qui": "quinta", "sex": "sexta", "sab": "sabado", "dom": "domingo",
+    },
+    "en": {
+        "tmrw": "tomorrow", "tmr": "tomorrow", "tmw": "tomorrow", "tomoz": "tomorrow", "2moro": "tomorrow",
+        "2morrow": "tomorrow", "tomorow": "tomorrow", "tommorow": "tomorrow", "2day": "today", "tday": "today",
+        "thur": "thursday", "thurs": "thursday", "tues": "tuesday", "weds": "wednesday",
+    },
+}  # fmt: skip
+
+# Words before a span of time that make it an offset from today ("через неделю", "in a week"),
+# unlike "next week", which names no day.
+RELATIVE_OFFSET = ("через", "in", "em", "daqui", "dentro de", "within")
+
+# Words that say which half of the day a bare hour is in.
+MORNING = ("утра", "утром", "с утра", "manha", "de manha", "da manha", "morning", "am", "a.m.")
+AFTERNOON = (
+    "дня", "днем", "вечера", "вечером", "после обеда", "ночи", "tarde", "da tarde", "a tarde", "noite",
+    "da noite", "a noite", "afternoon", "evening", "tonight", "pm", "p.m.",
+)  # fmt: skip
+
+# Ordinal words that pick one of the offered alternatives (index; -1 is the last one).
+ORDINALS: dict[str, int] = {
+    "первый": 0, "первая": 0, "первое": 0, "первую": 0, "первого": 0,
+    "второй": 1, "вторая": 1, "второе": 1, "вторую": 1, "второго": 1,
+    "третий": 2, "третья": 2, "третье": 2, "третью": 2, "третьего": 2,
+    "последний": -1, "последняя": -1, "последнее": -1, "последнюю": -1,
+    "primeiro": 0, "primeira": 0, "segundo": 1, "segunda": 1, "terceiro": 2, "terceira": 2,
+    "ultimo": -1, "ultima": -1,
+    "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "last": -1,
+}  # fmt: skip
+
+# Words that mark a message as Portuguese or English when it has no Cyrillic letters.
+LANGUAGE_MARKERS: dict[str, frozenset[str]] = {
+    "pt": frozenset(
+        """
+        quero queria gostaria marcar marca agendar desmarcar remarcar cancelar amanha hoje hj pra para
+        vc vcs voce voces as ao com um uma meu minha o os da do de dia tem ta esta pode ser bom boa
+        oi ola obrigado obrigada valeu tchau sim nao horario horarios corte cabelo unhas fazer quanto
+        custa onde fica qual quais que segunda terca quarta quinta sexta sabado domingo manha tarde
+        noite semana opcao codigo e salao livre vaga disponivel aceitam cartao fica ate abrem
+        """.split()
+    ),
+    "en": frozenset(
+        """
+        i i'd id can could get an the to at on in for with my me is it its you your u r do does have
+        any anything free tomorrow tmrw 2moro today book booking appointment cancel reschedule please
+        pls plz thanks thank cheers bye hi hello hey what when where how much time times is are works
+        fine ok okay next morning afternoon evening want wanna like need would
+        """.split()
+    ),
+}

@@ -4,6 +4,7 @@ webhook inbox (cloud) and the deliverer (what we sent)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from wafleet.actors.journal import Journal
@@ -15,9 +16,12 @@ TEXT_IN_EVENT = 1000  # the event carries a preview; the message itself is in th
 
 
 class MessageLog:
-    def __init__(self, journal: Journal) -> None:
+    def __init__(
+        self, journal: Journal, on_stored: Callable[[str, dict[str, Any]], None] | None = None
+    ) -> None:
         self.journal = journal
         self.db = journal.db
+        self.on_stored = on_stored  # told of every new message (the assistant answers customers)
 
     def inbound(self, company_id: str, data: dict[str, Any]) -> None:
         """A link reported a customer's message."""
@@ -41,6 +45,7 @@ class MessageLog:
                     "type": data.get("type"),
                     "text": data.get("text"),
                     "waId": data.get("wa_id"),
+                    "name": data.get("push_name"),
                 },
             )
 
@@ -91,3 +96,5 @@ class MessageLog:
             "text": text[:TEXT_IN_EVENT] if isinstance(text, str) else None,
         }
         self.journal.event(company_id, "message", reason=stored.get("direction"), data=data)
+        if self.on_stored is not None:
+            self.on_stored(company_id, stored)

@@ -7,6 +7,7 @@ import bottle
 from wafleet.actors.metrics import Metrics
 from wafleet.http import (
     routes_admin,
+    routes_assistant,
     routes_events,
     routes_health,
     routes_messages,
@@ -32,6 +33,8 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_send.install(app, ctx)
     routes_pages.install(app, ctx)
     routes_events.install(app, ctx, ctx.broadcaster, ctx.settings.sse_heartbeat_ms / 1000)
+    if ctx.assistant is not None:
+        routes_assistant.install(app, ctx, ctx.assistant)
     if ctx.settings.sandbox:
         routes_sandbox.install(app, ctx)
 

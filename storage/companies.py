@@ -9,7 +9,18 @@ import peewee
 
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, Session
+from wafleet.storage.models import (
+    AssistantConfig,
+    AssistantTurn,
+    Booking,
+    Company,
+    Conversation,
+    Event,
+    Message,
+    Outbox,
+    PairingCode,
+    Session,
+)
 
 
 class CompanyExists(Exception):
@@ -141,9 +152,14 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 
 def delete(db: Database, company_id: str) -> None:
-    """Erase everything the company had: events, messages, outbox, pairing history, the row."""
+    """Erase everything the company had: events, messages, outbox, pairing history, assistant
+    config, bookings, conversations, the row."""
     with db.work(), db.atomic():
         for model, column in (
+            (AssistantConfig, AssistantConfig.company),
+            (AssistantTurn, AssistantTurn.company),
+            (Booking, Booking.company),
+            (Conversation, Conversation.company),
             (Event, Event.company),
             (Message, Message.company),
             (Outbox, Outbox.company),

@@ -1,0 +1,329 @@
+"""Conversations: one temporary actor per active (company, customer) chat, under one supervisor.
+
+A conversation batches a burst of messages into one turn (``WAFLEET_BATCH_WINDOW``), asks the
+understanding (which may wait on a model: only this chat waits), lets the booking engine decide,
+and queues the reply in the durable outbox in the same transaction that saves its state. Its
+state (language, slots, pending question, offers, last turns) and any message not answered yet
+are in the database, so a node killed mid-conversation goes on where it was.
+
+Children are keyed by (company, customer), never kept as refs elsewhere. A child that has been
+idle for ``WAFLEET_CONVERSATION_IDLE`` asks its supervisor to end it; the supervisor agrees only
+if it forwarded nothing the child has not seen, so no message is ever dropped in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+import pykka
+
+from wafleet.actors.assistant.dialog import FLOW_INTENTS, Dialog, DialogState
+from wafleet.actors.assistant.protocol import FOREVER_MS, Inbound, Pause
+from wafleet.actors.assistant.service import Assistant
+from wafleet.actors.assistant.understanding import Slot, TurnContext, understand
+from wafleet.actors.gevent_actor import Exit, SupervisedActor
+from wafleet.actors.messages import Shutdown
+from wafleet.storage import assistant as store
+from wafleet.storage import outbox
+from wafleet.storage.clock import iso, now_ms
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (company, customer phone)
+BATCH_CAP = 4  # a burst that never pauses is answered after this many windows anyway
+
+
+@dataclass(frozen=True)
+class _Flush:
+    generation: int
+
+
+@dataclass(frozen=True)
+class _IdleCheck:
+    pass
+
+
+@dataclass(frozen=True)
+class _Idle:
+    key: Key
+    generation: int
+    seen: int
+
+
+@dataclass(frozen=True)
+class _Ended:
+    key: Key
+    generation: int
+
+
+@dataclass
+class _Child:
+    ref: pykka.ActorRef[Any]
+    generation: int
+    sent: int = 0
+
+
+class Conversations(SupervisedActor):
+    def __init__(self, assistant: Assistant, on_exit: Callable[[Exit], None] | None = None) -> None:
+        super().__init__(on_exit)
+        self.assistant = assistant
+        self.children: dict[Key, _Child] = {}
+        self.generation = 0
+
+    def on_start(self) -> None:
+        # Messages accepted before a crash or a kill -9 and not answered yet: answer them now.
+        for key in store.with_unanswered(self.assistant.db):
+            self._child(key)
+
+    def on_stop(self) -> None:
+        for child in self.children.values():
+            child.ref.stop(block=False)
+
+    def _child(self, key: Key) -> _Child:
+        child = self.children.get(key)
+        if child is not None and child.ref.is_alive():
+            return child
+        self.generation += 1
+        generation = self.generation
+        me = self.actor_ref
+
+        def ended(exit_: Exit) -> None:
+            if not exit_.normal:
+                log.error("conversation %s/%s ended: %s %s", key[0], key[1], exit_.reason, exit_.message)
+            try:
+                me.tell(_Ended(key, generation))
+            except pykka.ActorDeadError:
+                pass
+
+        ref = Conversation.start(self.assistant, key, generation, me, ended)
+        child = _Child(ref, generation)
+        self.children[key] = child
+        return child
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Inbound(company_id=company_id, peer=peer):
+                cfg = self.assistant.config(company_id)
+                if cfg is None or not cfg.enabled:
+                    return None
+                child = self._child((company_id, peer))
+                child.sent += 1
+                child.ref.tell(message)
+                return None
+            case Pause(company_id=company_id, peer=peer, handoff=handoff):
+                if handoff:
+                    cfg = self.assistant.config(company_id)
+                    if cfg is None or not cfg.enabled:
+                        return None
+                return self._child((company_id, peer)).ref.ask(message, block=False)
+            case _Idle(key=key, generation=generation, seen=seen):
+                child = self.children.get(key)
+                if child is not None and child.generation == generation and child.sent == seen:
+                    del self.children[key]
+                    child.ref.tell(Shutdown())
+                return None
+            case _Ended(key=key, generation=generation):
+                child = self.children.get(key)
+                if child is not None and child.generation == generation:
+                    del self.children[key]
+                return None
+            case Shutdown():
+                refs = [c.ref for c in self.children.values()]
+                self.children.clear()
+                futures = [r.ask(Shutdown(), block=False) for r in refs]
+                for future in futures:
+                    try:
+                        future.get(timeout=5)
+                    except Exception:  # a child that is gone or stuck: it persisted its state
+                        pass
+                self.exit("normal", "shutdown")
+                return None
+        return super().on_receive(message)
+
+    def count(self) -> int:
+        return len(self.children)
+
+
+class Conversation(SupervisedActor):
+    def __init__(
+        self,
+        assistant: Assistant,
+        key: Key,
+        generation: int,
+        supervisor: pykka.ActorRef[Any],
+        on_exit: Callable[[Exit], None],
+    ) -> None:
+        super().__init__(on_exit)
+        self.assistant = assistant
+        self.company_id, self.peer = key
+        self.generation = generation
+        self.supervisor = supervisor
+        self.seen = 0
+        self.flush_generation = 0
+        self.first_buffered = 0.0
+        self.last_activity = time.monotonic()
+        self._flush_timer: gevent.Greenlet | None = None
+        self._idle_timer: gevent.Greenlet | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def on_start(self) -> None:
+        row = store.load_conversation(self.assistant.db, self.company_id, self.peer)
+        now = now_ms()
+        self.row = row or store.ConversationRow(self.company_id, self.peer, {}, [], None, now, now)
+        self.state = DialogState.from_json(self.row.state)
+        if self.row.buffer:
+            self.first_buffered = time.monotonic()
+            self._schedule_flush(0.0)
+        self._schedule_idle()
+
+    def on_stop(self) -> None:
+        self._cancel_timers()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._cancel_timers()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._flush_timer, self._idle_timer):
+            if timer is not None:
+                timer.kill(block=False)
+
+    def _tell_self(self, message: Any) -> None:
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass
+
+    def _schedule_flush(self, delay: float) -> None:
+        self.flush_generation += 1
+        if self._flush_timer is not None:
+            self._flush_timer.kill(block=False)
+        self._flush_timer = gevent.spawn_later(delay, self._tell_self, _Flush(self.flush_generation))
+
+    def _schedule_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.kill(block=False)
+        self._idle_timer = gevent.spawn_later(
+            self.assistant.settings.idle_ms / 1000, self._tell_self, _IdleCheck()
+        )
+
+    # -- messages -------------------------------------------------------------------------------
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Inbound():
+                return self._inbound(message)
+            case _Flush(generation=generation):
+                if generation == self.flush_generation and self.row.buffer:
+                    self._turn()
+                return None
+            case Pause(until_ms=until):
+                self.row.paused_until = until
+                self._save()
+                return self.pause_json()
+            case _IdleCheck():
+                idle_for = time.monotonic() - self.last_activity
+                if self.row.buffer or idle_for * 1000 < self.assistant.settings.idle_ms:
+                    self._schedule_idle()
+                else:
+                    self.supervisor.tell(_Idle((self.company_id, self.peer), self.generation, self.seen))
+                return None
+            case Shutdown():
+                self._cancel_timers()
+                self.exit("normal", "shutdown")
+                return None
+        return super().on_receive(message)
+
+    def pause_json(self) -> dict[str, Any]:
+        until = self.row.paused_until
+        paused = until is not None and until > now_ms()
+        return {
+            "phone": self.peer,
+            "paused": paused,
+            "pausedUntil": iso(until) if paused and until != FOREVER_MS else None,
+        }
+
+    def _inbound(self, message: Inbound) -> None:
+        self.seen += 1
+        self.last_activity = time.monotonic()
+        if not self.row.buffer:
+            self.first_buffered = time.monotonic()
+        self.row.buffer.append({"text": message.text, "name": message.name, "at": now_ms()})
+        self._save()  # accepted: a kill -9 from here on still gets it answered after the restart
+        window = self.assistant.settings.batch_window_ms / 1000
+        waited = time.monotonic() - self.first_buffered
+        self._schedule_flush(max(0.0, min(window, window * BATCH_CAP - waited)))
+
+    def _save(self) -> None:
+        self.row.state = self.state.json()
+        store.save_conversation(self.assistant.db, self.row)
+
+    # -- a turn ---------------------------------------------------------------------------------
+    def _turn(self) -> None:
+        started = time.perf_counter()
+        assistant = self.assistant
+        buffered = list(self.row.buffer)
+        text = "\n".join(item["text"] for item in buffered)
+        name = next((item.get("name") for item in reversed(buffered) if item.get("name")), None)
+        cfg = assistant.config(self.company_id)
+        self.last_activity = time.monotonic()
+        if cfg is None or not cfg.enabled or (self.row.paused_until or 0) > now_ms():
+            # Off, or a human has the chat: remember what was said, answer nothing.
+            self.state.remember("customer", text)
+            self.row.buffer = []
+            self._save()
+            return
+        state = self.state
+        ctx = TurnContext(
+            now=assistant.engine.now(cfg),
+            timezone=cfg.timezone,
+            languages=cfg.languages,
+            business_name=cfg.business_name,
+            services=cfg.service_infos(),
+            resources=cfg.resource_infos(),
+            hours_text=cfg.hours_text(),
+            faq=cfg.faq,
+            recent=state.turns(),
+            pending=Slot(state.pending) if state.pending else None,
+            language=state.language,
+            offered=state.offered_times(),
+            intent=FLOW_INTENTS.get(state.flow or ""),
+        )
+        understanding = understand(text, ctx, assistant.model_for(cfg))
+        result = Dialog(cfg, assistant.engine, self.peer, name).turn(state, understanding, text)
+        state.remember("customer", text)
+        state.remember("assistant", result.reply)
+        self.row.buffer = []
+        usage = understanding.usage
+        model_called = usage is not None or understanding.source == "model" or understanding.fallback_reason
+        db = assistant.db
+        with db.work(), db.atomic():
+            outbox.enqueue(db, self.company_id, self.peer, result.reply)
+            self._save()
+            store.add_turn(
+                db,
+                company=self.company_id,
+                peer=self.peer,
+                at=now_ms(),
+                text=text,
+                messages=len(buffered),
+                reply=result.reply,
+                intent=understanding.intent.value,
+                language=state.language or understanding.language,
+                source=understanding.source,
+                model=(usage.model if usage else (cfg.ai_model or "model")) if model_called else None,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+                cost=usage.cost if usage else 0.0,
+                ai_latency_ms=usage.latency_ms if usage else None,
+                fallback_reason=(understanding.fallback_reason or None)
+                and understanding.fallback_reason[:100],
+                response_ms=(time.perf_counter() - started) * 1000,
+                outcome=result.outcome,
+            )
+        assistant.wake_deliverer()
+        assistant.journal.metrics.incr("assistant.turns")
+        assistant.journal.metrics.timing("assistant.turn_ms", (time.perf_counter() - started) * 1000)

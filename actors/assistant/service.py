@@ -1,0 +1,138 @@
+"""The assistant as the rest of the node sees it: configs, the booking engine, the model, and a
+way to reach the conversations supervisor (looked up at the Root each time, never kept)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+import gevent.event
+import pykka
+
+from wafleet.actors.assistant import config as config_mod
+from wafleet.actors.assistant.config import CompanyConfig
+from wafleet.actors.assistant.engine import Engine
+from wafleet.actors.assistant.protocol import Inbound, Pause
+from wafleet.actors.journal import Journal
+from wafleet.storage import assistant as store
+from wafleet.storage.clock import now_ms
+from wafleet.storage.phone_vault import PhoneVault
+
+log = logging.getLogger(__name__)
+
+
+class AssistantUnavailable(Exception):
+    """The conversations supervisor is restarting: try again shortly."""
+
+
+@dataclass(frozen=True)
+class AssistantSettings:
+    batch_window_ms: int = 2000  # WAFLEET_BATCH_WINDOW: a burst of messages is one turn
+    handoff_minutes: int = 30  # WAFLEET_HANDOFF_MINUTES: quiet after a human wrote to the chat
+    idle_ms: int = 600_000  # WAFLEET_CONVERSATION_IDLE: a conversation's actor ends after this
+
+
+class Assistant:
+    def __init__(
+        self,
+        journal: Journal,
+        vault: PhoneVault,
+        settings: AssistantSettings,
+        model: Any | None = None,  # a ModelUnderstander, when OPENAI_API_KEY is set
+        wake_deliverer: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.journal = journal
+        self.db = journal.db
+        self.vault = vault
+        self.settings = settings
+        self.model = model
+        self._models: dict[str, Any] = {}
+        self.wake_deliverer = wake_deliverer
+        self.engine = Engine(self.db, vault, events=self._event)
+        self._configs: dict[str, CompanyConfig | None] = {}
+        # The current Conversations actor (set by the composition root: a Root lookup).
+        self.conversations: Callable[[], pykka.ActorRef[Any] | None] = lambda: None
+
+    def _event(self, company_id: str, kind: str, data: dict[str, Any]) -> None:
+        self.journal.event(company_id, kind, data=data)
+        self.journal.metrics.incr(f"assistant.{kind}")
+
+    # -- configs ----------------------------------------------------------------------------------
+    def config(self, company_id: str) -> CompanyConfig | None:
+        if company_id not in self._configs:
+            document = store.get_config(self.db, company_id)
+            self._configs[company_id] = config_mod.parse(document, company_id) if document else None
+        return self._configs[company_id]
+
+    def put_config(self, company_id: str, data: Any) -> CompanyConfig:
+        """Validate (ConfigInvalid names the field), store, and use from the next turn on."""
+        cfg = config_mod.parse(data, company_id)
+        store.put_config(self.db, company_id, cfg.document)
+        self._configs[company_id] = cfg
+        return cfg
+
+    def forget(self, company_id: str) -> None:
+        self._configs.pop(company_id, None)
+
+    def model_for(self, cfg: CompanyConfig) -> Any | None:
+        """The model understander for this company: none when off; its own model name if set."""
+        if self.model is None or not cfg.ai_enabled:
+            return None
+        if not cfg.ai_model or cfg.ai_model == getattr(self.model.settings, "model", None):
+            return self.model
+        if cfg.ai_model not in self._models:
+            settings = dataclasses.replace(self.model.settings, model=cfg.ai_model)
+            self._models[cfg.ai_model] = type(self.model)(settings)
+        return self._models[cfg.ai_model]
+
+    # -- conversations ----------------------------------------------------------------------------
+    def customer_message(self, company_id: str, stored: dict[str, Any]) -> None:
+        """The message log stored a new message: a customer's text goes to their conversation."""
+        text = stored.get("text")
+        if stored.get("direction") != "in" or not isinstance(text, str) or not text.strip():
+            return
+        peer = str(stored.get("peer") or "")
+        if peer:
+            self.tell(Inbound(company_id, peer, text, stored.get("name")))
+
+    def handoff(self, company_id: str, phone: str) -> None:
+        """A person at the company wrote to this customer: quiet for WAFLEET_HANDOFF_MINUTES."""
+        until = now_ms() + self.settings.handoff_minutes * 60_000
+        self.tell(Pause(company_id, phone, until, handoff=True))
+
+    def tell(self, message: Any) -> None:
+        """Best effort (an inbound message is stored already; a restart picks it up)."""
+        ref = self.conversations()
+        if ref is not None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass
+
+    def ask(self, message: Any, timeout: float = 10.0) -> Any:
+        ref = self.conversations()
+        if ref is None:
+            raise AssistantUnavailable("the assistant is restarting")
+        try:
+            result = ref.ask(message, timeout=timeout)
+            while isinstance(result, (pykka.Future, gevent.event.AsyncResult)):
+                try:
+                    result = result.get(timeout=timeout)
+                except gevent.Timeout as exc:
+                    raise pykka.Timeout(f"{timeout} seconds") from exc
+            return result
+        except pykka.ActorDeadError as exc:
+            raise AssistantUnavailable("the assistant restarted while answering; try again") from exc
+
+
+def build_model(env: Mapping[str, str]) -> Any | None:
+    """The model understander when OPENAI_API_KEY is set, else None (the rules answer)."""
+    if not (env.get("OPENAI_API_KEY") or "").strip():
+        return None
+    from wafleet.actors.assistant.model import ModelSettings, ModelUnderstander
+
+    return ModelUnderstander(ModelSettings.from_env(env))

@@ -1,0 +1,194 @@
+"""The assistant's HTTP API on a real node: config, bookings (50 at once for one slot, on SQLite and
+PostgreSQL), cancel, reschedule, availability, events on the live stream, isolation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.assistant_helpers import TZ, at, salon, setup_salon, tomorrow
+from tests.harness import ADMIN_TOKEN, Node
+from tests.sse import SseClient
+
+PHONE = "351910000001"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_config_is_read_and_replaced_by_its_company_only(node_factory) -> None:
+    node: Node = node_factory().start()
+    token = node.create_company("rosa")
+    other = node.create_company("sol")
+    c = node.client
+    r = c.get("/api/assistant/rosa/config", headers=auth(token))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_configured"
+    assert c.put("/api/assistant/rosa/config", json=salon(), headers=auth(other)).status_code == 403
+    assert c.get("/api/assistant/rosa/config").status_code == 401
+    r = c.put("/api/assistant/rosa/config", json=salon(), headers=auth(token))
+    assert r.status_code == 200, r.text
+    got = c.get("/api/assistant/rosa/config", headers=auth(token)).json()
+    assert got["businessName"] == "Salon Rosa" and got["services"][0]["name"] == "Стрижка"
+    assert c.get("/api/assistant/rosa/bookings", headers=auth(other)).status_code == 403
+    # a bad document names the field, and the stored config is unchanged
+    bad = salon()
+    bad["resources"][0]["services"] = ["haircut", "nails"]
+    r = c.put("/api/assistant/rosa/config", json=bad, headers=auth(token))
+    assert r.status_code == 400
+    assert r.json()["error"] == {
+        "code": "invalid_config",
+        "message": "resources[0].services[1]: names no service: 'nails'",
+        "field": "resources[0].services[1]",
+    }
+    for body in ([], "x", {"timezone": "Nowhere/City"}):
+        r = c.put("/api/assistant/rosa/config", json=body, headers=auth(token))
+        assert r.status_code == 400 and "error" in r.json()
+    assert c.get("/api/assistant/rosa/config", headers=auth(token)).json() == got
+
+
+def test_fifty_concurrent_requests_for_one_slot_make_one_booking(node_factory, database_url: str) -> None:
+    node: Node = node_factory(database_url).start()
+    token = setup_salon(node, "rosa")
+    start = at(tomorrow(), 14).isoformat()
+
+    def book(i: int) -> httpx.Response:
+        with httpx.Client(base_url=node.base_url, timeout=30) as client:
+            body = {"service": "haircut", "start": start, "customerPhone": f"3519100001{i:02d}"}
+            return client.post("/api/assistant/rosa/bookings", json=body, headers=auth(token))
+
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(book, range(50)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [409] * 49, statuses
+    for r in responses:
+        if r.status_code == 409:
+            body = r.json()
+            assert body["error"]["code"] == "slot_taken"
+            assert len(body["alternatives"]) == 3
+            assert start not in body["alternatives"]
+    listed = node.client.get("/api/assistant/rosa/bookings", headers=auth(token)).json()["bookings"]
+    assert len(listed) == 1 and listed[0]["status"] == "confirmed" and listed[0]["start"] == start
+    # an alternative offered is really free
+    alternative = responses[[r.status_code for r in responses].index(409)].json()["alternatives"][0]
+    r = node.client.post(
+        "/api/assistant/rosa/bookings",
+        json={"service": "haircut", "start": alternative, "customerPhone": PHONE},
+        headers=auth(token),
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_bookings_list_cancel_reschedule_availability_and_events(node_factory) -> None:
+    node: Node = node_factory().start()
+    token = setup_salon(node, "rosa")
+    c = node.client
+    stream = SseClient(node.base_url, "/api/whatsapp/sessions/rosa/events", token)
+    day = tomorrow()
+    made = []
+    for hour in (10, 12, 16):
+        r = c.post(
+            "/api/assistant/rosa/bookings",
+            json={
+                "service": "manicure",
+                "start": at(day, hour).isoformat(),
+                "customerPhone": PHONE,
+                "customerName": "Olga",
+            },
+            headers=auth(token),
+        )
+        assert r.status_code == 201, r.text
+        made.append(r.json())
+    assert made[0]["customerPhone"] == PHONE and made[0]["customerName"] == "Olga"
+    assert made[0]["end"] == at(day, 10, 45).isoformat() and made[0]["resource"] == "anna"
+    created = stream.until(lambda e: e.event == "booking.created" and e.data["code"] == made[2]["code"])
+    assert "customerPhone" not in created[-1].data
+
+    # paged by start time
+    page = c.get("/api/assistant/rosa/bookings?limit=2", headers=auth(token)).json()
+    assert [b["code"] for b in page["bookings"]] == [made[0]["code"], made[1]["code"]] and page["nextCursor"]
+    rest = c.get(
+        f"/api/assistant/rosa/bookings?limit=2&cursor={page['nextCursor']}", headers=auth(token)
+    ).json()
+    assert [b["code"] for b in rest["bookings"]] == [made[2]["code"]] and rest["nextCursor"] is None
+
+    # cancel by code (company token), then it is listed as cancelled and its slot is free again
+    r = c.post(f"/api/assistant/rosa/bookings/{made[1]['code']}/cancel", headers=auth(token))
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert (
+        c.post(f"/api/assistant/rosa/bookings/{made[1]['code']}/cancel", headers=auth(token)).status_code
+        == 409
+    )
+    assert c.post("/api/assistant/rosa/bookings/ZZZZZZ/cancel", headers=auth(token)).status_code == 404
+    stream.until(lambda e: e.event == "booking.cancelled" and e.data["code"] == made[1]["code"])
+    cancelled = c.get("/api/assistant/rosa/bookings?status=cancelled", headers=auth(token)).json()["bookings"]
+    assert [b["code"] for b in cancelled] == [made[1]["code"]]
+    free = c.get(f"/api/assistant/rosa/availability?service=manicure&date={day}", headers=auth(token)).json()
+    assert at(day, 12).isoformat() in free["starts"] and at(day, 10).isoformat() not in free["starts"]
+    assert at(day, 10, 30).isoformat() not in free["starts"]  # 10:30 + 45 min overlaps 10:00-10:45
+
+    # reschedule onto a taken slot: refused, the booking stays; onto a free one: moved, same code
+    r = c.post(
+        f"/api/assistant/rosa/bookings/{made[0]['code']}/reschedule",
+        json={"start": at(day, 16, 15).isoformat()},
+        headers=auth(token),
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "slot_taken" and r.json()["alternatives"]
+    r = c.post(
+        f"/api/assistant/rosa/bookings/{made[0]['code']}/reschedule",
+        json={"start": at(day, 12).isoformat()},
+        headers=auth(token),
+    )
+    assert r.status_code == 200 and r.json()["start"] == at(day, 12).isoformat()
+    moved = stream.until(lambda e: e.event == "booking.rescheduled")[-1]
+    assert moved.data["code"] == made[0]["code"] and moved.data["previousStart"] == at(day, 10).isoformat()
+    stream.close()
+
+
+def test_bad_booking_requests_are_clear_4xx(node_factory) -> None:
+    node: Node = node_factory().start()
+    token = setup_salon(node, "rosa")
+    c = node.client
+    start = at(tomorrow(), 11).isoformat()
+    cases = [
+        ({"service": "nails", "start": start, "customerPhone": PHONE}, 400, "unknown_service"),
+        (
+            {"service": "haircut", "resource": "bob", "start": start, "customerPhone": PHONE},
+            400,
+            "unknown_resource",
+        ),
+        ({"service": "haircut", "start": "2026-12-01T14:00", "customerPhone": PHONE}, 400, "invalid_field"),
+        ({"service": "haircut", "start": "tomorrow", "customerPhone": PHONE}, 400, "invalid_field"),
+        ({"service": "haircut", "start": start, "customerPhone": "+1 555"}, 400, "invalid_phone"),
+        ({"service": "haircut", "start": start, "customerPhone": PHONE, "x": 1}, 400, "unknown_field"),
+        (
+            {"service": "haircut", "start": at(tomorrow(), 3).isoformat(), "customerPhone": PHONE},
+            409,
+            "outside_hours",
+        ),
+        (
+            {
+                "service": "haircut",
+                "start": (dt.datetime.now(TZ) - dt.timedelta(hours=1)).isoformat(),
+                "customerPhone": PHONE,
+            },
+            409,
+            "past",
+        ),
+    ]
+    for body, status, code in cases:
+        r = c.post("/api/assistant/rosa/bookings", json=body, headers=auth(token))
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), (body, r.text)
+    for query in ("service=haircut&date=tomorrow", "service=nails&date=2026-12-01", "date=2026-12-01"):
+        r = c.get(f"/api/assistant/rosa/availability?{query}", headers=auth(token))
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_query"
+    for query in ("limit=0", "status=maybe", "cursor=abc", "from=yesterday"):
+        r = c.get(f"/api/assistant/rosa/bookings?{query}", headers=auth(token))
+        assert r.status_code == 400, (query, r.text)
+    r = c.get("/api/assistant/rosa/stats?from=2026-12-02&to=2026-12-01", headers=auth(token))
+    assert r.status_code == 400
+    # the admin token opens every company's assistant too
+    assert c.get("/api/assistant/rosa/bookings", headers=auth(ADMIN_TOKEN)).status_code == 200
+    assert c.get("/api/assistant/nobody/bookings", headers=auth(ADMIN_TOKEN)).status_code == 404

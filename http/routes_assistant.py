@@ -338,7 +338,6 @@ def _conversation_json(row: store.ConversationRow) -> dict[str, Any]:
         "pending": state.get("pending"),
         "slots": {k: state.get(k) for k in ("service", "date", "time", "resource", "code")},
         "offered": state.get("offered") or [],
-        "waiting": len(row.buffer),
         "paused": paused,
         "pausedUntil": iso(until) if paused and until != FOREVER_MS else None,
         "startedAt": iso(row.started_at),

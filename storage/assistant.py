@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import peewee
+
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import AssistantConfig, AssistantTurn, Conversation, Message, Outbox
@@ -36,7 +38,7 @@ class ConversationRow:
     company_id: str
     peer: str
     state: dict[str, Any]
-    buffer: list[dict[str, Any]]
+    answered_through: int
     paused_until: int | None
     started_at: int
     updated_at: int
@@ -47,7 +49,7 @@ def _conversation(row: Conversation) -> ConversationRow:
         company_id=row.company,
         peer=row.peer,
         state=json.loads(row.state),
-        buffer=json.loads(row.buffer) if row.buffer else [],
+        answered_through=row.answered_through,
         paused_until=row.paused_until,
         started_at=row.started_at,
         updated_at=row.updated_at,
@@ -65,7 +67,7 @@ def save_conversation(db: Database, conv: ConversationRow) -> None:
     conv.updated_at = now_ms()
     fields = {
         Conversation.state: _dumps(conv.state),
-        Conversation.buffer: _dumps(conv.buffer) if conv.buffer else None,
+        Conversation.answered_through: conv.answered_through,
         Conversation.paused_until: conv.paused_until,
         Conversation.updated_at: conv.updated_at,
     }
@@ -74,20 +76,58 @@ def save_conversation(db: Database, conv: ConversationRow) -> None:
             company=conv.company_id,
             peer=conv.peer,
             state=_dumps(conv.state),
-            buffer=_dumps(conv.buffer) if conv.buffer else None,
+            answered_through=conv.answered_through,
             paused_until=conv.paused_until,
             started_at=conv.started_at,
             updated_at=conv.updated_at,
         ).on_conflict(conflict_target=[Conversation.company, Conversation.peer], update=fields).execute()
 
 
-def with_unanswered(db: Database) -> list[tuple[str, str]]:
-    """(company, peer) of conversations holding messages not answered yet (a crash came first)."""
+def unanswered(
+    db: Database, company_id: str, peer: str, after_id: int, since_ms: int
+) -> list[tuple[int, str]]:
+    """A customer's text messages after ``after_id`` received since ``since_ms``: (id, text)."""
     with db.work():
-        query = Conversation.select(Conversation.company, Conversation.peer).where(
-            Conversation.buffer.is_null(False)
+        query = (
+            Message.select(Message.id, Message.text)
+            .where(
+                (Message.company == company_id)
+                & (Message.id > after_id)
+                & (Message.peer == peer)
+                & (Message.direction == "in")
+                & (Message.at >= since_ms)
+                & Message.text.is_null(False)
+            )
+            .order_by(Message.id)
         )
-        return [(c.company, c.peer) for c in query]
+        return [(m.id, m.text) for m in query if m.text.strip()]
+
+
+def chats_waiting(db: Database, since_ms: int) -> list[tuple[str, str]]:
+    """(company, customer) of chats of configured companies holding text messages received since
+    ``since_ms`` that their conversation has not answered (a crash or a kill came first)."""
+    with db.work():
+        companies = [c.company for c in AssistantConfig.select(AssistantConfig.company)]
+        waiting = []
+        for company in companies:
+            latest = (
+                Message.select(Message.peer, peewee.fn.MAX(Message.id).alias("last"))
+                .where(
+                    (Message.company == company)
+                    & (Message.direction == "in")
+                    & (Message.at >= since_ms)
+                    & Message.text.is_null(False)
+                )
+                .group_by(Message.peer)
+            )
+            answered = {
+                c.peer: c.answered_through
+                for c in Conversation.select(Conversation.peer, Conversation.answered_through).where(
+                    Conversation.company == company
+                )
+            }
+            waiting.extend((company, m.peer) for m in latest if m.last > answered.get(m.peer, 0))
+        return waiting
 
 
 def conversations_page(

@@ -166,7 +166,9 @@ class Conversation(BaseModel):
     company = peewee.CharField(max_length=64)
     peer = peewee.CharField(max_length=64)
     state = peewee.TextField()  # JSON: language, filled slots, pending question, offers, turns
-    buffer = peewee.TextField(null=True)  # JSON list: messages received, not answered yet
+    # The last inbound message (Message.id) this conversation answered or let pass: later ones
+    # are still to be answered, after a crash too (the messages table is the durable inbox).
+    answered_through = peewee.BigIntegerField(default=0)
     paused_until = peewee.BigIntegerField(null=True)  # human handoff: the assistant stays quiet
     started_at = peewee.BigIntegerField()
     updated_at = peewee.BigIntegerField()

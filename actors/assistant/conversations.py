@@ -77,7 +77,7 @@ class Conversations(SupervisedActor):
 
     def on_start(self) -> None:
         # Messages accepted before a crash or a kill -9 and not answered yet: answer them now.
-        for key in store.with_unanswered(self.assistant.db):
+        for key in store.chats_waiting(self.assistant.db, now_ms() - self.assistant.settings.idle_ms):
             self._child(key)
 
     def on_stop(self) -> None:
@@ -166,6 +166,7 @@ class Conversation(SupervisedActor):
         self.seen = 0
         self.flush_generation = 0
         self.first_buffered = 0.0
+        self.buffer: list[tuple[int, str, str | None]] = []  # (message id, text, name) to answer
         self.last_activity = time.monotonic()
         self._flush_timer: gevent.Greenlet | None = None
         self._idle_timer: gevent.Greenlet | None = None
@@ -174,11 +175,17 @@ class Conversation(SupervisedActor):
     def on_start(self) -> None:
         row = store.load_conversation(self.assistant.db, self.company_id, self.peer)
         now = now_ms()
-        self.row = row or store.ConversationRow(self.company_id, self.peer, {}, [], None, now, now)
+        self.row = row or store.ConversationRow(self.company_id, self.peer, {}, 0, None, now, now)
         self.state = DialogState.from_json(self.row.state)
-        if self.row.buffer:
+        # What arrived and was not answered (a crash, a kill -9, an idle end racing a message).
+        since = now - self.assistant.settings.idle_ms
+        waiting = store.unanswered(
+            self.assistant.db, self.company_id, self.peer, self.row.answered_through, since
+        )
+        if waiting:
+            self.buffer = [(message_id, text, None) for message_id, text in waiting]
             self.first_buffered = time.monotonic()
-            self._schedule_flush(0.0)
+            self._schedule_flush(self.assistant.settings.batch_window_ms / 1000)
         self._schedule_idle()
 
     def on_stop(self) -> None:
@@ -217,7 +224,7 @@ class Conversation(SupervisedActor):
             case Inbound():
                 return self._inbound(message)
             case _Flush(generation=generation):
-                if generation == self.flush_generation and self.row.buffer:
+                if generation == self.flush_generation and self.buffer:
                     self._turn()
                 return None
             case Pause(until_ms=until):
@@ -226,7 +233,7 @@ class Conversation(SupervisedActor):
                 return self.pause_json()
             case _IdleCheck():
                 idle_for = time.monotonic() - self.last_activity
-                if self.row.buffer or idle_for * 1000 < self.assistant.settings.idle_ms:
+                if self.buffer or idle_for * 1000 < self.assistant.settings.idle_ms:
                     self._schedule_idle()
                 else:
                     self.supervisor.tell(_Idle((self.company_id, self.peer), self.generation, self.seen))
@@ -249,10 +256,14 @@ class Conversation(SupervisedActor):
     def _inbound(self, message: Inbound) -> None:
         self.seen += 1
         self.last_activity = time.monotonic()
-        if not self.row.buffer:
+        if message.message_id <= self.row.answered_through or any(
+            m[0] == message.message_id for m in self.buffer
+        ):
+            return  # found in the messages table at start already
+        if not self.buffer:
             self.first_buffered = time.monotonic()
-        self.row.buffer.append({"text": message.text, "name": message.name, "at": now_ms()})
-        self._save()  # accepted: a kill -9 from here on still gets it answered after the restart
+        # Nothing to write: the message is in the messages table, after answered_through.
+        self.buffer.append((message.message_id, message.text, message.name))
         window = self.assistant.settings.batch_window_ms / 1000
         waited = time.monotonic() - self.first_buffered
         self._schedule_flush(max(0.0, min(window, window * BATCH_CAP - waited)))
@@ -265,16 +276,32 @@ class Conversation(SupervisedActor):
     def _turn(self) -> None:
         started = time.perf_counter()
         assistant = self.assistant
-        buffered = list(self.row.buffer)
-        text = "\n".join(item["text"] for item in buffered)
-        name = next((item.get("name") for item in reversed(buffered) if item.get("name")), None)
+        buffered, self.buffer = self.buffer, []
+        text = "\n".join(item[1] for item in buffered)
+        name = next((item[2] for item in reversed(buffered) if item[2]), None)
+        self.row.answered_through = max(self.row.answered_through, max(item[0] for item in buffered))
         cfg = assistant.config(self.company_id)
         self.last_activity = time.monotonic()
         if cfg is None or not cfg.enabled or (self.row.paused_until or 0) > now_ms():
             # Off, or a human has the chat: remember what was said, answer nothing.
             self.state.remember("customer", text)
-            self.row.buffer = []
-            self._save()
+            db = assistant.db
+            with db.work(), db.atomic():
+                self._save()
+                store.add_turn(
+                    db,
+                    company=self.company_id,
+                    peer=self.peer,
+                    at=now_ms(),
+                    text=text,
+                    messages=len(buffered),
+                    reply=None,
+                    intent="other",
+                    language=self.state.language or "",
+                    source="none",
+                    response_ms=(time.perf_counter() - started) * 1000,
+                    outcome="handoff" if cfg is not None and cfg.enabled else "off",
+                )
             return
         state = self.state
         ctx = TurnContext(
@@ -296,7 +323,6 @@ class Conversation(SupervisedActor):
         result = Dialog(cfg, assistant.engine, self.peer, name).turn(state, understanding, text)
         state.remember("customer", text)
         state.remember("assistant", result.reply)
-        self.row.buffer = []
         usage = understanding.usage
         model_called = usage is not None or understanding.source == "model" or understanding.fallback_reason
         db = assistant.db

@@ -14,6 +14,7 @@ class Inbound:
     company_id: str
     peer: str
     text: str
+    message_id: int  # Message.id: the messages table is the conversation's durable inbox
     name: str | None = None
 
 

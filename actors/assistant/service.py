@@ -96,8 +96,8 @@ class Assistant:
         if stored.get("direction") != "in" or not isinstance(text, str) or not text.strip():
             return
         peer = str(stored.get("peer") or "")
-        if peer:
-            self.tell(Inbound(company_id, peer, text, stored.get("name")))
+        if peer and isinstance(stored.get("id"), int):
+            self.tell(Inbound(company_id, peer, text, stored["id"], stored.get("name")))
 
     def handoff(self, company_id: str, phone: str) -> None:
         """A person at the company wrote to this customer: quiet for WAFLEET_HANDOFF_MINUTES."""

@@ -71,6 +71,7 @@ class TurnContext:
     language: str | None = None  # the conversation's language so far
     offered: tuple[dt.datetime, ...] = ()  # alternatives offered last turn (aware), for CHOICE
     intent: Intent | None = None  # the conversation's intent so far: a bare answer continues it
+    ai_model: str | None = None  # the company's model (its config's ai.model); None: the node's default
 
 
 @dataclass(frozen=True)

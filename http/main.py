@@ -164,6 +164,11 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         ),
     )
     journal = Journal(db, metrics, broadcaster)
+    try:
+        model = build_model(os.environ)
+    except ValueError as exc:  # ModelSettingsError: names the variable
+        print(f"wafleet: {exc}", file=sys.stderr)
+        return 2
     assistant = Assistant(
         journal,
         vault_for(settings.encryption_key, settings.data_dir),
@@ -172,7 +177,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             handoff_minutes=settings.handoff_minutes,
             idle_ms=settings.conversation_idle_ms,
         ),
-        model=build_model(os.environ),
+        model=model,
     )
     message_log = MessageLog(journal, on_stored=assistant.customer_message)
     deps = SessionDeps(

@@ -318,6 +318,7 @@ class Conversation(SupervisedActor):
             language=state.language,
             offered=state.offered_times(),
             intent=FLOW_INTENTS.get(state.flow or ""),
+            ai_model=cfg.ai_model,
         )
         understanding = understand(text, ctx, assistant.model_for(cfg))
         result = Dialog(cfg, assistant.engine, self.peer, name).turn(state, understanding, text)
@@ -340,7 +341,7 @@ class Conversation(SupervisedActor):
                 intent=understanding.intent.value,
                 language=state.language or understanding.language,
                 source=understanding.source,
-                model=(usage.model if usage else (cfg.ai_model or "model")) if model_called else None,
+                model=(usage.model if usage else (cfg.ai_model or "default")) if model_called else None,
                 prompt_tokens=usage.prompt_tokens if usage else 0,
                 completion_tokens=usage.completion_tokens if usage else 0,
                 cost=usage.cost if usage else 0.0,

@@ -3,7 +3,6 @@ way to reach the conversations supervisor (looked up at the Root each time, neve
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,7 +49,6 @@ class Assistant:
         self.vault = vault
         self.settings = settings
         self.model = model
-        self._models: dict[str, Any] = {}
         self.wake_deliverer = wake_deliverer
         self.engine = Engine(self.db, vault, events=self._event)
         self._configs: dict[str, CompanyConfig | None] = {}
@@ -79,15 +77,8 @@ class Assistant:
         self._configs.pop(company_id, None)
 
     def model_for(self, cfg: CompanyConfig) -> Any | None:
-        """The model understander for this company: none when off; its own model name if set."""
-        if self.model is None or not cfg.ai_enabled:
-            return None
-        if not cfg.ai_model or cfg.ai_model == getattr(self.model.settings, "model", None):
-            return self.model
-        if cfg.ai_model not in self._models:
-            settings = dataclasses.replace(self.model.settings, model=cfg.ai_model)
-            self._models[cfg.ai_model] = type(self.model)(settings)
-        return self._models[cfg.ai_model]
+        """The model understander for this company's turns, or None (off: the rules answer)."""
+        return self.model if cfg.ai_enabled else None
 
     # -- conversations ----------------------------------------------------------------------------
     def customer_message(self, company_id: str, stored: dict[str, Any]) -> None:
@@ -130,9 +121,8 @@ class Assistant:
 
 
 def build_model(env: Mapping[str, str]) -> Any | None:
-    """The model understander when OPENAI_API_KEY is set, else None (the rules answer)."""
-    if not (env.get("OPENAI_API_KEY") or "").strip():
-        return None
-    from wafleet.actors.assistant.model import ModelSettings, ModelUnderstander
+    """The model understander when OPENAI_API_KEY is set, else None (the rules answer).
+    Raises ModelSettingsError naming a bad WAFLEET_AI_* variable."""
+    from wafleet.actors.assistant.model import model_from_env
 
-    return ModelUnderstander(ModelSettings.from_env(env))
+    return model_from_env(env)

@@ -28,7 +28,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 from wafleet.actors import messages as m  # noqa: E402
 from wafleet.actors.assistant.config import DEMO as DEMO_ASSISTANT  # noqa: E402
 from wafleet.actors.assistant.conversations import Conversations  # noqa: E402
-from wafleet.actors.assistant.service import Assistant, AssistantSettings, build_model  # noqa: E402
+from wafleet.actors.assistant.service import Assistant, AssistantSettings, LiveChild, build_model  # noqa: E402
 from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
@@ -39,6 +39,7 @@ from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
+from wafleet.actors.outbox import Wake  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
 from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
@@ -247,8 +248,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         ],
     )
     links.web_pool = lambda: tree.child("linkhosts")
-    assistant.conversations = lambda: tree.child("assistant")
-    assistant.wake_deliverer = tree.wake_deliverer
+    assistant.conversations = LiveChild(lambda: tree.child("assistant"))
+    deliverer = LiveChild(lambda: tree.child("deliverer"))
+    assistant.wake_deliverer = lambda: deliverer.tell(Wake())
     if not settings.multi_tenant:
         _ensure_default_company(settings, tree, links)
     if demo:

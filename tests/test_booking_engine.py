@@ -95,7 +95,12 @@ def test_refusals_name_the_reason_and_offer_alternatives(engine: Engine) -> None
 
 
 def test_a_resource_is_chosen_among_those_doing_the_service(engine: Engine) -> None:
-    c = cfg()  # haircut: anna and maria
+    c = cfg(
+        resources=[
+            {"id": "anna", "name": "Anna", "services": ["haircut", "coloring"]},
+            {"id": "maria", "name": "Maria", "services": ["manicure", "haircut"]},
+        ]
+    )
     codes = [engine.book(c, service_id="haircut", start=at(2, 11), phone=p) for p in (ALICE, BOB)]
     assert all(isinstance(b, Booked) for b in codes)
     assert {b.booking.resource for b in codes} == {"anna", "maria"}  # type: ignore[union-attr]

@@ -301,7 +301,7 @@ DEMO = {
     ],
     "resources": [
         {"id": "anna", "name": "Anna", "services": ["haircut", "coloring"]},
-        {"id": "maria", "name": "Maria", "services": ["manicure", "haircut"]},
+        {"id": "maria", "name": "Maria", "services": ["manicure"]},
     ],
     "hours": {
         "mon": {"open": "09:00", "close": "19:00"},

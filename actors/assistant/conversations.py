@@ -22,10 +22,12 @@ from typing import Any
 import gevent
 import pykka
 
+from wafleet.actors.assistant.config import LANGUAGES
 from wafleet.actors.assistant.dialog import FLOW_INTENTS, Dialog, DialogState
 from wafleet.actors.assistant.protocol import FOREVER_MS, Inbound, Pause
 from wafleet.actors.assistant.service import Assistant
 from wafleet.actors.assistant.understanding import Slot, TurnContext, understand
+from wafleet.actors.assistant.when import warm_up
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.messages import Shutdown
 from wafleet.storage import assistant as store
@@ -76,6 +78,9 @@ class Conversations(SupervisedActor):
         self.generation = 0
 
     def on_start(self) -> None:
+        # The date parser loads each language's data on first use (~200 ms, blocking the hub):
+        # pay it at start, not in a customer's first turn.
+        warm_up(LANGUAGES)
         # Messages accepted before a crash or a kill -9 and not answered yet: answer them now.
         for key in store.chats_waiting(self.assistant.db, now_ms() - self.assistant.settings.idle_ms):
             self._child(key)

@@ -33,8 +33,7 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_send.install(app, ctx)
     routes_pages.install(app, ctx)
     routes_events.install(app, ctx, ctx.broadcaster, ctx.settings.sse_heartbeat_ms / 1000)
-    if ctx.assistant is not None:
-        routes_assistant.install(app, ctx, ctx.assistant)
+    routes_assistant.install(app, ctx)
     if ctx.settings.sandbox:
         routes_sandbox.install(app, ctx)
 

@@ -53,8 +53,30 @@ def _moment(raw: Any, name: str, tz: dt.tzinfo, *, need_offset: bool) -> dt.date
     return value
 
 
-def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
+def install(app: bottle.Bottle, ctx: Context) -> None:
     base = "/api/assistant/<company_id>"
+
+    def mount(method: str, suffix: str) -> Any:
+        """``base/suffix``; in single-tenant mode also without the company segment."""
+
+        def register(fn: Any) -> Any:
+            app.route(f"{base}/{suffix}", method=method, callback=fn)
+            if not ctx.settings.multi_tenant:
+                default = ctx.settings.default_company_id
+                app.route(f"/api/assistant/{suffix}", method=method, callback=lambda **kw: fn(default, **kw))
+            return fn
+
+        return register
+
+    class _Assistant:
+        """The node's assistant, found when a request comes (the app is built before it)."""
+
+        def __getattr__(self, name: str) -> Any:
+            if ctx.assistant is None:
+                raise ApiError(503, "unavailable", "the assistant is not running on this node")
+            return getattr(ctx.assistant, name)
+
+    assistant: Assistant = _Assistant()  # type: ignore[assignment]
 
     def company(company_id: str) -> str:
         ctx.authorised_record(company_id)
@@ -70,11 +92,11 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
         return cfg
 
     # -- config -----------------------------------------------------------------------------------
-    @app.get(f"{base}/config")
+    @mount("GET", "config")
     def get_config(company_id: str) -> Any:
         return respond(200, configured(company_id).document)
 
-    @app.put(f"{base}/config")
+    @mount("PUT", "config")
     def put_config(company_id: str) -> Any:
         company(company_id)
         data = json_body(required=True)
@@ -87,7 +109,7 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
         return respond(200, cfg.document)
 
     # -- bookings ---------------------------------------------------------------------------------
-    @app.get(f"{base}/bookings")
+    @mount("GET", "bookings")
     def list_bookings(company_id: str) -> Any:
         cfg = configured(company_id)
         query = bottle.request.query
@@ -124,7 +146,7 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
             },
         )
 
-    @app.post(f"{base}/bookings")
+    @mount("POST", "bookings")
     def create_booking(company_id: str) -> Any:
         cfg = configured(company_id)
         data = json_body(required=True)
@@ -152,7 +174,7 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
             },
         )
 
-    @app.post(f"{base}/bookings/<code>/cancel")
+    @mount("POST", "bookings/<code>/cancel")
     def cancel_booking(company_id: str, code: str) -> Any:
         cfg = configured(company_id)
         json_body()
@@ -165,7 +187,7 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
             raise ApiError(409, "wrong_state", f"booking {code} is {row.status}, not confirmed")
         return respond(200, view.json())
 
-    @app.post(f"{base}/bookings/<code>/reschedule")
+    @mount("POST", "bookings/<code>/reschedule")
     def reschedule_booking(company_id: str, code: str) -> Any:
         cfg = configured(company_id)
         data = json_body(required=True)
@@ -187,7 +209,7 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
             },
         )
 
-    @app.get(f"{base}/availability")
+    @mount("GET", "availability")
     def availability(company_id: str) -> Any:
         cfg = configured(company_id)
         service = bottle.request.query.get("service") or ""
@@ -208,7 +230,7 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
         )
 
     # -- conversations ----------------------------------------------------------------------------
-    @app.get(f"{base}/conversations")
+    @mount("GET", "conversations")
     def conversations(company_id: str) -> Any:
         company(company_id)
         limit = _int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
@@ -222,7 +244,7 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
             },
         )
 
-    @app.get(f"{base}/conversations/<phone>")
+    @mount("GET", "conversations/<phone>")
     def conversation(company_id: str, phone: str) -> Any:
         company(company_id)
         ctx.phone(phone, "phone")
@@ -261,11 +283,11 @@ def install(app: bottle.Bottle, ctx: Context, assistant: Assistant) -> None:
         json_body()
         return None
 
-    app.route(f"{base}/conversations/<phone>/pause", "POST", pause_route(pause_until))
-    app.route(f"{base}/conversations/<phone>/resume", "POST", pause_route(resume_now))
+    mount("POST", "conversations/<phone>/pause")(pause_route(pause_until))
+    mount("POST", "conversations/<phone>/resume")(pause_route(resume_now))
 
     # -- stats ------------------------------------------------------------------------------------
-    @app.get(f"{base}/stats")
+    @mount("GET", "stats")
     def stats(company_id: str) -> Any:
         company(company_id)
         cfg = assistant.config(company_id)

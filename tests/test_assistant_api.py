@@ -4,6 +4,7 @@ PostgreSQL), cancel, reschedule, availability, events on the live stream, isolat
 from __future__ import annotations
 
 import datetime as dt
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -192,3 +193,91 @@ def test_bad_booking_requests_are_clear_4xx(node_factory) -> None:
     # the admin token opens every company's assistant too
     assert c.get("/api/assistant/rosa/bookings", headers=auth(ADMIN_TOKEN)).status_code == 200
     assert c.get("/api/assistant/nobody/bookings", headers=auth(ADMIN_TOKEN)).status_code == 404
+
+
+def test_hostile_assistant_input_is_a_clear_4xx_never_a_500(node_factory) -> None:
+    node: Node = node_factory().start()
+    token = setup_salon(node, "rosa")
+    c, h = node.client, auth(token)
+    bad_configs = [
+        salon(services=[{"id": "x" * 65, "name": "n", "durationMin": 30}]),
+        salon(services=[{"id": "a", "name": "\ud800", "durationMin": 30}]),
+        salon(services=[{"id": "a", "name": "n", "durationMin": True}]),
+        salon(services=[{"id": "a", "name": "n", "durationMin": 30}] * 2),
+        salon(services=[{"id": "a", "name": "n", "durationMin": 30, "aliases": [[]]}]),
+        salon(services=[{"id": f"s{i}", "name": "n", "durationMin": 30} for i in range(101)]),
+        salon(hours={"mon": {"open": "9:00", "close": "19:00"}}),
+        salon(hours={"mon": "09:00-19:00"}),
+        salon(hours={"closed": ["2026-02-30"]}),
+        salon(languages=[]),
+        salon(languages="ru"),
+        salon(slotStepMin=0),
+        salon(horizonDays=10**9),
+        salon(faq=[{"question": "q"}]),
+        salon(ai={"enabled": "yes"}),
+        salon(businessName="x" * 201),
+        salon(timezone="../../etc/passwd"),
+    ]
+    for body in bad_configs:
+        raw = json.dumps(body)  # ASCII, so that a lone surrogate travels as JSON allows: "\ud800"
+        r = c.put(
+            "/api/assistant/rosa/config", content=raw, headers={**h, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_config", (body, r.text)
+        assert r.json()["error"]["field"] in r.json()["error"]["message"]
+    r = c.put(
+        "/api/assistant/rosa/config",
+        content=b'{"a":' * 5000,
+        headers={**h, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    for path in ("conversations/abc", "conversations/%00", "conversations/" + "9" * 40):
+        r = c.get(f"/api/assistant/rosa/{path}", headers=h)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_phone", (path, r.text)
+    for minutes in (0, -5, True, "10", 10**12):
+        r = c.post(
+            "/api/assistant/rosa/conversations/351910000001/pause", json={"minutes": minutes}, headers=h
+        )
+        assert r.status_code == 400, (minutes, r.text)
+    for code in ("abc", "ABC1234", "%00", "ÄÄÄÄÄÄ"):
+        r = c.post(f"/api/assistant/rosa/bookings/{code}/cancel", headers=h)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (code, r.text)
+    for start in ("2026-13-01T10:00:00+00:00", "9" * 41, "", "2026-12-01T10:00:00+99:00"):
+        r = c.post(
+            "/api/assistant/rosa/bookings",
+            json={"service": "haircut", "start": start, "customerPhone": PHONE},
+            headers=h,
+        )
+        assert r.status_code == 400, (start, r.text)
+    r = c.post(
+        "/api/assistant/rosa/bookings",
+        json={
+            "service": "haircut",
+            "start": at(tomorrow(), 11).isoformat(),
+            "customerPhone": PHONE,
+            "customerName": "\x00",
+        },
+        headers=h,
+    )
+    assert r.status_code == 400
+    assert node.status("rosa")["status"] == "connected"
+
+
+def test_assistant_settings_have_defaults_and_refuse_bad_values() -> None:
+    import pytest
+
+    from wafleet.http.settings import ConfigError, load
+
+    s = load({})
+    assert (s.batch_window_ms, s.handoff_minutes, s.conversation_idle_ms) == (2000, 30, 600_000)
+    s = load(
+        {"WAFLEET_BATCH_WINDOW": "0", "WAFLEET_HANDOFF_MINUTES": "5", "WAFLEET_CONVERSATION_IDLE": "60000"}
+    )
+    assert (s.batch_window_ms, s.handoff_minutes, s.conversation_idle_ms) == (0, 5, 60000)
+    for name, value in (
+        ("WAFLEET_BATCH_WINDOW", "2s"),
+        ("WAFLEET_HANDOFF_MINUTES", "-1"),
+        ("WAFLEET_CONVERSATION_IDLE", "10"),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            load({name: value})

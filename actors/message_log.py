@@ -24,7 +24,10 @@ class MessageLog:
         self.on_stored = on_stored  # told of every new message (the assistant answers customers)
 
     def inbound(self, company_id: str, data: dict[str, Any]) -> None:
-        """A link reported a customer's message."""
+        """A link reported a customer's message (or one the company sent from its phone)."""
+        if data.get("from_me"):
+            self._from_phone(company_id, data)
+            return
         row_id, created = messages.store_inbound(
             self.db,
             company_id,
@@ -46,6 +49,29 @@ class MessageLog:
                     "text": data.get("text"),
                     "waId": data.get("wa_id"),
                     "name": data.get("push_name"),
+                },
+            )
+
+    def _from_phone(self, company_id: str, data: dict[str, Any]) -> None:
+        row_id, created = messages.store_from_phone(
+            self.db,
+            company_id,
+            str(data.get("peer") or ""),
+            data.get("text"),
+            data.get("wa_id"),
+            int(data.get("at") or now_ms()),
+        )
+        if created:  # not one of our own sends coming back
+            self.announce(
+                company_id,
+                {
+                    "id": row_id,
+                    "direction": "out",
+                    "peer": data.get("peer"),
+                    "type": "text",
+                    "text": data.get("text"),
+                    "waId": data.get("wa_id"),
+                    "fromPhone": True,
                 },
             )
 

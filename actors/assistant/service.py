@@ -108,7 +108,11 @@ class Assistant:
 
     # -- conversations ----------------------------------------------------------------------------
     def customer_message(self, company_id: str, stored: dict[str, Any]) -> None:
-        """The message log stored a new message: a customer's text goes to their conversation."""
+        """The message log stored a new message: a customer's text goes to their conversation;
+        one the company sent from its phone silences the assistant in that chat."""
+        if stored.get("direction") == "out" and stored.get("fromPhone") and stored.get("peer"):
+            self.handoff(company_id, str(stored["peer"]))  # a person answered from the phone
+            return
         text = stored.get("text")
         if stored.get("direction") != "in" or not isinstance(text, str) or not text.strip():
             return

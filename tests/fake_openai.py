@@ -4,7 +4,8 @@ A real HTTP server on loopback; the code under test is the real `openai` client 
 OPENAI_BASE_URL. It CHECKS every request the way the real API would, and what our contract needs:
 
 * `Authorization: Bearer <key>` (else 401 `invalid_api_key`, the real error body);
-* a model it serves (else 404 `model_not_found`);
+* a model it serves (else 404 `model_not_found`), and no temperature but the default for reasoning
+  models (o1, o3, o4, gpt-5: else 400 `unsupported_value`);
 * `response_format` = `{"type": "json_schema", "json_schema": {name, strict: true, schema}}` with a
   schema the real API accepts in strict mode: every object `additionalProperties: false` and every
   property required (else 400 `invalid_request_error`, param `response_format`);
@@ -202,6 +203,16 @@ class FakeOpenAI:
                     "type": "invalid_request_error",
                     "param": None,
                     "code": "model_not_found",
+                }
+            }
+        if body["model"].startswith(("o1", "o3", "o4", "gpt-5")) and body.get("temperature", 1) != 1:
+            return 400, {
+                "error": {
+                    "message": f"Unsupported value: 'temperature' does not support {body['temperature']} with this "
+                    "model. Only the default (1) value is supported.",
+                    "type": "invalid_request_error",
+                    "param": "temperature",
+                    "code": "unsupported_value",
                 }
             }
         problems = []

@@ -123,6 +123,7 @@ def test_the_request_holds_today_timezone_catalogue_faq_and_recent_turns(fake: F
         "Europe/London",
         "haircut",
         "Anna",
+        "Маша",
         "Mon-Sat 09:00-19:00",
         "all cards",
     ):
@@ -136,6 +137,23 @@ def test_the_company_model_choice_is_sent_and_priced(fake: FakeOpenAI) -> None:
     u = _understander(fake).understand("ok", _ctx(ai_model="gpt-4o"))
     assert fake.requests[-1]["body"]["model"] == "gpt-4o"
     assert u.usage is not None and (u.usage.model, u.usage.cost) == ("gpt-4o", pytest.approx(2.50))
+
+
+def test_a_language_the_company_does_not_speak_is_detected_from_the_message(fake: FakeOpenAI) -> None:
+    """A local model that ignores the schema's enum may answer "es": the message decides instead."""
+    fake.push(reply("booking", language="es", service="haircut"))
+    u = _understander(fake).understand("quero marcar um corte", _ctx())
+    assert (u.source, u.language) == ("model", "pt")
+
+
+def test_temperature_is_zero_except_for_models_that_refuse_it(fake: FakeOpenAI) -> None:
+    fake.models = ("gpt-4o-mini", "gpt-5-mini")
+    fake.push(reply("other"), reply("other"))
+    understander = _understander(fake)
+    assert understander.understand("ok", _ctx()).source == "model"
+    assert understander.understand("ok", _ctx(ai_model="gpt-5-mini")).source == "model"
+    assert fake.requests[0]["body"]["temperature"] == 0
+    assert "temperature" not in fake.requests[1]["body"]
 
 
 def test_a_picked_alternative_becomes_the_choice(fake: FakeOpenAI) -> None:

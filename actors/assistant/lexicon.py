@@ -30,11 +30,11 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
     ),
     "pt": (
         (Intent.CANCEL, ("cancel*", "desmarc*", "nao vou poder ir", "nao vou conseguir ir")),
-        (Intent.RESCHEDULE, ("remarc*", "mudar", "trocar o horario", "trocar meu horario", "adiar",
+        (Intent.RESCHEDULE, ("remarc*", "mudar", "trocar", "troca", "trocar o horario", "trocar meu horario", "adiar",
                              "outro horario", "reagend*")),
         (Intent.AVAILABILITY, ("vaga", "vagas", "livre", "livres", "disponive*", "disponibilidade",
                                "tem horario", "quais horarios")),
-        (Intent.FAQ, ("quanto custa", "quanto tempo", "demora", "quanto e", "preco*", "valor", "valores", "onde",
+        (Intent.FAQ, ("quanto custa", "quanto fica", "quanto sai", "aberto", "abertos", "aberta", "quanto tempo", "demora", "quanto e", "preco*", "valor", "valores", "onde",
                       "endereco", "localizacao", "funcionamento", "que horas", "abrem", "fecham", "aceitam",
                       "cartao", "pix", "estacionamento")),
         (Intent.BOOKING, ("marcar", "marca", "agend*", "reserv*", "quero fazer", "gostaria", "queria fazer",
@@ -44,7 +44,7 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
     ),
     "en": (
         (Intent.CANCEL, ("cancel*", "call off", "cant make it", "can't make it", "wont make it")),
-        (Intent.RESCHEDULE, ("reschedul*", "move it", "move my", "change the time", "change my", "another time",
+        (Intent.RESCHEDULE, ("reschedul*", "move", "move it", "move my", "change the time", "change my", "change it", "another time",
                              "push it", "postpone")),
         (Intent.AVAILABILITY, ("free", "availab*", "slot", "slots", "what times", "openings", "space")),
         (Intent.FAQ, ("how much", "how long", "price*", "cost*", "where", "address", "located", "location",
@@ -61,8 +61,7 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
 ABBREVIATIONS: dict[str, dict[str, str]] = {
     "ru": {"сег": "сегодня", "седня": "сегодня", "завтро": "завтра", "послезавтро": "послезавтра"},
     "pt": {
-        "hj": "hoje", "amnh": "amanha", "depois de amanha": "daqui a 2 dias",
-        "depois de amanhã": "daqui a 2 dias", "depois d amanha": "daqui a 2 dias", "seg": "segunda", "qua": "quarta",
+        "hj": "hoje", "amnh": "amanha", "seg": "segunda", "qua": "quarta",
         "qui": "quinta", "sex": "sexta", "sab": "sabado", "dom": "domingo",
     },
     "en": {
@@ -72,9 +71,38 @@ ABBREVIATIONS: dict[str, dict[str, str]] = {
     },
 }  # fmt: skip
 
+# Days from today said in words, beyond the date parser's own list (which has today, tomorrow…).
+RELATIVE_DAYS: dict[str, dict[str, int]] = {
+    "ru": {"послезавтра": 2, "после завтра": 2},
+    "pt": {"depois de amanha": 2, "depois d amanha": 2},
+    "en": {
+        "day after tomorrow": 2,
+        "day after tmrw": 2,
+        "tonight": 0,
+        "this evening": 0,
+        "this afternoon": 0,
+    },
+}
+
+# A message with one of these names a day to avoid before the one meant: "не завтра, а в пятницу",
+# "amanhã não dá, pode ser sexta?", "can't tomorrow, friday?": the last date it names is meant.
+NEGATIONS = ("не", "нет", "нельзя", "nao", "not", "no", "cant", "cannot", "dont", "doesnt", "wont")
+
+# A weekday said with one of these is in next calendar week ("на следующей неделе во вторник").
+NEXT_WEEK = ("следующей неделе", "след неделе", "semana que vem", "proxima semana", "next week")
+
+# Weekday abbreviations of the date parser that are everyday words too ("quero ter": to have).
+NOT_WEEKDAYS = {"pt": ("ter",), "en": (), "ru": ()}
+
 # Words before a span of time that make it an offset from today ("через неделю", "in a week"),
 # unlike "next week", which names no day.
 RELATIVE_OFFSET = ("через", "in", "em", "daqui", "dentro de", "within")
+
+# Greetings that name a part of the day without saying when the appointment is ("Boa tarde! … às 11").
+GREETINGS_WITH_DAY_PART = (
+    "добрый день", "доброе утро", "добрый вечер", "доброго дня", "доброго вечера", "bom dia", "boa tarde",
+    "boa noite", "good morning", "good afternoon", "good evening",
+)  # fmt: skip
 
 # Words that say which half of the day a bare hour is in.
 MORNING = ("утра", "утром", "с утра", "manha", "de manha", "da manha", "morning", "am", "a.m.")

@@ -42,6 +42,8 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4.1-mini": (0.40, 1.60),
     "gpt-4.1-nano": (0.10, 0.40),
 }
+# Reasoning models refuse a temperature other than the default (400 "Unsupported value").
+FIXED_TEMPERATURE_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 _CODE = re.compile(f"^[{CODE_ALPHABET}]{{6}}$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -203,8 +205,11 @@ def system_prompt(ctx: TurnContext) -> str:
         f"Today is {now:%A} {now:%Y-%m-%d}, the time is {now:%H:%M}, timezone {ctx.timezone}.",
         "Services (id: name; other names; minutes):",
         *(f"- {s.id}: {s.name}; {', '.join(s.aliases) or '-'}; {s.duration_min}" for s in ctx.services),
-        "Staff (id: name; service ids):",
-        *(f"- {r.id}: {r.name}; {', '.join(r.services) or '-'}" for r in ctx.resources),
+        "Staff (id: name; other names; service ids):",
+        *(
+            f"- {r.id}: {r.name}; {', '.join(r.aliases) or '-'}; {', '.join(r.services) or '-'}"
+            for r in ctx.resources
+        ),
     ]
     if ctx.hours_text:
         lines.append(f"Opening hours: {ctx.hours_text}")
@@ -242,7 +247,7 @@ def _messages(text: str, ctx: TurnContext) -> list[dict]:
     return messages
 
 
-def _parse(content: str, ctx: TurnContext, min_confidence: float) -> Understanding:
+def _parse(content: str, text: str, ctx: TurnContext, min_confidence: float) -> Understanding:
     """The model's JSON as an Understanding, checked against this company's ids and sane values."""
     try:
         data = json.loads(content)
@@ -290,7 +295,7 @@ def _parse(content: str, ctx: TurnContext, min_confidence: float) -> Understandi
         choice = ctx.offered[number - 1]
     language = field_value("language", str)
     if language not in ctx.languages:
-        language = detect(content, ctx.languages, ctx.language)
+        language = detect(text, ctx.languages, ctx.language)
     reply = field_value("reply", str)
     if confidence < min_confidence:
         raise _Rejected(Fallback.LOW_CONFIDENCE, f"confidence {confidence}")
@@ -340,23 +345,10 @@ class ModelUnderstander:
                 if remaining <= 0:
                     raise _Rejected(Fallback.BUSY, "no time left after waiting for a slot")
                 with gevent.Timeout(remaining, _Timeout):
-                    response = self._client.chat.completions.create(
-                        model=model,
-                        messages=_messages(text, ctx),
-                        response_format={
-                            "type": "json_schema",
-                            "json_schema": {
-                                "name": "understanding",
-                                "strict": True,
-                                "schema": response_schema(ctx),
-                            },
-                        },
-                        temperature=0,
-                        max_completion_tokens=self.settings.max_output_tokens,
-                    )
+                    response = self._client.chat.completions.create(**self._request(model, text, ctx))
             finally:
                 self._slots.release()
-            result = self._read(response, ctx)
+            result = self._read(response, text, ctx)
             return dataclasses.replace(result, usage=self._usage(model, response, started))
         except _Rejected as rejected:
             return self._fallback(text, ctx, rejected.reason, str(rejected), model, response, started)
@@ -375,7 +367,21 @@ class ModelUnderstander:
                 text, ctx, Fallback.API_ERROR, type(error).__name__, model, response, started
             )
 
-    def _read(self, response: object, ctx: TurnContext) -> Understanding:
+    def _request(self, model: str, text: str, ctx: TurnContext) -> dict:
+        request = {
+            "model": model,
+            "messages": _messages(text, ctx),
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "understanding", "strict": True, "schema": response_schema(ctx)},
+            },
+            "max_completion_tokens": self.settings.max_output_tokens,
+        }
+        if not model.startswith(FIXED_TEMPERATURE_PREFIXES):
+            request["temperature"] = 0  # the same message, the same reading
+        return request
+
+    def _read(self, response: object, text: str, ctx: TurnContext) -> Understanding:
         choices = getattr(response, "choices", None)
         if not choices:
             raise _Rejected(Fallback.INVALID_OUTPUT, "no choices")
@@ -386,7 +392,7 @@ class ModelUnderstander:
             raise _Rejected(Fallback.REFUSAL, "content filter")
         if choices[0].finish_reason == "length":
             raise _Rejected(Fallback.INVALID_OUTPUT, "cut off at the token limit")
-        return _parse(message.content, ctx, self.settings.min_confidence)
+        return _parse(message.content, text, ctx, self.settings.min_confidence)
 
     def _usage(self, model: str, response: object | None, started: float) -> Usage:
         usage = getattr(response, "usage", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -39,9 +40,13 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
-def words(text: str) -> list[str]:
-    """The words of already-cleaned text, folded: what keywords and names are compared with."""
-    return _WORD.findall(fold(text))
+@functools.lru_cache(maxsize=4096)
+def words(text: str) -> tuple[str, ...]:
+    """The words of already-cleaned text, folded: what keywords and names are compared with.
+
+    Cached: one message is split by several readers (language, intent, service, staff, day part).
+    """
+    return tuple(_WORD.findall(fold(text)))
 
 
 def translit(word: str) -> str:
@@ -78,7 +83,14 @@ def distance(a: str, b: str, limit: int) -> int:
     return prev[-1]
 
 
+@functools.lru_cache(maxsize=65536)
 def close(word: str, target: str) -> bool:
     """The same word give or take a typo: exact below 5 letters, one edit up to 8, two beyond."""
     limit = 0 if len(target) < 5 else 1 if len(target) < 9 else 2
-    return word == target or (limit > 0 and distance(word, target, limit) <= limit)
+    if word == target:
+        return True
+    if limit == 0 or abs(len(word) - len(target)) > limit:
+        return False
+    if len(set(word).symmetric_difference(target)) > 2 * limit:
+        return False  # each edit changes at most two letters of the alphabet used: cheap no
+    return distance(word, target, limit) <= limit

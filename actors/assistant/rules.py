@@ -8,7 +8,9 @@ one") fills the question the conversation asked last (ctx.pending).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from wafleet.actors.assistant import catalogue, language, lexicon, when
@@ -19,6 +21,7 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _CODE = re.compile(rf"(?<![\w])([{CODE_ALPHABET}{CODE_ALPHABET.lower()}]{{6}})(?![\w])")
 # Intents a bare answer can continue; a greeting or a question does not carry over.
 _TASKS = (Intent.BOOKING, Intent.AVAILABILITY, Intent.CANCEL, Intent.RESCHEDULE)
+_NEGATIONS = frozenset(fold(word) for word in lexicon.NEGATIONS)
 _ORDINALS = {fold(word): index for word, index in lexicon.ORDINALS.items()}
 _CHOICE_NUMBER = re.compile(r"(?:вариант|номер|opcao|opção|option|number|#|№)\s*(\d)\b|^\s*(\d)\s*$")
 
@@ -28,30 +31,68 @@ def _squeeze(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", word)
 
 
-def _phrase_in(tokens: list[str], phrase: str) -> bool:
-    parts = fold(phrase).split()
-    for start in range(len(tokens) - len(parts) + 1):
-        ok = True
-        for i, part in enumerate(parts):
-            token = tokens[start + i]
-            if part.endswith("*"):
-                ok = token.startswith(part[:-1])
+# A phrase as its words; each word: (folded, squeezed, is_prefix).
+_Phrase = tuple[tuple[str, str, bool], ...]
+
+
+@dataclass(frozen=True)
+class _IntentIndex:
+    """lexicon.INTENTS of one language, folded once and indexed by each phrase's first word."""
+
+    by_word: dict[str, list[tuple[int, _Phrase]]]  # first word (squeezed) -> (tier, phrase)
+    by_prefix: list[tuple[str, int, _Phrase]]  # first word is a prefix ("отмен*")
+    intents: tuple[Intent, ...]  # tier -> intent
+
+
+@functools.cache
+def _intent_index(lang: str) -> _IntentIndex:
+    by_word: dict[str, list[tuple[int, _Phrase]]] = {}
+    by_prefix: list[tuple[str, int, _Phrase]] = []
+    intents = []
+    for tier, (intent, phrases) in enumerate(lexicon.INTENTS.get(lang, ())):
+        intents.append(intent)
+        for phrase in phrases:
+            parts = []
+            for part in fold(phrase).replace("'", "").split():
+                prefix = part.endswith("*")
+                part = part.rstrip("*")
+                parts.append((part, _squeeze(part), prefix))
+            compiled = tuple(parts)
+            if compiled[0][2]:
+                by_prefix.append((compiled[0][0], tier, compiled))
             else:
-                ok = token == part or token == part.replace("'", "") or _squeeze(token) == _squeeze(part)
-            if not ok:
-                break
-        if ok:
-            return True
-    return False
+                by_word.setdefault(compiled[0][1], []).append((tier, compiled))
+    return _IntentIndex(by_word, by_prefix, tuple(intents))
+
+
+def _phrase_at(tokens: list[tuple[str, str]], start: int, phrase: _Phrase) -> bool:
+    if start + len(phrase) > len(tokens):
+        return False
+    for (token, squeezed), (part, part_squeezed, prefix) in zip(tokens[start:], phrase, strict=False):
+        if not (token.startswith(part) if prefix else token == part or squeezed == part_squeezed):
+            return False
+    return True
 
 
 def find_intent(text: str, lang: str, languages: tuple[str, ...]) -> Intent | None:
     """The intent the message's keywords say, in its language first, then the company's others."""
-    tokens = words(text)
+    tokens = [(token, _squeeze(token)) for token in words(text.replace("'", ""))]
     for code in (lang, *(lg for lg in languages if lg != lang)):
-        for intent, phrases in lexicon.INTENTS.get(code, ()):
-            if any(_phrase_in(tokens, phrase) for phrase in phrases):
-                return intent
+        index = _intent_index(code)
+        best: int | None = None
+        for i, (token, squeezed) in enumerate(tokens):
+            for tier, phrase in index.by_word.get(squeezed, ()):
+                if (best is None or tier < best) and _phrase_at(tokens, i, phrase):
+                    best = tier
+            for prefix, tier, phrase in index.by_prefix:
+                if (
+                    (best is None or tier < best)
+                    and token.startswith(prefix)
+                    and _phrase_at(tokens, i, phrase)
+                ):
+                    best = tier
+        if best is not None:
+            return index.intents[best]
     return None
 
 
@@ -101,11 +142,12 @@ def _day_first(lang: str, timezone: str) -> bool:
 
 
 def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
-    """The date and time of the message; with `last_date` the last date it names.
+    """The date and time of the message; with `last_date` the last date and time it names.
 
-    "from friday to saturday": a reschedule names the old day first and the new one last.
+    "from friday to saturday", "с 15:00 на 17:00": a reschedule names the old first, the new last;
+    "не завтра, а в пятницу": a refusal names the day to avoid first.
     """
-    time, rest = when.find_time(text)
+    time, rest = when.find_time(text, last=last_date)
     day_first = _day_first(lang, ctx.timezone)
     date, rest = when.find_date(rest, lang, ctx.now, day_first)
     while last_date and date is not None:
@@ -128,7 +170,8 @@ def understand_rules(text: str, ctx: TurnContext) -> Understanding:
     choice = None
     if ctx.pending is Slot.CHOICE:
         choice = find_choice(cleaned, ctx, when.When())
-    found = when.When() if choice else _when(cleaned, lang, ctx, keyword is Intent.RESCHEDULE)
+    last = keyword is Intent.RESCHEDULE or not _NEGATIONS.isdisjoint(words(cleaned.replace("'", "")))
+    found = when.When() if choice else _when(cleaned, lang, ctx, last)
     if ctx.pending is Slot.CHOICE and choice is None:
         choice = find_choice(cleaned, ctx, found)
     if choice is not None:
@@ -158,3 +201,11 @@ def understand_rules(text: str, ctx: TurnContext) -> Understanding:
         choice=choice,
         confidence=1.0 if keyword is not None or has_slots or code else 0.5,
     )
+
+
+def warm_up(languages: tuple[str, ...]) -> None:
+    """Load the date parser's data and the keyword tables of `languages` (at node start): the first
+    message in a language would otherwise wait ~200 ms for them."""
+    when.warm_up(languages)
+    for lang in languages:
+        _intent_index(lang)

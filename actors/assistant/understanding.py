@@ -48,6 +48,7 @@ class ResourceInfo:
     id: str
     name: str
     services: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # other names customers use ("Маша", "Mari", "Mary" for Maria)
 
 
 @dataclass(frozen=True)

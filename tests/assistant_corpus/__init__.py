@@ -63,7 +63,7 @@ SERVICES = (
 )
 RESOURCES = (
     ResourceInfo("anna", "Anna", ("haircut", "coloring")),
-    ResourceInfo("maria", "Maria", ("haircut", "manicure", "coloring")),
+    ResourceInfo("maria", "Maria", ("haircut", "manicure", "coloring"), ("Мария", "Маша", "Mari", "Mary")),
 )
 
 
@@ -126,8 +126,9 @@ def got(lang: str, u: Understanding) -> dict:
 
 
 def cases(lang: str) -> list[Case]:
-    """Every message of a language: {lang}.json (written before the rules) and {lang}_2.json (a
-    second batch written after their first version, to see how they do on unseen messages)."""
+    """Every message of a language: {lang}.json, written before the rules; {lang}_2.json and
+    {lang}_3.json, two batches written later and scored unseen on their first run (the commits
+    that added them give those first-run figures) before the rules learned from them."""
     return [
         Case(lang, entry)
         for path in sorted(HERE.glob(f"{lang}*.json"))

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import peewee
 import pykka
 
+from wafleet.actors.assistant import replies
 from wafleet.actors.assistant.config import LANGUAGES
-from wafleet.actors.assistant.dialog import FLOW_INTENTS, Dialog, DialogState
+from wafleet.actors.assistant.dialog import FLOW_INTENTS, Dialog, DialogState, TurnResult
 from wafleet.actors.assistant.protocol import FOREVER_MS, Inbound, Pause
 from wafleet.actors.assistant.service import Assistant
-from wafleet.actors.assistant.understanding import Slot, TurnContext, understand
+from wafleet.actors.assistant.understanding import Intent, Slot, TurnContext, Understanding, understand
 from wafleet.actors.assistant.when import warm_up
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.messages import Shutdown
@@ -325,8 +327,20 @@ class Conversation(SupervisedActor):
             intent=FLOW_INTENTS.get(state.flow or ""),
             ai_model=cfg.ai_model,
         )
-        understanding = understand(text, ctx, assistant.model_for(cfg))
-        result = Dialog(cfg, assistant.engine, self.peer, name).turn(state, understanding, text)
+        try:
+            understanding = understand(text, ctx, assistant.model_for(cfg))
+            result = Dialog(cfg, assistant.engine, self.peer, name).turn(state, understanding, text)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            raise  # the database is away: this actor ends, the message is answered after
+        except Exception:  # a bug must not turn one customer's message into a crash loop
+            log.exception("company %s: a turn failed; the customer gets the help text", self.company_id)
+            state.reset()
+            lang = state.language or cfg.languages[0]
+            understanding = Understanding(Intent.OTHER, lang)
+            help_text = replies.say(
+                lang, "help", example=cfg.services[0].name, services=", ".join(s.name for s in cfg.services)
+            )
+            result = TurnResult(help_text, "error")
         state.remember("customer", text)
         state.remember("assistant", result.reply)
         usage = understanding.usage

@@ -82,7 +82,7 @@ class Dialog:
         self.name = name
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _services(self, lang: str) -> str:
+    def _services(self) -> str:
         return ", ".join(s.name for s in self.cfg.services)
 
     def _service_name(self, service_id: str | None) -> str:
@@ -129,7 +129,7 @@ class Dialog:
         elif intent == Intent.GREETING and not has_slots:
             s.reset()
             greeting = u.reply or replies.say(
-                lang, "greeting", business=self.cfg.business_name, services=self._services(lang)
+                lang, "greeting", business=self.cfg.business_name, services=self._services()
             )
             return TurnResult(greeting, "greeted")
         elif s.flow is None:
@@ -137,7 +137,7 @@ class Dialog:
                 s.flow = "book"
             else:
                 example = self.cfg.services[0].name
-                text = u.reply or replies.say(lang, "help", example=example, services=self._services(lang))
+                text = u.reply or replies.say(lang, "help", example=example, services=self._services())
                 return TurnResult(text, "help")
 
         if u.service is not None and self.cfg.service(u.service) is not None:
@@ -187,7 +187,7 @@ class Dialog:
         s.offered = []
         return TurnResult(text, "asked")
 
-    def _ask_time(self, s: DialogState, lang: str, service: str, code: str | None = None) -> TurnResult:
+    def _ask_time(self, s: DialogState, lang: str, service: str) -> TurnResult:
         day = dt.date.fromisoformat(s.date or "")
         free = self.engine.free_starts(self.cfg, service, day)
         if free:
@@ -242,7 +242,7 @@ class Dialog:
         if s.service is None and len(self.cfg.services) == 1:
             s.service = self.cfg.services[0].id
         if s.service is None:
-            return self._ask(s, Slot.SERVICE, replies.say(lang, "ask_service", services=self._services(lang)))
+            return self._ask(s, Slot.SERVICE, replies.say(lang, "ask_service", services=self._services()))
         if s.date is None:
             return self._ask(
                 s, Slot.DATE, replies.say(lang, "ask_date", service=self._service_name(s.service))
@@ -298,7 +298,7 @@ class Dialog:
         if s.date is None:
             return self._ask(s, Slot.DATE, replies.say(lang, "ask_new_date", code=s.code))
         if s.time is None:
-            return self._ask_time(s, lang, row.service, s.code)
+            return self._ask_time(s, lang, row.service)
         start = self._start(s)
         outcome = self.engine.reschedule(self.cfg, row, start, s.resource)
         if isinstance(outcome, Booked):

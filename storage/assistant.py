@@ -133,7 +133,7 @@ def chats_waiting(db: Database, since_ms: int) -> list[tuple[str, str]]:
 def conversations_page(
     db: Database, company_id: str, limit: int, before: int | None
 ) -> tuple[list[ConversationRow], int | None]:
-    """Most recently active first; the cursor is the id of the last one given."""
+    """Newest first (by when the chat began); the cursor is the id of the last one given."""
     with db.work():
         query = Conversation.select().where(Conversation.company == company_id)
         if before is not None:

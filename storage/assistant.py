@@ -24,12 +24,27 @@ def get_config(db: Database, company_id: str) -> dict[str, Any] | None:
     return json.loads(row.config) if row else None
 
 
-def put_config(db: Database, company_id: str, config: dict[str, Any]) -> None:
+def config_version(db: Database, company_id: str) -> int | None:
+    """When the company's config was last written (its version), or None when it has none."""
     with db.work():
-        AssistantConfig.insert(company=company_id, config=_dumps(config), updated_at=now_ms()).on_conflict(
+        row = (
+            AssistantConfig.select(AssistantConfig.updated_at)
+            .where(AssistantConfig.company == company_id)
+            .first()
+        )
+    return row.updated_at if row else None
+
+
+def put_config(db: Database, company_id: str, config: dict[str, Any]) -> int:
+    """Store the config; returns its version (a write time, made to grow on every write)."""
+    with db.work(), db.atomic():
+        previous = config_version(db, company_id) or 0
+        version = max(now_ms(), previous + 1)
+        AssistantConfig.insert(company=company_id, config=_dumps(config), updated_at=version).on_conflict(
             conflict_target=[AssistantConfig.company],
-            update={AssistantConfig.config: _dumps(config), AssistantConfig.updated_at: now_ms()},
+            update={AssistantConfig.config: _dumps(config), AssistantConfig.updated_at: version},
         ).execute()
+    return version
 
 
 # -- conversations ------------------------------------------------------------------------------

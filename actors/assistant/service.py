@@ -4,6 +4,7 @@ way to reach the conversations supervisor."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,9 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.phone_vault import PhoneVault
 
 log = logging.getLogger(__name__)
+
+
+CONFIG_RECHECK = 1.0  # seconds a parsed config is used before its version is read again
 
 
 class LiveChild:
@@ -77,7 +81,7 @@ class Assistant:
         self.model = model
         self.wake_deliverer = wake_deliverer
         self.engine = Engine(self.db, vault, events=self._event)
-        self._configs: dict[str, CompanyConfig | None] = {}
+        self._configs: dict[str, tuple[CompanyConfig | None, int | None, float]] = {}
         # The current Conversations actor (set by the composition root: a Root lookup).
         self.conversations: Callable[[], pykka.ActorRef[Any] | None] = lambda: None
 
@@ -87,16 +91,25 @@ class Assistant:
 
     # -- configs ----------------------------------------------------------------------------------
     def config(self, company_id: str) -> CompanyConfig | None:
-        if company_id not in self._configs:
-            document = store.get_config(self.db, company_id)
-            self._configs[company_id] = config_mod.parse(document, company_id) if document else None
-        return self._configs[company_id]
+        """The company's config, parsed once; a PUT made on another node sharing the database is
+        noticed within CONFIG_RECHECK seconds (one indexed read of its version)."""
+        cached = self._configs.get(company_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[2] < CONFIG_RECHECK:
+            return cached[0]
+        version = store.config_version(self.db, company_id)
+        if cached is None or cached[1] != version:
+            document = store.get_config(self.db, company_id) if version is not None else None
+            cfg = config_mod.parse(document, company_id) if document else None
+            cached = (cfg, version, now)
+        self._configs[company_id] = (cached[0], cached[1], now)
+        return cached[0]
 
     def put_config(self, company_id: str, data: Any) -> CompanyConfig:
         """Validate (ConfigInvalid names the field), store, and use from the next turn on."""
         cfg = config_mod.parse(data, company_id)
-        store.put_config(self.db, company_id, cfg.document)
-        self._configs[company_id] = cfg
+        version = store.put_config(self.db, company_id, cfg.document)
+        self._configs[company_id] = (cfg, version, time.monotonic())
         return cfg
 
     def forget(self, company_id: str) -> None:

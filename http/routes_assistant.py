@@ -11,7 +11,7 @@ import bottle
 
 from wafleet.actors.assistant.config import CompanyConfig, ConfigInvalid
 from wafleet.actors.assistant.engine import Booked, EngineError
-from wafleet.actors.assistant.protocol import FOREVER_MS, Pause
+from wafleet.actors.assistant.protocol import FOREVER_MS, Active, Pause
 from wafleet.actors.assistant.service import Assistant, AssistantUnavailable
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
@@ -236,10 +236,11 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         limit = _int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
         cursor = _int_query("cursor", None, 1, 10**18)
         rows, next_id = store.conversations_page(ctx.db, company_id, limit, cursor)
+        active = _active(company_id)
         return respond(
             200,
             {
-                "conversations": [_conversation_json(r) for r in rows],
+                "conversations": [dict(_conversation_json(r), active=r.peer in active) for r in rows],
                 "nextCursor": str(next_id) if next_id is not None else None,
             },
         )
@@ -254,7 +255,14 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         turns = store.turns(ctx.db, company_id, phone, TURNS_SHOWN)
         for turn in turns:
             turn["at"] = iso(turn["at"])
-        return respond(200, dict(_conversation_json(row), turns=turns))
+        return respond(200, dict(_conversation_json(row), active=phone in _active(company_id), turns=turns))
+
+    def _active(company_id: str) -> set[str]:
+        """Customers whose conversation actor is running (idle ones have ended; state stays)."""
+        try:
+            return set(assistant.ask(Active(company_id)))
+        except AssistantUnavailable as exc:
+            raise ApiError(503, "unavailable", str(exc), {"Retry-After": "2"}) from None
 
     def pause_route(until: Any) -> Any:
         def handler(company_id: str, phone: str) -> Any:

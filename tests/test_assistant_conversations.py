@@ -214,3 +214,24 @@ def test_a_burst_of_messages_is_answered_as_one_turn(node_factory) -> None:
     stats = node.client.get("/api/assistant/salon/stats", headers=node.admin()).json()
     assert stats["bookings"]["made"] == 1 and stats["messages"]["in"] == 3 and stats["turns"] == 1
     assert stats["ai"]["calls"] == 0 and stats["responseMs"]["p50"] is not None
+
+
+def test_an_idle_conversation_ends_and_the_next_message_goes_on_from_its_state(node_factory) -> None:
+    node: Node = node_factory(WAFLEET_BATCH_WINDOW="0", WAFLEET_CONVERSATION_IDLE="1000").start()
+    setup_salon(node)
+    lia = Chat(node, "salon", "15550000008")
+
+    def conversation() -> dict:
+        r = node.client.get(f"/api/assistant/salon/conversations/{lia.phone}", headers=node.admin())
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert "which day" in lia.say("I'd like a haircut please").lower()
+    assert conversation()["active"] is True
+    listed = node.client.get("/api/assistant/salon/conversations", headers=node.admin()).json()
+    assert [(c["phone"], c["active"]) for c in listed["conversations"]] == [(lia.phone, True)]
+    # WAFLEET_CONVERSATION_IDLE (1 s) of silence ends the actor; the state stays in the database
+    ended = wait_for(lambda: (c := conversation())["active"] is False and c, timeout=10, what="the idle end")
+    assert (ended["flow"], ended["pending"], ended["slots"]["service"]) == ("book", "date", "haircut")
+    assert lia.say("tomorrow").startswith("What time?")  # a new actor, the same conversation
+    assert conversation()["active"] is True

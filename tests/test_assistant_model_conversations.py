@@ -74,6 +74,10 @@ def test_model_path_book_taken_choice_cancel_in_three_languages(node_factory, fa
     # the offered times went to the model in the prompt of the next turn
     assert "Times offered last turn" in fake.requests[-1]["body"]["messages"][0]["content"]
     assert offered_request is not fake.requests[-1]
+    ana_code = code_in(reply_text)
+    fake.push(reply("reschedule", language="pt", code=ana_code, date=day, time="17:30"))
+    reply_text = ana.say(f"dá para passar a {ana_code} para as 17h30?")
+    assert "remarcada" in reply_text and "17:30" in reply_text and ana_code in reply_text, reply_text
 
     fake.push(reply("faq", language="en", reply="We are at Rua Augusta 100."))
     assert tom.say("where are you guys?") == "We are at Rua Augusta 100."
@@ -85,7 +89,7 @@ def test_model_path_book_taken_choice_cancel_in_three_languages(node_factory, fa
     assert (first["source"], first["promptTokens"], first["completionTokens"]) == ("model", 420, 40)
     assert first["model"] == "gpt-4o-mini" and first["cost"] > 0 and first["aiLatencyMs"] is not None
     stats = node.client.get("/api/assistant/salon/stats", headers=node.admin()).json()
-    assert stats["ai"]["calls"] == 5 and stats["ai"]["fallbackRate"] == 0.0
+    assert stats["ai"]["calls"] == 6 and stats["ai"]["fallbackRate"] == 0.0
     assert stats["ai"]["promptTokens"] >= 420 and stats["bookings"] == {"made": 2, "cancelled": 1}
     # every request was strict JSON-schema with today's date and the timezone (the fake checks)
     assert all(r["body"]["response_format"]["type"] == "json_schema" for r in fake.requests)

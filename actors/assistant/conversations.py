@@ -26,7 +26,7 @@ import pykka
 from wafleet.actors.assistant import replies
 from wafleet.actors.assistant.config import LANGUAGES
 from wafleet.actors.assistant.dialog import FLOW_INTENTS, Dialog, DialogState, TurnResult
-from wafleet.actors.assistant.protocol import FOREVER_MS, Inbound, Pause
+from wafleet.actors.assistant.protocol import FOREVER_MS, Active, Inbound, Pause
 from wafleet.actors.assistant.service import Assistant
 from wafleet.actors.assistant.understanding import Intent, Slot, TurnContext, Understanding, understand
 from wafleet.actors.assistant.when import warm_up
@@ -128,6 +128,8 @@ class Conversations(SupervisedActor):
                     if cfg is None or not cfg.enabled:
                         return None
                 return self._child((company_id, peer)).ref.ask(message, block=False)
+            case Active(company_id=company_id):
+                return sorted(peer for (company, peer), c in self.children.items() if company == company_id)
             case _Idle(key=key, generation=generation, seen=seen):
                 child = self.children.get(key)
                 if child is not None and child.generation == generation and child.sent == seen:

@@ -28,3 +28,10 @@ class Pause:
     peer: str
     until_ms: int | None
     handoff: bool = False
+
+
+@dataclass(frozen=True)
+class Active:
+    """Which of a company's customers have a conversation actor running now (their phones)."""
+
+    company_id: str

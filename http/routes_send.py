@@ -32,7 +32,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         row = outbox.enqueue(ctx.db, record.company_id, phone, message)
         if ctx.assistant is not None:  # a person wrote to this customer: the assistant steps back
             ctx.assistant.handoff(record.company_id, phone)
-        ctx.tree.wake_deliverer()
+        ctx.tree.wake_deliverer(record.company_id)
         return respond(202, row.json())
 
     @app.get("/api/whatsapp/send/<message_id>")

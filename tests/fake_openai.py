@@ -54,6 +54,15 @@ RATE_LIMIT_BODY = {
         "code": "rate_limit_exceeded",
     }
 }
+QUOTA_BODY = {
+    "error": {
+        "message": "You exceeded your current quota, please check your plan and billing details. For more "
+        "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        "type": "insufficient_quota",
+        "param": None,
+        "code": "insufficient_quota",
+    }
+}
 SERVER_ERROR_BODY = {
     "error": {
         "message": "The server had an error while processing your request. Sorry about that!",
@@ -129,8 +138,9 @@ def invalid_json() -> Outcome:
     return Outcome("reply", '{"intent": "booking", "service": ')
 
 
-def status(code: int) -> Outcome:
-    return Outcome("status", status=code)
+def status(code: int, quota: bool = False) -> Outcome:
+    """An error answer with the real body: 429 (rate limit, or with `quota` the billing quota), 500, 503."""
+    return Outcome("status", content="quota" if quota else None, status=code)
 
 
 def drop() -> Outcome:
@@ -360,9 +370,8 @@ class FakeOpenAI:
                         return
                     if outcome.kind == "status":
                         extra = {"retry-after": "20", "x-ratelimit-remaining-requests": "0"}
-                        self._send(
-                            outcome.status, BODIES[outcome.status], extra if outcome.status == 429 else None
-                        )
+                        error = QUOTA_BODY if outcome.content == "quota" else BODIES[outcome.status]
+                        self._send(outcome.status, error, extra if outcome.status == 429 else None)
                         return
                     self._send(200, fake._completion(body, outcome))
                 finally:

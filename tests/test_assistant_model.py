@@ -1,6 +1,6 @@
 """Understanding with a model: the real `openai` client against a contract fake on loopback.
 
-Every path the issue names: a good answer, and each failure (connection drop, closed port, timeout,
+Every path: a good answer, and each failure (connection drop, closed port, timeout,
 429, 500, 503, refusal, invalid JSON, low confidence, ids the company does not have, a wrong key,
 an unknown model, every slot taken) falls back to the rules with the reason, tokens and time.
 """
@@ -170,6 +170,7 @@ def test_a_picked_alternative_becomes_the_choice(fake: FakeOpenAI) -> None:
 FAILURES = {
     "connection drop": (drop(), "connection", False),
     "429": (status(429), "rate_limited", False),
+    "429 quota": (status(429, quota=True), "quota_exceeded", False),
     "500": (status(500), "server_error", False),
     "503": (status(503), "server_error", False),
     "refusal": (refusal(), "refusal", True),
@@ -240,6 +241,40 @@ def test_every_slot_taken_for_the_whole_timeout_falls_back_as_busy(fake: FakeOpe
     assert fake.requests == []
 
 
+def test_a_model_that_keeps_failing_is_left_alone_until_the_cooloff_ends(fake: FakeOpenAI) -> None:
+    """During an outage every turn would wait for its own failure (a timeout: seconds); after three
+    in a row the rules answer at once, until one probe after the cool-off finds the model back."""
+    clock = [1000.0]
+    settings = ModelSettings(
+        api_key=fake.api_key,
+        base_url=fake.url,
+        timeout_ms=2000,
+        breaker_failures=3,
+        breaker_cooloff_ms=30_000,
+    )
+    understander = ModelUnderstander(settings, clock=lambda: clock[0])
+    fake.push(status(500), drop(), status(503))
+    reasons = [understander.understand(TEXT, _ctx()).fallback_reason for _ in range(3)]
+    assert reasons == ["server_error", "connection", "server_error"]
+    u = understander.understand(TEXT, _ctx())
+    assert (u.source, u.fallback_reason, u.usage, u.service) == ("rules", "circuit_open", None, "haircut")
+    assert len(fake.requests) == 3  # the model was not called
+    fake.push(reply("other"))  # another company's model is not stopped
+    assert understander.understand("hi", _ctx(ai_model="gpt-4o")).source == "model"
+    assert len(fake.requests) == 4
+    clock[0] += 29.9
+    assert understander.understand(TEXT, _ctx()).fallback_reason == "circuit_open"
+    clock[0] += 0.2  # cool-off over: one probe; it fails, the circuit stays open for another cool-off
+    fake.push(status(500))
+    assert understander.understand(TEXT, _ctx()).fallback_reason == "server_error"
+    assert understander.understand(TEXT, _ctx()).fallback_reason == "circuit_open"
+    clock[0] += 30.1  # the next probe gets an answer: the circuit closes
+    fake.push(reply("booking", service="haircut"), reply("booking", service="manicure"))
+    assert understander.understand(TEXT, _ctx()).source == "model"
+    assert understander.understand(TEXT, _ctx()).service == "manicure"
+    assert len(fake.requests) == 7
+
+
 def test_understand_goes_through_the_model_when_one_is_given(fake: FakeOpenAI) -> None:
     fake.push(reply("cancel", code="abc234"))
     u = understand("cancel abc234", _ctx(), _understander(fake))
@@ -258,6 +293,8 @@ def test_settings_come_from_the_environment(fake: FakeOpenAI) -> None:
             "WAFLEET_AI_CONCURRENCY": "3",
             "WAFLEET_AI_MIN_CONFIDENCE": "0.7",
             "WAFLEET_AI_PRICES": "gpt-4o=3/12, local-llama=0/0",
+            "WAFLEET_AI_BREAKER_FAILURES": "0",
+            "WAFLEET_AI_BREAKER_COOLOFF": "5000",
         }
     )
     assert settings is not None
@@ -268,6 +305,7 @@ def test_settings_come_from_the_environment(fake: FakeOpenAI) -> None:
         0.7,
     )
     assert settings.prices["gpt-4o"] == (3.0, 12.0) and settings.prices["gpt-4o-mini"] == (0.15, 0.60)
+    assert (settings.breaker_failures, settings.breaker_cooloff_ms) == (0, 5000)
     assert fake.api_key not in repr(settings)
     fake.push(reply("booking", service="haircut", confidence=0.65))
     u = ModelUnderstander(settings).understand(TEXT, _ctx())
@@ -281,6 +319,8 @@ def test_settings_come_from_the_environment(fake: FakeOpenAI) -> None:
         ({"WAFLEET_AI_TIMEOUT": "soon"}, "WAFLEET_AI_TIMEOUT"),
         ({"WAFLEET_AI_TIMEOUT": "5"}, "WAFLEET_AI_TIMEOUT"),
         ({"WAFLEET_AI_CONCURRENCY": "0"}, "WAFLEET_AI_CONCURRENCY"),
+        ({"WAFLEET_AI_BREAKER_FAILURES": "-1"}, "WAFLEET_AI_BREAKER_FAILURES"),
+        ({"WAFLEET_AI_BREAKER_COOLOFF": "x"}, "WAFLEET_AI_BREAKER_COOLOFF"),
         ({"WAFLEET_AI_MIN_CONFIDENCE": "2"}, "WAFLEET_AI_MIN_CONFIDENCE"),
         ({"WAFLEET_AI_PRICES": "gpt-4o=cheap"}, "WAFLEET_AI_PRICES"),
         ({"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL"),

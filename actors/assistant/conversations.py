@@ -372,6 +372,6 @@ class Conversation(SupervisedActor):
                 response_ms=(time.perf_counter() - started) * 1000,
                 outcome=result.outcome,
             )
-        assistant.wake_deliverer()
+        assistant.wake_deliverer(self.company_id)
         assistant.journal.metrics.incr("assistant.turns")
         assistant.journal.metrics.timing("assistant.turn_ms", (time.perf_counter() - started) * 1000)

@@ -16,21 +16,24 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
     "ru": (
         (Intent.CANCEL, ("отмен*", "отказ*", "не приду")),
         (Intent.RESCHEDULE, ("перенес*", "перенест*", "перезапис*", "поменять время", "изменить время",
-                             "сдвин*", "другое время")),
+                             "сдвин*", "другое время", "полчаса позже", "час позже",
+                             "попозже")),
         (Intent.AVAILABILITY, ("свободн*", "окна", "окно", "окошк*", "есть время", "есть ли", "какие часы",
                                "когда можно")),
         (Intent.FAQ, ("сколько стоит", "сколько длится", "сколько по времени", "длится", "стоимост*", "цена",
-                      "цены", "прайс", "где", "адрес*", "во сколько", "до скольки", "работаете", "часы работы",
+                      "цены", "прайс", "где", "адрес*", "во сколько", "до скольки", "работаете", "открыва*", "закрыва*", "часы работы",
                       "оплат*", "картой", "парковк*", "как добраться")),
         (Intent.BOOKING, ("запис*", "хочу на", "можно на", "мне бы", "хочу сделать", "забронир*", "хотела бы",
                           "хотел бы")),
         (Intent.AVAILABILITY, ("есть",)),
-        (Intent.GREETING, ("привет*", "здравств*", "здраст*", "добрый день", "доброе утро", "добрый вечер",
+        (Intent.OTHER, ("до завтра", "до встречи", "до свидания", "пока пока", "спасибо")),
+        (Intent.GREETING, ("привет*", "здравств*", "здраст*", "здрась*", "добрый день", "доброе утро", "добрый вечер",
                            "доброго дня")),
     ),
     "pt": (
         (Intent.CANCEL, ("cancel*", "desmarc*", "nao vou poder ir", "nao vou conseguir ir")),
         (Intent.RESCHEDULE, ("remarc*", "mudar", "trocar", "troca", "trocar o horario", "trocar meu horario", "adiar",
+                             "pra frente", "hora mais tarde",
                              "outro horario", "reagend*")),
         (Intent.AVAILABILITY, ("vaga", "vagas", "livre", "livres", "disponive*", "disponibilidade",
                                "tem horario", "quais horarios")),
@@ -39,7 +42,8 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
                       "cartao", "pix", "estacionamento")),
         (Intent.BOOKING, ("marcar", "marca", "agend*", "reserv*", "quero fazer", "gostaria", "queria fazer",
                           "quero um", "quero uma", "tem como")),
-        (Intent.AVAILABILITY, ("tem",)),
+        (Intent.AVAILABILITY, ("tem", "teria", "teriam", "tem algum", "tem algo")),
+        (Intent.OTHER, ("ate amanha", "ate mais", "ate logo", "tchau", "obrigad*", "valeu")),
         (Intent.GREETING, ("oi", "ola", "bom dia", "boa tarde", "boa noite", "tudo bem", "e ai", "eai")),
     ),
     "en": (
@@ -53,9 +57,13 @@ INTENTS: dict[str, tuple[tuple[Intent, tuple[str, ...]], ...]] = {
         (Intent.BOOKING, ("book*", "appointment", "can i get", "id like", "i'd like", "i would like", "wanna",
                           "want a", "come in", "reserve", "get my", "need a")),
         (Intent.AVAILABILITY, ("any", "anything")),
+        (Intent.OTHER, ("see you", "see ya", "bye", "thanks", "thank you", "cheers")),
         (Intent.GREETING, ("hi", "hello", "hey", "hiya", "good morning", "good afternoon", "good evening")),
     ),
 }  # fmt: skip
+
+# Emoji that say a word on their own (a wave is a hello); other emoji are dropped.
+EMOJI_WORDS = {"👋": " hi ", "🙋": " hi ", "🖐": " hi "}
 
 # Short forms people type, replaced by what the date parser knows (whole words, after folding).
 ABBREVIATIONS: dict[str, dict[str, str]] = {
@@ -138,7 +146,13 @@ LANGUAGE_MARKERS: dict[str, frozenset[str]] = {
         i i'd id can could get an the to at on in for with my me is it its you your u r do does have
         any anything free tomorrow tmrw 2moro today book booking appointment cancel reschedule please
         pls plz thanks thank cheers bye hi hello hey what when where how much time times is are works
-        fine ok okay next morning afternoon evening want wanna like need would
+        fine next morning afternoon evening want wanna like need would
         """.split()
     ),
 }
+
+# The first letters of month names, enough to tell "7 декабря" or "5 de dez" from an hour.
+MONTH_STEMS = (
+    r"янв|фев|мар|апр|ма[йя]|июн|июл|авг|сен|окт|ноя|дек|jan|fev|feb|mar|abr|apr|mai|may|jun|jul|ago|aug|set|sep"
+    r"|out|oct|nov|dez|dec"
+)

@@ -85,10 +85,11 @@ def distance(a: str, b: str, limit: int) -> int:
 
 @functools.lru_cache(maxsize=65536)
 def close(word: str, target: str) -> bool:
-    """The same word give or take a typo: exact below 5 letters, one edit up to 8, two beyond."""
+    """The same word give or take a typo: exact below 5 letters, one edit up to 8, two beyond; from
+    5 letters on, any longer word that starts with it (a diminutive or a case ending)."""
     limit = 0 if len(target) < 5 else 1 if len(target) < 9 else 2
-    if word == target:
-        return True
+    if word == target or (len(target) >= 5 and word.startswith(target)):
+        return True  # "маникюрчик", "стрижками": a longer form of the word is the word
     if limit == 0 or abs(len(word) - len(target)) > limit:
         return False
     if len(set(word).symmetric_difference(target)) > 2 * limit:

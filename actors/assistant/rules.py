@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from wafleet.actors.assistant import catalogue, language, lexicon, when
+from wafleet.actors.assistant import catalogue, language, lexicon, times, when
 from wafleet.actors.assistant.normalise import clean, expand, fold, words
 from wafleet.actors.assistant.understanding import Intent, Slot, TurnContext, Understanding
 
@@ -24,6 +24,14 @@ _TASKS = (Intent.BOOKING, Intent.AVAILABILITY, Intent.CANCEL, Intent.RESCHEDULE)
 _NEGATIONS = frozenset(fold(word) for word in lexicon.NEGATIONS)
 _ORDINALS = {fold(word): index for word, index in lexicon.ORDINALS.items()}
 _CHOICE_NUMBER = re.compile(r"(?:вариант|номер|opcao|opção|option|number|#|№)\s*(\d)\b|^\s*(\d)\s*$")
+
+
+@dataclass(frozen=True)
+class When:
+    """The day and the time a message names, each when it does."""
+
+    date: dt.date | None = None
+    time: dt.time | None = None
 
 
 def _squeeze(word: str) -> str:
@@ -96,12 +104,15 @@ def find_intent(text: str, lang: str, languages: tuple[str, ...]) -> Intent | No
     return None
 
 
-def find_code(text: str, sure: bool) -> str | None:
+def find_code(text: str, sure: bool, asked: bool = False) -> str | None:
     """A booking code: 6 characters of the code alphabet, any case.
 
-    A lower-case word like "please" or "amanha" also fits the alphabet, so a code without a digit
-    counts only when typed in capitals and the customer is answering or talking about a booking.
+    A lower-case word like "please", "amanha" or "cancel" also fits the alphabet, so a code without
+    a digit counts only when typed in capitals while talking about a booking (`sure`), or when it
+    is the whole answer to "what is your code?" (`asked`).
     """
+    if asked and _CODE.fullmatch(text.strip(" .!")):
+        return text.strip(" .!").upper()  # the whole answer is one code: "kmnpqr" to "your code?"
     for match in _CODE.finditer(text):
         token = match.group(1)
         if any(c.isdigit() for c in token) and any(c.isalpha() for c in token):
@@ -111,7 +122,7 @@ def find_code(text: str, sure: bool) -> str | None:
     return None
 
 
-def find_choice(text: str, ctx: TurnContext, found: when.When) -> dt.datetime | None:
+def find_choice(text: str, ctx: TurnContext, found: When) -> dt.datetime | None:
     """Which of the offered alternatives the customer picked: by position or by its time."""
     if not ctx.offered:
         return None
@@ -136,53 +147,67 @@ def find_choice(text: str, ctx: TurnContext, found: when.When) -> dt.datetime | 
     return None
 
 
+def _emoji_words(text: str) -> str:
+    for emoji, word in lexicon.EMOJI_WORDS.items():
+        text = text.replace(emoji, word)
+    return text
+
+
 def _day_first(lang: str, timezone: str) -> bool:
     """Numeric dates are day-first everywhere but in English written in the Americas (12/10 = Dec 10)."""
     return lang != "en" or not timezone.startswith("America/")
 
 
-def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> when.When:
+def _when(text: str, lang: str, ctx: TurnContext, last_date: bool) -> When:
     """The date and time of the message; with `last_date` the last date and time it names.
 
     "from friday to saturday", "с 15:00 на 17:00": a reschedule names the old first, the new last;
     "не завтра, а в пятницу": a refusal names the day to avoid first.
     """
-    time, rest = when.find_time(text, last=last_date)
-    day_first = _day_first(lang, ctx.timezone)
-    date, rest = when.find_date(rest, lang, ctx.now, day_first)
+    time, rest = times.find_time(text, last=last_date)
+    date = None
+    for code in (lang, *(other for other in ctx.languages if other != lang)):
+        day_first = _day_first(code, ctx.timezone)
+        date, rest = when.find_date(rest, code, ctx.now, day_first, parser=code == lang)
+        if date is not None:
+            break  # a message too short to tell its language may name the day in another one
     while last_date and date is not None:
-        later, later_rest = when.find_date(rest, lang, ctx.now, day_first)
+        later, later_rest = when.find_date(rest, code, ctx.now, day_first)
         if later is None:
             break
         date, rest = later, later_rest
     if time is None and (date is not None or ctx.pending in (Slot.TIME, Slot.CHOICE)):
-        time = when.leftover_hour(rest)
-    return when.When(date=date, time=time)
+        time = times.leftover_hour(rest)
+    return When(date=date, time=time)
 
 
 def understand_rules(text: str, ctx: TurnContext) -> Understanding:
     """Understand one customer message with keywords and patterns; never raises on any text."""
     lang = language.detect(text, ctx.languages, ctx.language)
-    cleaned = expand(clean(text), lexicon.ABBREVIATIONS.get(lang, {}))
+    cleaned = expand(clean(_emoji_words(text)), lexicon.ABBREVIATIONS.get(lang, {}))
     keyword = find_intent(cleaned, lang, ctx.languages)
     service = catalogue.find_service(cleaned, ctx.services)
     resource = catalogue.find_resource(cleaned, ctx.resources)
     choice = None
     if ctx.pending is Slot.CHOICE:
-        choice = find_choice(cleaned, ctx, when.When())
+        choice = find_choice(cleaned, ctx, When())
     last = keyword is Intent.RESCHEDULE or not _NEGATIONS.isdisjoint(words(cleaned.replace("'", "")))
-    found = when.When() if choice else _when(cleaned, lang, ctx, last)
+    found = When() if choice else _when(cleaned, lang, ctx, last)
     if ctx.pending is Slot.CHOICE and choice is None:
         choice = find_choice(cleaned, ctx, found)
     if choice is not None:
         local = choice.astimezone(ZoneInfo(ctx.timezone))
-        found = when.When(date=local.date(), time=local.time().replace(second=0, microsecond=0, tzinfo=None))
-    sure_code = ctx.pending is Slot.CODE or keyword in (Intent.CANCEL, Intent.RESCHEDULE)
-    code = find_code(text, sure_code)
+        found = When(date=local.date(), time=local.time().replace(second=0, microsecond=0, tzinfo=None))
+    asked = ctx.pending is Slot.CODE and keyword is None  # "cancel" alone is not the code CANCEL
+    sure = ctx.pending is Slot.CODE or keyword in (Intent.CANCEL, Intent.RESCHEDULE)
+    code = find_code(text, sure=sure, asked=asked)
 
     continuing = ctx.intent if ctx.intent in _TASKS else None
     has_slots = any(v is not None for v in (service, resource, found.date, found.time, choice))
-    if keyword is not None and keyword is not Intent.GREETING:
+    if keyword is Intent.OTHER:  # thanks, see you tomorrow: the day named is no request
+        intent, service, resource, found, choice, code = Intent.OTHER, None, None, When(), None, None
+        has_slots = False
+    elif keyword is not None and keyword is not Intent.GREETING:
         intent = keyword
     elif code is not None and (ctx.pending is Slot.CODE or continuing in (Intent.CANCEL, Intent.RESCHEDULE)):
         intent = continuing or Intent.CANCEL

@@ -72,7 +72,7 @@ class Assistant:
         vault: PhoneVault,
         settings: AssistantSettings,
         model: Any | None = None,  # a ModelUnderstander, when OPENAI_API_KEY is set
-        wake_deliverer: Callable[[], None] = lambda: None,
+        wake_deliverer: Callable[[str], None] = lambda company_id: None,
     ) -> None:
         self.journal = journal
         self.db = journal.db

@@ -97,8 +97,8 @@ class Understanding:
     confidence: float = 1.0
     reply: str | None = None  # the model's short reply for greeting/faq/other
     source: str = "rules"  # "model" | "rules"
-    fallback_reason: str | None = None  # why the model's answer was not used (timeout, 429, …)
-    usage: Usage | None = None
+    fallback_reason: str | None = None  # why the model's answer was not used: a model.Fallback value
+    usage: Usage | None = None  # the model call's tokens, cost and time; None when no call was made
 
 
 def understand(text: str, ctx: TurnContext, model: ModelUnderstander | None = None) -> Understanding:
@@ -109,6 +109,6 @@ def understand(text: str, ctx: TurnContext, model: ModelUnderstander | None = No
     """
     if model is not None:
         return model.understand(text, ctx)
-    from wafleet.actors.assistant.rules import understand_rules
+    from wafleet.actors.assistant.rules import understand_rules  # rules import these types
 
     return understand_rules(text, ctx)

@@ -126,9 +126,9 @@ def got(lang: str, u: Understanding) -> dict:
 
 
 def cases(lang: str) -> list[Case]:
-    """Every message of a language: {lang}.json, written before the rules; {lang}_2.json and
-    {lang}_3.json, two batches written later and scored unseen on their first run (the commits
-    that added them give those first-run figures) before the rules learned from them."""
+    """Every message of a language: {lang}.json, written before the rules; {lang}_2.json to
+    {lang}_6.json, batches written later and scored unseen on their first run (the commits that
+    added them give those first-run figures) before the rules learned from them."""
     return [
         Case(lang, entry)
         for path in sorted(HERE.glob(f"{lang}*.json"))

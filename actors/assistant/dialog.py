@@ -150,7 +150,18 @@ class Dialog:
             s.time = f"{u.time:%H:%M}"
         if u.code is not None:
             s.code = u.code.upper()
+        elif s.flow in ("cancel", "reschedule") and s.code is None:
+            s.code = self._own_code(text)
         return self._advance(s, lang, availability=intent == Intent.AVAILABILITY)
+
+    def _own_code(self, text: str) -> str | None:
+        """A code typed in any case ("mnyjws"): understanding takes an all-letter word as a code
+        only in capitals (else "please" would be one); one of this customer's own codes is sure."""
+        words = {w.upper() for w in re.findall(r"(?<!\w)[A-Za-z0-9]{6}(?!\w)", text)}
+        if not words:
+            return None
+        mine = {row.code for row in self.engine.upcoming(self.cfg, self.phone)}
+        return next(iter(sorted(words & mine)), None)
 
     def _picked(self, s: DialogState, u: Understanding) -> dt.datetime | None:
         offered = s.offered_times()

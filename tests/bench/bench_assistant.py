@@ -455,7 +455,10 @@ def main() -> None:
                 "OPENAI_API_KEY": "sk-bench",
                 "OPENAI_BASE_URL": fake.url,
                 "WAFLEET_AI_CONCURRENCY": "2000",
-                "WAFLEET_AI_TIMEOUT": "10000",
+                # the run measures the model path: no circuit breaker, and a timeout far above
+                # the fake's latency (a fallback is counted and printed, not hidden)
+                "WAFLEET_AI_BREAKER_FAILURES": "0",
+                "WAFLEET_AI_TIMEOUT": "30000",
             },
             profile=os.path.abspath(args.profile) if args.profile else None,
         )
@@ -490,6 +493,15 @@ def main() -> None:
             else:
                 run = measure(node, name, lambda r, p=people: full_load(node.port, replies, p, r))
             report(run, people)
+            if ai:
+                calls = fallbacks = 0.0
+                for company in companies:
+                    stats = call(node.port, "GET", f"/api/assistant/{company}/stats")[1]["ai"]
+                    calls += stats["calls"]
+                    fallbacks += stats["calls"] * stats["fallbackRate"]
+                print(
+                    f"{'':<34} model calls {calls:.0f}, answered by the rules after a failure {fallbacks:.0f}"
+                )
             runs.append(run)
         replies.close()
         print(

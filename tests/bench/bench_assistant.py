@@ -26,7 +26,7 @@ sandbox shows). Node CPU is utime+stime of the node process over the run / wall 
 core busy). Double bookings are counted in the database after all runs (overlapping confirmed
 bookings of one resource); they must be 0.
 
-Targets (the issue): rules >= 500 turns/s at full load; rules p99 <= 50 ms at 200 turns/s;
+Targets: rules >= 500 turns/s at full load; rules p99 <= 50 ms at 200 turns/s;
 model p99 <= model latency + 50 ms. The client runs on the same machine (a gevent process, so it
 costs little), and the machine may be shared: the report prints the client's CPU, the load
 average, and the node's CPU time per turn, which does not depend on how much of the machine the

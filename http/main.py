@@ -197,6 +197,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             batch_window_ms=settings.batch_window_ms,
             handoff_minutes=settings.handoff_minutes,
             idle_ms=settings.conversation_idle_ms,
+            complete_every_ms=settings.booking_complete_every_ms,
         ),
         model=model,
     )

@@ -193,6 +193,16 @@ def set_status(db: Database, booking_id: int, status: str, only_from: str = "con
     return changed > 0
 
 
+def complete_past(db: Database, now: int) -> int:
+    """Confirmed bookings that have ended become ``completed``; how many did."""
+    with db.work():
+        return (
+            Booking.update(status="completed", updated_at=now)
+            .where((Booking.status == "confirmed") & (Booking.end_ms <= now))
+            .execute()
+        )
+
+
 def get_by_id(db: Database, booking_id: int) -> BookingRow | None:
     with db.work():
         b = Booking.get_or_none(Booking.id == booking_id)

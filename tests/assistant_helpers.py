@@ -84,7 +84,7 @@ class Chat:
         before = len(self.replies())
         self.send(text)
         replies = wait_for(
-            lambda: (r if len(r := self.replies()) > before else None), timeout, what=f"a reply to {text!r}"
+            lambda: r if len(r := self.replies()) > before else None, timeout, what=f"a reply to {text!r}"
         )
         assert len(replies) == before + 1, replies[before:]
         return replies[-1]

@@ -8,9 +8,10 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from tests.assistant_helpers import TZ, at, salon, setup_salon, tomorrow
-from tests.harness import ADMIN_TOKEN, Node
+from tests.harness import ADMIN_TOKEN, Node, wait_for
 from tests.sse import SseClient
 
 PHONE = "351910000001"
@@ -264,8 +265,6 @@ def test_hostile_assistant_input_is_a_clear_4xx_never_a_500(node_factory) -> Non
 
 
 def test_assistant_settings_have_defaults_and_refuse_bad_values() -> None:
-    import pytest
-
     from wafleet.http.settings import ConfigError, load
 
     s = load({})
@@ -281,3 +280,39 @@ def test_assistant_settings_have_defaults_and_refuse_bad_values() -> None:
     ):
         with pytest.raises(ConfigError, match=name):
             load({name: value})
+
+
+def test_a_booking_that_has_ended_is_completed(node_factory, tmp_path) -> None:
+    node: Node = node_factory(WAFLEET_BOOKING_COMPLETE_EVERY="200").start()
+    token = setup_salon(node, "rosa")
+    r = node.client.post(
+        "/api/assistant/rosa/bookings",
+        json={"service": "haircut", "start": at(tomorrow(), 10).isoformat(), "customerPhone": PHONE},
+        headers=auth(token),
+    )
+    assert r.status_code == 201, r.text
+    # yesterday's appointment, as a booking made then would be (the API takes no past starts)
+    from wafleet.storage.database import Database
+    from wafleet.storage.models import Booking
+    from wafleet.storage.phone_vault import vault_for
+
+    vault = vault_for(None, f"{tmp_path}/data")  # the node's own key (no WAFLEET_ENCRYPTION_KEY)
+    db = Database(f"sqlite:///{tmp_path}/data/wafleet.db")
+    yesterday = int((dt.datetime.now(TZ) - dt.timedelta(days=1)).timestamp() * 1000)
+    with db.work():
+        Booking.insert(
+            company="rosa", code="PAST23", customer_phone=vault.seal("rosa", PHONE),
+            customer_hash=vault.lookup("rosa", PHONE), service="haircut",
+            resource="anna", start_ms=yesterday, end_ms=yesterday + 3600_000, status="confirmed",
+            source="api", created_at=yesterday, updated_at=yesterday,
+        ).execute()  # fmt: skip
+    db.close()
+
+    def statuses() -> dict[str, str]:
+        listed = node.client.get("/api/assistant/rosa/bookings", headers=auth(token)).json()["bookings"]
+        return {b["code"]: b["status"] for b in listed}
+
+    done = wait_for(
+        lambda: (s := statuses()).get("PAST23") == "completed" and s, what="the ended one completed"
+    )
+    assert done[r.json()["code"]] == "confirmed"  # the one ahead is untouched

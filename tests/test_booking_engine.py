@@ -208,3 +208,14 @@ def test_without_a_key_the_node_makes_its_own(tmp_path: Path) -> None:
     assert (tmp_path / "phone.key").stat().st_mode & 0o777 == 0o600
     assert first.lookup("c", ALICE) != first.lookup("d", ALICE)
     assert isinstance(PhoneVault(open(tmp_path / "phone.key").read()), PhoneVault)
+
+
+def test_a_phone_sealed_under_another_key_lists_as_unknown_not_an_error(
+    engine: Engine, tmp_path: Path
+) -> None:
+    c = cfg()
+    booked = engine.book(c, service_id="haircut", start=at(2, 10), phone=ALICE)
+    assert isinstance(booked, Booked)
+    other = Engine(engine.db, vault_for(None, str(tmp_path / "elsewhere")), clock=lambda: NOW)
+    row = other.find(c, booked.booking.code)
+    assert row is not None and other.view(c, row).customer_phone is None

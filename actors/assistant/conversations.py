@@ -33,7 +33,7 @@ from wafleet.actors.assistant.when import warm_up
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.messages import Shutdown
 from wafleet.storage import assistant as store
-from wafleet.storage import outbox
+from wafleet.storage import bookings, outbox
 from wafleet.storage.clock import iso, now_ms
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,11 @@ class _Flush:
 
 @dataclass(frozen=True)
 class _IdleCheck:
+    pass
+
+
+@dataclass(frozen=True)
+class _CompletePast:
     pass
 
 
@@ -78,6 +83,7 @@ class Conversations(SupervisedActor):
         self.assistant = assistant
         self.children: dict[Key, _Child] = {}
         self.generation = 0
+        self._sweeper: gevent.Greenlet = gevent.Greenlet()  # replaced in on_start
 
     def on_start(self) -> None:
         # The date parser loads each language's data on first use (~200 ms, blocking the hub):
@@ -86,10 +92,35 @@ class Conversations(SupervisedActor):
         # Messages accepted before a crash or a kill -9 and not answered yet: answer them now.
         for key in store.chats_waiting(self.assistant.db, now_ms() - self.assistant.settings.idle_ms):
             self._child(key)
+        self._complete_past()
+        self._sweeper = gevent.spawn(self._sweep_loop)
+
+    def _sweep_loop(self) -> None:
+        every = self.assistant.settings.complete_every_ms / 1000
+        while True:
+            gevent.sleep(every)
+            try:
+                self.actor_ref.tell(_CompletePast())
+            except pykka.ActorDeadError:
+                return
+
+    def _complete_past(self) -> None:
+        """Bookings whose time is over are ``completed`` (the status the API lists)."""
+        try:
+            done = bookings.complete_past(self.assistant.db, now_ms())
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            log.warning("could not mark ended bookings completed (next try in a while): %s", exc)
+            return
+        if done:
+            self.assistant.journal.metrics.incr("assistant.booking.completed", done)
 
     def on_stop(self) -> None:
+        self._sweeper.kill(block=False)
         for child in self.children.values():
             child.ref.stop(block=False)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self._sweeper.kill(block=False)
 
     def _child(self, key: Key) -> _Child:
         child = self.children.get(key)
@@ -128,6 +159,9 @@ class Conversations(SupervisedActor):
                     if cfg is None or not cfg.enabled:
                         return None
                 return self._child((company_id, peer)).ref.ask(message, block=False)
+            case _CompletePast():
+                self._complete_past()
+                return None
             case Active(company_id=company_id):
                 return sorted(peer for (company, peer), c in self.children.items() if company == company_id)
             case _Idle(key=key, generation=generation, seen=seen):

@@ -8,6 +8,7 @@ when it must refuse, finds the nearest free starts for that service (same day fi
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,8 +17,11 @@ from typing import Any
 from wafleet.actors.assistant.config import CompanyConfig
 from wafleet.storage import bookings
 from wafleet.storage.bookings import BookingRow
+from wafleet.storage.crypto import DecryptionError
 from wafleet.storage.database import Database
 from wafleet.storage.phone_vault import PhoneVault
+
+log = logging.getLogger(__name__)
 
 ALTERNATIVES = 3
 MAX_SCAN_DAYS = 31  # how far past the asked day the alternatives look
@@ -47,7 +51,7 @@ class BookingView:
     start: dt.datetime  # aware, in the company's timezone
     end: dt.datetime
     status: str
-    customer_phone: str
+    customer_phone: str | None
     customer_name: str | None
 
     def json(self, with_phone: bool = True) -> dict[str, Any]:
@@ -110,9 +114,21 @@ class Engine:
             start=dt.datetime.fromtimestamp(row.start_ms / 1000, tz),
             end=dt.datetime.fromtimestamp(row.end_ms / 1000, tz),
             status=row.status,
-            customer_phone=self.vault.open(row.company_id, row.sealed_phone),
+            customer_phone=self._phone(row),
             customer_name=row.customer_name,
         )
+
+    def _phone(self, row: BookingRow) -> str | None:
+        """The customer's phone; None when it cannot be decrypted (another key), never a 500."""
+        try:
+            return self.vault.open(row.company_id, row.sealed_phone)
+        except DecryptionError:
+            log.warning(
+                "booking %s of %s: the customer's phone does not decrypt with this key",
+                row.code,
+                row.company_id,
+            )
+            return None
 
     def _service(self, cfg: CompanyConfig, service_id: str) -> Any:
         service = cfg.service(service_id)

@@ -63,6 +63,7 @@ class AssistantSettings:
     batch_window_ms: int = 2000  # WAFLEET_BATCH_WINDOW: a burst of messages is one turn
     handoff_minutes: int = 30  # WAFLEET_HANDOFF_MINUTES: quiet after a human wrote to the chat
     idle_ms: int = 600_000  # WAFLEET_CONVERSATION_IDLE: a conversation's actor ends after this
+    complete_every_ms: int = 60_000  # WAFLEET_BOOKING_COMPLETE_EVERY: ended bookings -> completed
 
 
 class Assistant:

@@ -16,6 +16,8 @@ from wafleet.storage.models import (
     Booking,
     Company,
     Conversation,
+    Delivery,
+    Endpoint,
     Event,
     Message,
     Outbox,
@@ -94,6 +96,16 @@ def _company_id_nocase(db: Database) -> None:
     db.db.execute_sql(f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_id_nocase" ON "{table}" (LOWER(id))')
 
 
+def _outbound(db: Database) -> None:
+    """Outbound deliveries: webhook, email and alert endpoints, and their durable queue."""
+    db.db.create_tables([Endpoint, Delivery])  # safe: skips tables that exist
+    if "horizon" not in {c.name for c in db.db.get_columns(Delivery._meta.table_name)}:
+        migrator = SchemaMigrator.from_database(db.db)
+        run_migrations(
+            migrator.add_column(Delivery._meta.table_name, "horizon", peewee.BigIntegerField(null=True))
+        )
+
+
 def _assistant(db: Database) -> None:
     """The assistant: configs, bookings, conversations, turns. On PostgreSQL, confirmed bookings
     of one resource may not overlap (exclusion constraint over the booking's time range)."""
@@ -115,7 +127,15 @@ def _assistant(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _outbox_lanes, _company_id_nocase, _assistant]
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _v1,
+    _v2,
+    _v3,
+    _outbox_lanes,
+    _company_id_nocase,
+    _outbound,
+    _assistant,
+]
 
 
 def current_version(db: Database) -> int:

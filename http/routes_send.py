@@ -54,6 +54,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                 f"{limits.rate_window_ms / 1000:g} s; try again in {max(1, round(retry_after))} s",
             )
         row = outbox.enqueue(ctx.db, record.company_id, phone, message)
+        if ctx.assistant is not None:  # a person wrote to this customer: the assistant steps back
+            ctx.assistant.handoff(record.company_id, phone)
         ctx.tree.wake_deliverer(record.company_id)
         return respond(202, row.json())
 

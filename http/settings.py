@@ -60,6 +60,10 @@ class Settings:
     send_limits: SendLimits = field(default_factory=lambda: SendLimits())
     encrypt_messages: bool = False  # WHATSAPP_ENCRYPT_MESSAGES: message texts sealed at rest
     guide: GuideSettings = field(default_factory=lambda: GuideSettings())
+    batch_window_ms: int = 2000  # WAFLEET_BATCH_WINDOW: a customer's burst is answered as one turn
+    handoff_minutes: int = 30  # WAFLEET_HANDOFF_MINUTES: the assistant's silence after a human wrote
+    conversation_idle_ms: int = 600_000  # WAFLEET_CONVERSATION_IDLE: a quiet chat's actor ends
+    booking_complete_every_ms: int = 60_000  # WAFLEET_BOOKING_COMPLETE_EVERY: ended -> completed
     outbound: Outbound | None = None  # company webhooks, alert webhook, notification email
 
 
@@ -351,5 +355,9 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         ),
         encrypt_messages=_encrypt_messages(env),
         guide=_guide(env, sandbox),
+        batch_window_ms=_int(env, "WAFLEET_BATCH_WINDOW", 2000),
+        handoff_minutes=_int(env, "WAFLEET_HANDOFF_MINUTES", 30),
+        conversation_idle_ms=_int(env, "WAFLEET_CONVERSATION_IDLE", 600_000, minimum=1000),
+        booking_complete_every_ms=_int(env, "WAFLEET_BOOKING_COMPLETE_EVERY", 60_000, minimum=100),
         outbound=_outbound(env),
     )

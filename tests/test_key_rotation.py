@@ -228,3 +228,11 @@ def test_a_key_list_is_checked_key_by_key() -> None:
         with pytest.raises(ValueError, match=why.replace("(", r"\(").replace(")", r"\)")):
             Cipher.from_key(bad)
     assert json.dumps(repr(cipher)) and KEY_A not in repr(cipher)
+
+
+def test_customer_phone_lookups_survive_a_new_key_in_front() -> None:
+    from wafleet.storage.phone_vault import PhoneVault
+
+    before, during = PhoneVault(KEY_A), PhoneVault(f"{KEY_B},{KEY_A}")
+    assert during.lookup("salon", "5511977776666") == before.lookup("salon", "5511977776666")
+    assert during.open("salon", before.seal("salon", "5511977776666")) == "5511977776666"

@@ -56,7 +56,9 @@ class CloudConfig:
     throughput: float = 80.0  # messages per second for this number
     timeout: float = 10.0  # seconds, per HTTP request
     connect_timeout: float = 10.0  # seconds to open a connection (WHATSAPP_CONNECTION_TIMEOUT)
-    keepalive: float = 30.0  # seconds an idle connection to the Graph API is kept (WHATSAPP_KEEPALIVE_INTERVAL)
+    keepalive: float = (
+        30.0  # seconds an idle connection to the Graph API is kept (WHATSAPP_KEEPALIVE_INTERVAL)
+    )
 
     def client(self) -> httpx.Client:
         return httpx.Client(

@@ -221,7 +221,13 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(
                 "inbox",
-                lambda on_exit: InboxProcessor.start(db, message_log.announce, metrics, on_exit=on_exit),
+                lambda on_exit: InboxProcessor.start(
+                    db,
+                    message_log.announce,
+                    metrics,
+                    on_exit=on_exit,
+                    status_hold_ms=settings.webhook_status_hold_ms,
+                ),
             ),
         ],
     )

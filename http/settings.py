@@ -55,6 +55,8 @@ class Settings:
     pairing_cooldown_ms: int
     webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
+    webhook_max_body: int = 4 * 1024 * 1024  # WAFLEET_WEBHOOK_MAX_BODY, bytes (Meta: up to 3 MB)
+    webhook_status_hold_ms: int = 86_400_000  # WAFLEET_WEBHOOK_STATUS_HOLD: early statuses kept
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -188,4 +190,6 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),
         webhook_secret=env.get("WHATSAPP_WEBHOOK_SECRET") or None,
         verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        webhook_max_body=_int(env, "WAFLEET_WEBHOOK_MAX_BODY", 4 * 1024 * 1024, minimum=3 * 1024 * 1024),
+        webhook_status_hold_ms=_int(env, "WAFLEET_WEBHOOK_STATUS_HOLD", 86_400_000, minimum=1000),
     )

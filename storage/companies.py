@@ -7,9 +7,10 @@ from typing import Any
 
 import peewee
 
+from wafleet.storage import inbox
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, Session
+from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, PendingStatus, Session
 
 
 class CompanyExists(Exception):
@@ -141,11 +142,14 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 
 def delete(db: Database, company_id: str) -> None:
-    """Erase everything the company had: events, messages, outbox, pairing history, the row."""
+    """Erase everything the company had: events, messages, outbox, pairing history, raw webhook
+    payloads, the row."""
     with db.work(), db.atomic():
+        inbox.erase_company(db, company_id)
         for model, column in (
             (Event, Event.company),
             (Message, Message.company),
+            (PendingStatus, PendingStatus.company),
             (Outbox, Outbox.company),
             (PairingCode, PairingCode.company),
         ):

@@ -269,6 +269,7 @@ class Outcome:
     unrouted: list[str] = field(default_factory=list)  # numbers no company owns (global URL only)
     rejected: list[str] = field(default_factory=list)  # numbers this URL may not touch
     companies: list[str] = field(default_factory=list)  # companies the applied changes went to
+    ms: float = 0.0  # time it took
 
 
 @dataclass(frozen=True)
@@ -291,16 +292,19 @@ class Router:
     (source None) is the platform's app: it routes to companies without an app of their own and
     keeps payloads of numbers nobody owns. A company's own URL routes to that company only."""
 
-    def __init__(self, source: str | None, done: list[str]) -> None:
+    def __init__(self, source: str | None, done: list[str], owners: dict[str, Owner | None]) -> None:
         self.source = source
         self.done = set(done)  # applied when the row was processed before
+        self.owners = owners  # phone_number_id -> owner, shared by the rows of one transaction
         self.routes: dict[str, str | None] = {}
         self.outcome = Outcome(routed=list(done))
 
     def __call__(self, pid: str) -> str | None:
         if pid in self.routes:
             return self.routes[pid]
-        owner = owner_of(pid)
+        if pid not in self.owners:
+            self.owners[pid] = owner_of(pid)
+        owner = self.owners[pid]
         company: str | None = None
         if pid in self.done:
             pass  # applied already: never twice
@@ -319,11 +323,13 @@ class Router:
         return company
 
 
-def apply(db: Database, parsed: Parsed, row: inbox.InboxRow, now: int) -> Outcome:
+def apply(
+    db: Database, parsed: Parsed, row: inbox.InboxRow, now: int, owners: dict[str, Owner | None] | None = None
+) -> Outcome:
     """Store what a parsed payload says; the caller holds the transaction. A change is applied
     once: a requeued row applies only the numbers it could not route before, and writes each
     event once."""
-    route = Router(row.source, row.routed)
+    route = Router(row.source, row.routed, {} if owners is None else owners)
     out = route.outcome
     for pid in parsed.phone_number_ids:
         route(pid)
@@ -421,6 +427,7 @@ class Wake:
     """A row was committed (``row_id``), or: look for unprocessed rows (None)."""
 
     row_id: int | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 class InboxProcessor(SupervisedActor):
@@ -428,7 +435,10 @@ class InboxProcessor(SupervisedActor):
     what is pending when it starts (a crash between commit and processing loses nothing). Its
     sweeper greenlet ends with it, however it ends (a crash skips ``on_stop``)."""
 
-    BATCH = 200
+    BATCH = 200  # rows listed per query
+    BATCH_ROWS = 50  # rows per transaction at most
+    BUDGET = 0.005  # seconds of processing per transaction, then requests get their turn
+    BUSY_WINDOW = 0.05  # seconds since the last acknowledged payload that count as a burst
     REMEMBER = 10_000
     SWEEP = 30.0
 
@@ -439,12 +449,15 @@ class InboxProcessor(SupervisedActor):
         metrics: Any = None,
         on_exit: Callable[[Exit], None] | None = None,
         status_hold_ms: int = 86_400_000,
+        busy_share: float = 0.25,
     ) -> None:
         super().__init__(on_exit)
         self.db = db
         self.on_message = on_message
         self.metrics = metrics
         self.status_hold_ms = status_hold_ms
+        self.busy_share = min(1.0, max(0.01, busy_share))
+        self._drain_started = float("-inf")
         self._done: OrderedDict[int, None] = OrderedDict()  # recently processed row ids
         self._sweeper: gevent.Greenlet | None = None
 
@@ -481,6 +494,8 @@ class InboxProcessor(SupervisedActor):
         if isinstance(message, Wake):
             if message.row_id is not None and message.row_id in self._done:
                 return None  # an earlier drain already took it
+            if message.at < self._drain_started:
+                return None  # sent before the last drain began: that drain saw its row
             return self.drain()
         if isinstance(message, Shutdown):
             self.cleanup()
@@ -489,60 +504,108 @@ class InboxProcessor(SupervisedActor):
 
     def drain(self) -> int:
         """Process every unprocessed row, then apply statuses whose row appeared; returns how
-        many rows."""
+        many rows. While payloads keep arriving (acknowledged in the last ``BUSY_WINDOW``), it pauses
+        after each batch so that processing takes at most ``busy_share`` of the time: a burst is
+        acknowledged first and processed right after."""
+        self._drain_started = time.monotonic()
         count = 0
         while True:
-            rows = inbox.unprocessed(self.db, self.BATCH)
-            if not rows:
+            ids = inbox.unprocessed_ids(self.db, self.BATCH)
+            if not ids:
                 break
-            for row in rows:
-                self.process(row)
-                count += 1
-                gevent.sleep(0)  # SQLite never yields: let waiting requests in between rows
+            while ids:
+                started = time.perf_counter()
+                taken = self.process_batch(ids)
+                ids = ids[taken:]
+                count += taken
+                pause = 0.0
+                if inbox.acknowledging(self.BUSY_WINDOW):
+                    pause = (time.perf_counter() - started) * (1 / self.busy_share - 1)
+                gevent.sleep(pause)  # SQLite never yields: let waiting requests in between batches
         applied = messages.apply_parked(self.db, now_ms() - self.status_hold_ms)
         if applied and self.metrics is not None:
             self.metrics.incr("webhook.statuses", applied)
         return count
 
-    def process(self, listed: inbox.InboxRow) -> None:
+    def process_batch(self, ids: list[int]) -> int:
+        """Process rows from the head of ``ids`` in ONE transaction (a commit per row would cost
+        more than the row), for at most ``BUDGET`` seconds so that requests are not kept
+        waiting; returns how many ids were taken. If a row fails for a reason other than the
+        database, the batch is rolled back and its rows are redone one transaction each, so that
+        the poison row is marked alone."""
         now = now_ms()
-        started = time.perf_counter()
+        deadline = time.perf_counter() + self.BUDGET
+        done: list[tuple[inbox.InboxRow, Outcome | None]] = []
+        taken = 0
         try:
             with self.db.work(), self.db.atomic():
-                row = inbox.claim(self.db, listed.id)
+                claimed = inbox.claim_many(self.db, ids[: self.BATCH_ROWS])
+                owners: dict[str, Owner | None] = {}
+                for row_id in ids[: self.BATCH_ROWS]:
+                    taken += 1
+                    row = claimed.get(row_id)
+                    if row is not None:
+                        done.append((row, self._apply_row(row, now, owners)))
+                    if time.perf_counter() > deadline:
+                        break
+        except (peewee.OperationalError, peewee.InterfaceError):
+            raise  # the database is away: fail, be restarted, and redo these rows then
+        except Exception:
+            for row_id in ids[:taken]:
+                self._process_alone(row_id, now)
+            return taken
+        for row, outcome in done:
+            self._after(row, outcome)
+        return taken
+
+    def _process_alone(self, row_id: int, now: int) -> None:
+        row = None
+        try:
+            with self.db.work(), self.db.atomic():
+                row = inbox.claim_many(self.db, [row_id]).get(row_id)
                 if row is None:
                     return  # another node took it, or it was processed meanwhile
-                try:
-                    parsed = parse(row.body, row.received_at)
-                except PayloadError as exc:
-                    log.warning("webhook inbox row %d is not a webhook payload: %s", row.id, printable(exc))
-                    inbox.mark(self.db, row.id, now, str(exc)[:2000], None, company=row.source)
-                    self._remember(row.id)
-                    return
-                outcome = apply(self.db, parsed, row, now)
-                company = row.source or _single_company(row, outcome)
-                inbox.mark(
-                    self.db,
-                    row.id,
-                    now,
-                    None,
-                    outcome.unrouted,
-                    routed=outcome.routed,
-                    rejected=outcome.rejected,
-                    company=company,
-                )
+                outcome = self._apply_row(row, now, {})
         except (peewee.OperationalError, peewee.InterfaceError):
-            raise  # the database is away: fail, be restarted, and redo this row then
+            raise
         except Exception as exc:  # a poison payload must not stop the inbox
-            log.error(
-                "webhook inbox row %d could not be applied: %s", listed.id, printable(exc), exc_info=True
-            )
-            inbox.mark(
-                self.db, listed.id, now, f"{type(exc).__name__}: {exc}"[:2000], None, company=listed.source
-            )
-            self._remember(listed.id)
+            log.error("webhook inbox row %d could not be applied: %s", row_id, printable(exc), exc_info=True)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            inbox.mark(self.db, row_id, now, error, None, company=row.source if row else None)
+            self._remember(row_id)
             return
+        self._after(row, outcome)
+
+    def _apply_row(self, row: inbox.InboxRow, now: int, owners: dict[str, Owner | None]) -> Outcome | None:
+        """Inside the caller's transaction: apply one row and mark it processed. None: the body
+        is not a webhook payload (marked with the reason)."""
+        started = time.perf_counter()
+        try:
+            parsed = parse(row.body, row.received_at)
+        except PayloadError as exc:
+            log.warning("webhook inbox row %d is not a webhook payload: %s", row.id, printable(exc))
+            inbox.mark(self.db, row.id, now, str(exc)[:2000], None, company=row.source, before=row)
+            return None
+        outcome = apply(self.db, parsed, row, now, owners)
+        inbox.mark(
+            self.db,
+            row.id,
+            now,
+            None,
+            outcome.unrouted,
+            routed=outcome.routed,
+            rejected=outcome.rejected,
+            company=row.source or _single_company(row, outcome),
+            before=row,
+        )
+        outcome.ms = (time.perf_counter() - started) * 1000
+        return outcome
+
+    def _after(self, row: inbox.InboxRow, outcome: Outcome | None) -> None:
+        """Once committed: remember, log, count, announce."""
         self._remember(row.id)
+        if outcome is None:
+            return
         if outcome.unrouted:
             log.warning(
                 "webhook inbox row %d names phone_number_id(s) no company owns: %s (payload kept)",
@@ -557,7 +620,7 @@ class InboxProcessor(SupervisedActor):
                 f"company {printable(row.source)}'s own URL" if row.source else "the global URL",
                 ", ".join(printable(pid) for pid in outcome.rejected),
             )
-        self._count(outcome, (time.perf_counter() - started) * 1000)
+        self._count(outcome, outcome.ms)
         if self.on_message is not None:
             for stored in outcome.stored:
                 try:

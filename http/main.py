@@ -227,6 +227,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
                     metrics,
                     on_exit=on_exit,
                     status_hold_ms=settings.webhook_status_hold_ms,
+                    busy_share=settings.webhook_busy_share / 100,
                 ),
             ),
         ],

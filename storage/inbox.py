@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import gevent
@@ -77,6 +79,15 @@ def append(db: Database, body: str, received_at: int, source: str | None = None)
         ).execute()
 
 
+_last_commit = [float("-inf")]  # time.monotonic() of the last batch any InboxWriter committed
+
+
+def acknowledging(window: float) -> bool:
+    """Payloads were committed (and acknowledged) in this process in the last ``window``
+    seconds: the processor then leaves most of the time to the requests."""
+    return time.monotonic() - _last_commit[0] < window
+
+
 class InboxWriter:
     """Group commit for acknowledgements: payloads that arrive while one batch commits go in the
     next one, as ONE multi-row INSERT in one transaction; each caller returns only after the
@@ -128,6 +139,7 @@ class InboxWriter:
                 continue
             self.batches += 1
             self.rows += len(batch)
+            _last_commit[0] = time.monotonic()
             for _, done in batch:
                 done.set(None)
             if self.on_commit is not None:
@@ -137,26 +149,59 @@ class InboxWriter:
                     log.debug("inbox writer: on_commit failed", exc_info=True)
 
 
+COLUMNS = (
+    WebhookInbox.id,
+    WebhookInbox.body,
+    WebhookInbox.received_at,
+    WebhookInbox.source,
+    WebhookInbox.company,
+    WebhookInbox.routed,
+    WebhookInbox.unrouted,
+    WebhookInbox.rejected,
+)
+
+
+def _from_tuple(t: tuple) -> InboxRow:
+    id, body, received_at, source, company, routed, unrouted, rejected = t
+    return InboxRow(id, body, received_at, source, company, _list(routed), _list(unrouted), _list(rejected))
+
+
 def unprocessed(db: Database, limit: int, after_id: int = 0) -> list[InboxRow]:
     """Rows not processed yet, oldest first."""
     with db.work():
         query = (
-            WebhookInbox.select()
+            WebhookInbox.select(*COLUMNS)
             .where(WebhookInbox.processed_at.is_null() & (WebhookInbox.id > after_id))
             .order_by(WebhookInbox.id)
             .limit(limit)
+            .tuples()
         )
-        return [_row(r) for r in query]
+        return [_from_tuple(t) for t in query]
 
 
-def claim(db: Database, id: int) -> InboxRow | None:
-    """Inside the caller's transaction: the row if it is still unprocessed, locked so that no
-    other node processes it at the same time (PostgreSQL); None if it was taken meanwhile."""
-    query = WebhookInbox.select().where((WebhookInbox.id == id) & WebhookInbox.processed_at.is_null())
+def unprocessed_ids(db: Database, limit: int) -> list[int]:
+    """Ids of rows not processed yet, oldest first (the bodies are read when claimed)."""
+    with db.work():
+        query = (
+            WebhookInbox.select(WebhookInbox.id)
+            .where(WebhookInbox.processed_at.is_null())
+            .order_by(WebhookInbox.id)
+            .limit(limit)
+            .tuples()
+        )
+        return [t[0] for t in query]
+
+
+def claim_many(db: Database, ids: list[int]) -> dict[int, InboxRow]:
+    """Inside the caller's transaction: those of ``ids`` still unprocessed, locked so that no
+    other node processes them at the same time (PostgreSQL; rows another node holds are
+    skipped, not waited for)."""
+    query = WebhookInbox.select(*COLUMNS).where(
+        WebhookInbox.id.in_(ids) & WebhookInbox.processed_at.is_null()
+    )
     if db.kind == "postgresql":
-        query = query.for_update("FOR UPDATE SKIP LOCKED")
-    row = query.first()
-    return _row(row) if row else None
+        query = query.order_by(WebhookInbox.id).for_update("FOR UPDATE SKIP LOCKED")
+    return {t[0]: _from_tuple(t) for t in query.tuples()}
 
 
 def mark(
@@ -169,9 +214,11 @@ def mark(
     routed: list[str] | None = None,
     rejected: list[str] | None = None,
     company: str | None = None,
+    before: InboxRow | None = None,
 ) -> None:
     """Done with a row: when, what went wrong (if anything), which numbers were applied, which
-    no company owns, which its URL may not touch, and whose data it holds."""
+    no company owns, which its URL may not touch, and whose data it holds. ``before``: the row as
+    read in this transaction (spares rewriting an index that did not change)."""
     fields: dict[str, object] = {
         "processed_at": processed_at,
         "error": error,
@@ -180,8 +227,10 @@ def mark(
         "rejected": _dumps(rejected or []),
         "company": company,
     }
-    with db.work(), db.atomic():
+    with db.work(), nullcontext() if db.db.in_transaction() else db.atomic():
         WebhookInbox.update(**fields).where(WebhookInbox.id == id).execute()
+        if before is not None and before.unrouted == (unrouted or []):
+            return
         WebhookUnrouted.delete().where(WebhookUnrouted.inbox == id).execute()
         if unrouted:
             WebhookUnrouted.insert_many(

@@ -1,8 +1,8 @@
 """Messages in and out, from any link: stored once (unique WhatsApp id), statuses only forward.
 
 Every function takes the connection itself (``db.work()`` is re-entrant) and is safe inside a
-caller's transaction: a duplicate insert is absorbed in a savepoint, so on PostgreSQL it does not
-abort the surrounding transaction.
+caller's transaction: a duplicate insert yields to the unique key (INSERT ... ON CONFLICT DO
+NOTHING), so on PostgreSQL it does not abort the surrounding transaction.
 """
 
 from __future__ import annotations
@@ -31,21 +31,19 @@ def _clip(value: str | None, size: int) -> str | None:
 
 
 def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
+    """One statement whether or not the WhatsApp id is known (INSERT that yields to the unique
+    key): no savepoint, so it costs no extra round trips inside a caller's transaction."""
     wa_id = fields.get("wa_id")
     with db.work():
-        if wa_id is not None:
-            existing = Message.select(Message.id).where(Message.wa_id == wa_id).first()
-            if existing is not None:
-                return existing.id, False
-        try:
-            with db.atomic():  # a savepoint inside a caller's transaction
-                return Message.insert(**fields).execute(), True
-        except peewee.IntegrityError:
-            # Another writer stored the same WhatsApp id between our look and our insert.
-            existing = Message.select(Message.id).where(Message.wa_id == wa_id).first()
-            if wa_id is None or existing is None:
-                raise
-            return existing.id, False
+        if wa_id is None:
+            return Message.insert(**fields).execute(), True
+        cursor = db.db.execute(Message.insert(**fields).on_conflict_ignore())
+        if cursor.rowcount == 1:
+            return (cursor.lastrowid if db.kind == "sqlite" else cursor.fetchone()[0]), True
+        existing = Message.select(Message.id).where(Message.wa_id == wa_id).first()
+        if existing is None:
+            raise peewee.IntegrityError(f"message {wa_id!r} could not be stored")
+        return existing.id, False
 
 
 def store_inbound(

@@ -396,3 +396,43 @@ def test_the_inbox_processor_leaves_no_greenlet_behind_when_it_crashes(tmp_path:
     left = alive() - before
     assert not left, f"left behind after the crash: {left}"
     db.close()
+
+
+def test_a_poison_payload_is_marked_alone_and_its_batch_still_lands(tmp_path: Path, monkeypatch) -> None:
+    """Rows are applied many to a transaction; one that fails (a bug, not the database) rolls its
+    batch back, and the batch is redone row by row: the others land, the poison one is marked."""
+    import gevent
+
+    from wafleet.actors import webhook
+    from wafleet.storage import companies, messages
+    from wafleet.storage.database import Database
+    from wafleet.storage.models import Company, WebhookInbox
+    from wafleet.storage.schema import migrate
+
+    db = Database(f"sqlite:///{tmp_path}/p.db")
+    migrate(db)
+    companies.create(db, id="acme", name="Acme", phone=None, link="sandbox", token_hash="h" * 64)
+    with db.work():
+        Company.update(cloud_phone_number_id="1001").where(Company.id == "acme").execute()
+    store_inbound = messages.store_inbound
+
+    def explode_on_poison(db_: Any, company_id: str, peer: str, *args: Any) -> Any:
+        if args[-2] == "poison":
+            raise RuntimeError("a bug met a strange payload")
+        return store_inbound(db_, company_id, peer, *args)
+
+    monkeypatch.setattr(messages, "store_inbound", explode_on_poison)
+    for wamid in ("ok.1", "poison", "ok.2"):
+        inbox.append(db, dump(envelope([change("1001", msgs=(text(wamid, "1", "x"),))])).decode(), 1)
+    ref = webhook.InboxProcessor.start(db)
+    deadline = gevent.get_hub().loop.now() + 5.0
+    while gevent.get_hub().loop.now() < deadline and inbox.pending_count(db):
+        gevent.sleep(0.01)
+    ref.stop()
+    with db.work():
+        rows = list(WebhookInbox.select().order_by(WebhookInbox.id))
+        stored = sorted(m.wa_id for m in Message.select())
+    assert stored == ["ok.1", "ok.2"]
+    assert [r.processed_at is not None for r in rows] == [True, True, True]
+    assert [bool(r.error) for r in rows] == [False, True, False] and "strange payload" in rows[1].error
+    db.close()

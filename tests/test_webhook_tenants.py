@@ -16,6 +16,7 @@ import pytest
 
 from tests.fake_graph import FakeGraph
 from tests.harness import Node, wait_for
+from tests.test_statsd import StatsdDaemon
 from tests.test_webhook import (
     HOOK,
     SECRET,
@@ -41,6 +42,13 @@ def store(database_url: str) -> Iterator[Store]:
     s = Store(database_url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def statsd(tmp_path: Path) -> Iterator[StatsdDaemon]:
+    daemon = StatsdDaemon(tmp_path)
+    yield daemon
+    daemon.stop()
 
 
 def start(node_factory, database_url: str, **env: str) -> Node:
@@ -85,9 +93,9 @@ def all_processed(store: Store, count: int) -> bool:
 
 # -- item 1: a company's app secret signs only that company's traffic ---------------------------
 def test_a_companys_own_secret_signs_only_its_own_traffic(
-    node_factory, database_url: str, store: Store
+    node_factory, database_url: str, store: Store, statsd: StatsdDaemon
 ) -> None:
-    node = start(node_factory, database_url)
+    node = start(node_factory, database_url, STATSD_HOST="127.0.0.1", STATSD_PORT=str(statsd.port))
     company(node, "victim", "1001")  # the platform's app: global URL
     company(node, "evil", "2002", appSecret=OWN_SECRET, verifyToken=OWN_VERIFY)
     store.outbound("victim", "out.victim.1")
@@ -138,6 +146,10 @@ def test_a_companys_own_secret_signs_only_its_own_traffic(
     assert {p["source"] for p in rejected} == {"evil", None}
     # a company that claims the number later does not get what another tenant planted: its next
     # payload lands, and the planted one (older, so processed first if it had been requeued) does not
+    wait_for(
+        lambda: sum(f["counters"].get("wafleet.webhook.rejected", 0) for f in statsd.flushes()) == 3,
+        what="3 rejected payloads counted",
+    )
     company(node, "newco", "3003")
     later = dump(envelope([change("3003", msgs=(text("newco.1", "444", "real"),))]))
     assert post(node, later).status_code == 200

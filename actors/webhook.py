@@ -439,6 +439,7 @@ class InboxProcessor(SupervisedActor):
     BATCH_ROWS = 50  # rows per transaction at most
     BUDGET = 0.005  # seconds of processing per transaction, then requests get their turn
     BUSY_WINDOW = 0.05  # seconds since the last acknowledged payload that count as a burst
+    BACKLOG_CHECK = 0.2  # seconds between two counts of the rows waiting
     REMEMBER = 10_000
     SWEEP = 30.0
 
@@ -450,6 +451,7 @@ class InboxProcessor(SupervisedActor):
         on_exit: Callable[[Exit], None] | None = None,
         status_hold_ms: int = 86_400_000,
         busy_share: float = 0.25,
+        burst_backlog: int = 10_000,
     ) -> None:
         super().__init__(on_exit)
         self.db = db
@@ -458,6 +460,9 @@ class InboxProcessor(SupervisedActor):
         self.status_hold_ms = status_hold_ms
         self.busy_share = min(1.0, max(0.01, busy_share))
         self._drain_started = float("-inf")
+        self.burst_backlog = burst_backlog
+        self._backlog_at = float("-inf")
+        self._backlog = 0
         self._done: OrderedDict[int, None] = OrderedDict()  # recently processed row ids
         self._sweeper: gevent.Greenlet | None = None
 
@@ -504,9 +509,9 @@ class InboxProcessor(SupervisedActor):
 
     def drain(self) -> int:
         """Process every unprocessed row, then apply statuses whose row appeared; returns how
-        many rows. While payloads keep arriving (acknowledged in the last ``BUSY_WINDOW``), it pauses
-        after each batch so that processing takes at most ``busy_share`` of the time: a burst is
-        acknowledged first and processed right after."""
+        many rows. While payloads keep arriving (acknowledged in the last ``BUSY_WINDOW``) and fewer
+        than ``burst_backlog`` rows wait, it pauses after each batch so that processing takes at
+        most ``busy_share`` of the time: a burst is acknowledged first and processed right after."""
         self._drain_started = time.monotonic()
         count = 0
         while True:
@@ -518,14 +523,33 @@ class InboxProcessor(SupervisedActor):
                 taken = self.process_batch(ids)
                 ids = ids[taken:]
                 count += taken
-                pause = 0.0
-                if inbox.acknowledging(self.BUSY_WINDOW):
-                    pause = (time.perf_counter() - started) * (1 / self.busy_share - 1)
-                gevent.sleep(pause)  # SQLite never yields: let waiting requests in between batches
+                self._step_aside(time.perf_counter() - started)
         applied = messages.apply_parked(self.db, now_ms() - self.status_hold_ms)
         if applied and self.metrics is not None:
             self.metrics.incr("webhook.statuses", applied)
         return count
+
+    def _step_aside(self, spent: float) -> None:
+        """After a batch that took ``spent`` seconds: let waiting requests in (SQLite never
+        yields), and while a burst is being acknowledged, wait long enough for processing to
+        take only ``busy_share`` of the time — in short slices, so that the end of the burst or
+        a backlog grown too long ends the wait at once."""
+        gevent.sleep(0)
+        until = time.perf_counter() + spent * (1 / self.busy_share - 1)
+        while (
+            time.perf_counter() < until and inbox.acknowledging(self.BUSY_WINDOW) and not self._backlogged()
+        ):
+            gevent.sleep(min(self.BUSY_WINDOW, until - time.perf_counter()))
+
+    def _backlogged(self) -> bool:
+        """More than ``burst_backlog`` rows wait: the burst has lasted long enough, processing
+        stops stepping aside (sustained traffic must not grow the inbox without bound). Counted
+        at most every ``BACKLOG_CHECK`` seconds."""
+        now = time.monotonic()
+        if now - self._backlog_at >= self.BACKLOG_CHECK:
+            self._backlog_at = now
+            self._backlog = inbox.pending_count(self.db, limit=self.burst_backlog + 1)
+        return self._backlog > self.burst_backlog
 
     def process_batch(self, ids: list[int]) -> int:
         """Process rows from the head of ``ids`` in ONE transaction (a commit per row would cost

@@ -228,6 +228,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
                     on_exit=on_exit,
                     status_hold_ms=settings.webhook_status_hold_ms,
                     busy_share=settings.webhook_busy_share / 100,
+                    burst_backlog=settings.webhook_burst_backlog,
                 ),
             ),
         ],

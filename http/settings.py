@@ -57,7 +57,8 @@ class Settings:
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
     webhook_max_body: int = 4 * 1024 * 1024  # WAFLEET_WEBHOOK_MAX_BODY, bytes (Meta: up to 3 MB)
     webhook_status_hold_ms: int = 86_400_000  # WAFLEET_WEBHOOK_STATUS_HOLD: early statuses kept
-    webhook_busy_share: int = 25  # WAFLEET_WEBHOOK_BUSY_SHARE: % of time processing takes in a burst
+    webhook_busy_share: int = 10  # WAFLEET_WEBHOOK_BUSY_SHARE: % of time processing takes in a burst
+    webhook_burst_backlog: int = 10_000  # WAFLEET_WEBHOOK_BURST_BACKLOG: rows; past it, no stepping aside
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -200,5 +201,6 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
         webhook_max_body=_int(env, "WAFLEET_WEBHOOK_MAX_BODY", 4 * 1024 * 1024, minimum=3 * 1024 * 1024),
         webhook_status_hold_ms=_int(env, "WAFLEET_WEBHOOK_STATUS_HOLD", 86_400_000, minimum=1000),
-        webhook_busy_share=_percent(env, "WAFLEET_WEBHOOK_BUSY_SHARE", 25),
+        webhook_busy_share=_percent(env, "WAFLEET_WEBHOOK_BUSY_SHARE", 10),
+        webhook_burst_backlog=_int(env, "WAFLEET_WEBHOOK_BURST_BACKLOG", 10_000, minimum=0),
     )

@@ -238,9 +238,13 @@ def mark(
             ).execute()
 
 
-def pending_count(db: Database) -> int:
+def pending_count(db: Database, limit: int | None = None) -> int:
+    """Rows not processed yet (counted up to ``limit``: enough to compare with a threshold)."""
     with db.work():
-        return WebhookInbox.select().where(WebhookInbox.processed_at.is_null()).count()
+        query = WebhookInbox.select(WebhookInbox.id).where(WebhookInbox.processed_at.is_null())
+        if limit is not None:
+            query = query.limit(limit)
+        return query.count()
 
 
 KINDS = {"unrouted": WebhookInbox.unrouted, "rejected": WebhookInbox.rejected}

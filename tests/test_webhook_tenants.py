@@ -448,3 +448,47 @@ def test_a_poison_payload_is_marked_alone_and_its_batch_still_lands(tmp_path: Pa
     assert [r.processed_at is not None for r in rows] == [True, True, True]
     assert [bool(r.error) for r in rows] == [False, True, False] and "strange payload" in rows[1].error
     db.close()
+
+
+@pytest.mark.slow
+def test_sustained_traffic_does_not_grow_the_inbox_without_bound(tmp_path: Path, node_factory) -> None:
+    """Processing steps aside for acknowledgements only while the backlog is short: with the
+    smallest share (1 %) and a backlog bound of 100, a long stream of payloads is still processed
+    while it lasts."""
+    import threading
+    import time
+
+    url = f"sqlite:///{tmp_path}/wafleet.db"
+    node = start(node_factory, url, WAFLEET_WEBHOOK_BUSY_SHARE="1", WAFLEET_WEBHOOK_BURST_BACKLOG="100")
+    store = Store(url)
+    company(node, "acme", "1001")
+    bodies = [dump(envelope([change("1001", msgs=(text(f"flow.{i}", "1", "x"),))])) for i in range(1200)]
+    peak = [0]
+    sending = threading.Event()
+    sending.set()
+
+    def watch() -> None:
+        while sending.is_set():
+            peak[0] = max(peak[0], inbox.pending_count(store.db))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+
+    def send(chunk: list[bytes]) -> None:
+        with httpx.Client(base_url=node.base_url, timeout=15) as client:
+            for body in chunk:
+                r = client.post(HOOK, content=body, headers={"X-Hub-Signature-256": sign(body)})
+                assert r.status_code == 200
+
+    senders = [threading.Thread(target=send, args=(bodies[i::8],)) for i in range(8)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join()
+    sending.clear()
+    watcher.join()
+    wait_for(lambda: len(store.rows("acme")) == 1200, 60, what="every payload processed")
+    store.close()
+    print(f"peak backlog: {peak[0]} payloads")
+    assert peak[0] < 600, f"{peak[0]} payloads waited at the peak"

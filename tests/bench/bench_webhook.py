@@ -1,7 +1,7 @@
 """Webhook benchmark: signed Meta payloads acknowledged per second by one node, p50/p99 latency,
 beside a bare gevent WSGI app that only answers 200, measured in the same run.
 
-    python tests/bench/bench_webhook.py [--payloads 5000] [--concurrency 16 64]
+    python tests/bench/bench_webhook.py [--payloads 5000] [--concurrency 16 64] [--rounds 1]
                                         [--backends sqlite postgresql] [--database-url URL]
 
 For each backend it starts one ``wafleet serve`` node (subprocess, temporary data folder, SQLite
@@ -210,8 +210,11 @@ def bench_bare(args: argparse.Namespace) -> list[str]:
         body = payload(0, "bare")
         run_phase(port, [request(body)] * 500, 16)  # warm-up
         for concurrency in args.concurrency:
-            phase = run_phase(port, [request(body)] * args.payloads, concurrency, proc.pid)
-            lines.append(row("bare gevent WSGI 200", concurrency, phase))
+            rounds = [
+                run_phase(port, [request(body)] * args.payloads, concurrency, proc.pid)
+                for _ in range(args.rounds)
+            ]
+            lines.append(row("bare gevent WSGI 200", concurrency, max(rounds, key=lambda p: p.rate)))
     finally:
         proc.kill()
         proc.wait()
@@ -240,25 +243,30 @@ def bench_node(label: str, url: str, workdir: Path, args: argparse.Namespace) ->
             Company.update(cloud_phone_number_id=PID).where(Company.id == "bench").execute()
         run_phase(node.port, [request(payload(i, "warm")) for i in range(500)], 16)  # warm-up
         for concurrency in args.concurrency:
-            run = f"c{concurrency}"
-            requests = [request(payload(i, run)) for i in range(args.payloads)]
-            with db.work():
-                rows_before = WebhookInbox.select().count()
-            assert node.proc is not None
-            phase = run_phase(node.port, requests, concurrency, node.proc.pid)
-            t_acked = time.perf_counter()
-            with db.work():  # every 200 is a committed row
-                committed = WebhookInbox.select().count() - rows_before
-
-            def stored(run: str = run) -> bool:
+            best: tuple[Phase, float] | None = None
+            for attempt in range(args.rounds):
+                run = f"c{concurrency}r{attempt}"
+                requests = [request(payload(i, run)) for i in range(args.payloads)]
                 with db.work():
-                    n = Message.select().where(Message.wa_id.startswith(f"wamid.bench.{run}.")).count()
-                return n == args.payloads
+                    rows_before = WebhookInbox.select().count()
+                assert node.proc is not None
+                phase = run_phase(node.port, requests, concurrency, node.proc.pid)
+                t_acked = time.perf_counter()
+                with db.work():  # every 200 is a committed row
+                    committed = WebhookInbox.select().count() - rows_before
+                assert committed >= len(phase.latencies) - phase.failures, (committed, len(phase.latencies))
 
-            wait_for(stored, 600, 0.1, "every acknowledged message processed")
-            drain = time.perf_counter() - t_acked
-            assert committed >= len(phase.latencies) - phase.failures, (committed, len(phase.latencies))
-            lines.append(row(label, concurrency, phase, f"drained +{drain:.1f}s"))
+                def stored(run: str = run) -> bool:
+                    with db.work():
+                        n = Message.select().where(Message.wa_id.startswith(f"wamid.bench.{run}.")).count()
+                    return n == args.payloads
+
+                wait_for(stored, 600, 0.1, "every acknowledged message processed")
+                drain = time.perf_counter() - t_acked
+                if best is None or phase.rate > best[0].rate:
+                    best = (phase, drain)
+            assert best is not None
+            lines.append(row(label, concurrency, best[0], f"drained +{best[1]:.1f}s"))
         db.close()
     finally:
         node.close()
@@ -271,11 +279,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument(
+        "--rounds", type=int, default=1, help="run each row N times and keep the best (a shared machine)"
+    )
+    parser.add_argument(
         "--database-url", default=None, help="a PostgreSQL URL to use instead of starting one"
     )
     args = parser.parse_args()
 
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.payloads} payloads per row")
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.payloads} payloads per row, "
+        f"best of {args.rounds} round(s)"
+    )
     lines = bench_bare(args)
     for backend in args.backends:
         workdir = Path(tempfile.mkdtemp(prefix="wafleet-bench-webhook-"))

@@ -287,6 +287,10 @@ def owner_of(phone_number_id: str) -> Owner | None:
     return Owner(row.id, bool(row.cloud_app_secret)) if row else None
 
 
+def owner_exists(company_id: str) -> bool:
+    return Company.select(Company.id).where(Company.id == company_id).exists()
+
+
 class Router:
     """Which company a number's changes go to, for the URL a payload came in on. The global URL
     (source None) is the platform's app: it routes to companies without an app of their own and
@@ -593,7 +597,9 @@ class InboxProcessor(SupervisedActor):
         except (peewee.OperationalError, peewee.InterfaceError):
             raise
         except Exception as exc:  # a poison payload must not stop the inbox
-            log.error("webhook inbox row %d could not be applied: %s", row_id, printable(exc), exc_info=True)
+            # The message escaped (payload text may be in it); the traceback only at debug level.
+            log.error("webhook inbox row %d could not be applied: %s", row_id, printable(exc))
+            log.debug("webhook inbox row %d: traceback", row_id, exc_info=True)
             error = f"{type(exc).__name__}: {exc}"[:2000]
             inbox.mark(self.db, row_id, now, error, None, company=row.source if row else None)
             self._remember(row_id)
@@ -604,6 +610,11 @@ class InboxProcessor(SupervisedActor):
         """Inside the caller's transaction: apply one row and mark it processed. None: the body
         is not a webhook payload (marked with the reason)."""
         started = time.perf_counter()
+        if row.source is not None and not owner_exists(row.source):
+            # Received on a company's own URL in the seconds before its deletion reached the
+            # secrets cache: the company's data is erased, this payload too.
+            inbox.erase_rows(self.db, [row.id])
+            return None
         try:
             parsed = parse(row.body, row.received_at)
         except PayloadError as exc:

@@ -308,8 +308,14 @@ def erase_company(db: Database, company_id: str) -> int:
                 & WebhookInbox.routed.contains(json.dumps(number))
             )
             ids += [r.id for r in shared if number in json.loads(r.routed)]
+        erase_rows(db, ids)
+        return len(ids)
+
+
+def erase_rows(db: Database, ids: list[int]) -> None:
+    """Delete these payloads and their index rows."""
+    with db.work(), nullcontext() if db.db.in_transaction() else db.atomic():
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             WebhookUnrouted.delete().where(WebhookUnrouted.inbox.in_(chunk)).execute()
             WebhookInbox.delete().where(WebhookInbox.id.in_(chunk)).execute()
-        return len(ids)

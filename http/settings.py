@@ -59,6 +59,8 @@ class Settings:
     webhook_status_hold_ms: int = 86_400_000  # WAFLEET_WEBHOOK_STATUS_HOLD: early statuses kept
     webhook_busy_share: int = 10  # WAFLEET_WEBHOOK_BUSY_SHARE: % of time processing takes in a burst
     webhook_burst_backlog: int = 10_000  # WAFLEET_WEBHOOK_BURST_BACKLOG: rows; past it, no stepping aside
+    send_concurrency: int = 64  # WAFLEET_SEND_CONCURRENCY: companies sent to at once
+    send_quantum: int = 50  # WAFLEET_SEND_QUANTUM: messages a company sends before yielding its turn
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -203,4 +205,6 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         webhook_status_hold_ms=_int(env, "WAFLEET_WEBHOOK_STATUS_HOLD", 86_400_000, minimum=1000),
         webhook_busy_share=_percent(env, "WAFLEET_WEBHOOK_BUSY_SHARE", 10),
         webhook_burst_backlog=_int(env, "WAFLEET_WEBHOOK_BURST_BACKLOG", 10_000, minimum=0),
+        send_concurrency=_int(env, "WAFLEET_SEND_CONCURRENCY", 64, minimum=1),
+        send_quantum=_int(env, "WAFLEET_SEND_QUANTUM", 50, minimum=1),
     )

@@ -188,8 +188,12 @@ def _apply_parked(db: Database, parked: list[PendingStatus]) -> int:
 def apply_parked(db: Database, older_than: int | None = None) -> int:
     """Apply every parked status whose message row exists now (a status and the row that were
     written at the same moment by two transactions miss each other: this catches them), and
-    drop those received before ``older_than`` whose row never came. Returns statuses applied."""
-    with db.work(), db.atomic():
+    drop those received before ``older_than`` whose row never came. Returns statuses applied.
+    Reads first and writes only when there is something to write (on SQLite any write takes the
+    one write lock)."""
+    with db.work():
+        if not PendingStatus.select(PendingStatus.id).exists():
+            return 0
         parked = list(
             PendingStatus.select(PendingStatus)
             .join(
@@ -198,9 +202,15 @@ def apply_parked(db: Database, older_than: int | None = None) -> int:
             )
             .limit(5000)
         )
-        applied = _apply_parked(db, parked) if parked else 0
-        if older_than is not None:
-            PendingStatus.delete().where(PendingStatus.received_at < older_than).execute()
+        expired = older_than is not None and (
+            PendingStatus.select(PendingStatus.id).where(PendingStatus.received_at < older_than).exists()
+        )
+        if not parked and not expired:
+            return 0
+        with db.atomic():
+            applied = _apply_parked(db, parked) if parked else 0
+            if expired:
+                PendingStatus.delete().where(PendingStatus.received_at < older_than).execute()
     return applied
 
 

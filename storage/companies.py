@@ -7,7 +7,7 @@ from typing import Any
 
 import peewee
 
-from wafleet.storage import inbox
+from wafleet.storage import endpoints, inbox
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, PendingStatus, Session
@@ -153,10 +153,11 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 
 def delete(db: Database, company_id: str) -> None:
-    """Erase everything the company had: events, messages, outbox, pairing history, raw webhook
-    payloads, the row."""
+    """Erase everything the company had: events, messages, outbox, pairing history, webhooks and
+    their deliveries, raw webhook payloads (and statuses waiting for a message), the row."""
     with db.work(), db.atomic():
         inbox.erase_company(db, company_id)
+        endpoints.delete_company(company_id)
         for model, column in (
             (Event, Event.company),
             (Message, Message.company),

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import enum
 import json
+from contextlib import nullcontext
 from typing import Any
 
 import peewee
 
+from wafleet.storage import events
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Message, PendingStatus
@@ -123,19 +125,31 @@ REPLACES: dict[str, tuple[str, ...]] = {
 
 
 def _update_status(db: Database, company_id: str, wa_id: str, status: str, error: Any) -> bool:
+    """One conditional UPDATE (no read-modify-write race) and, when it moved the status, a
+    ``message_status`` event in the same transaction (audit, and the company's
+    ``message.status`` webhooks), stamped now. ``error``: Meta's, as a dict or as stored JSON."""
+    if isinstance(error, str):
+        error = json.loads(error)
     fields: dict[str, Any] = {"status": status}
     if status == FINAL:
-        fields["error"] = error if isinstance(error, str) or error is None else _dumps(error)
-    changed = (
-        Message.update(**fields)
-        .where(
-            (Message.company == company_id)
-            & (Message.wa_id == wa_id)
-            & (Message.direction == "out")
-            & (Message.status.is_null() | Message.status.in_(list(REPLACES[status])))
+        fields["error"] = _dumps(error)
+    with db.work(), nullcontext() if db.db.in_transaction() else db.atomic():
+        changed = (
+            Message.update(**fields)
+            .where(
+                (Message.company == company_id)
+                & (Message.wa_id == wa_id)
+                & (Message.direction == "out")
+                & (Message.status.is_null() | Message.status.in_(list(REPLACES[status])))
+            )
+            .execute()
         )
-        .execute()
-    )
+        if changed:
+            row = Message.get((Message.company == company_id) & (Message.wa_id == wa_id))
+            data = {"messageId": row.id, "waId": wa_id, "peer": row.peer}
+            if status == FINAL and error:
+                data["error"] = error
+            events.append(company_id, "message_status", state=status, reason=None, data=data, at=now_ms())
     return changed > 0
 
 

@@ -10,7 +10,19 @@ import peewee
 from wafleet.storage import endpoints, inbox
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, PendingStatus, Session
+from wafleet.storage.models import (
+    AssistantConfig,
+    AssistantTurn,
+    Booking,
+    Company,
+    Conversation,
+    Event,
+    Message,
+    Outbox,
+    PairingCode,
+    PendingStatus,
+    Session,
+)
 
 
 class CompanyExists(Exception):
@@ -154,11 +166,16 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 def delete(db: Database, company_id: str) -> None:
     """Erase everything the company had: events, messages, outbox, pairing history, webhooks and
-    their deliveries, raw webhook payloads (and statuses waiting for a message), the row."""
+    their deliveries, assistant config, bookings, conversations, raw webhook payloads (and statuses
+    waiting for a message), the row."""
     with db.work(), db.atomic():
         inbox.erase_company(db, company_id)
         endpoints.delete_company(company_id)
         for model, column in (
+            (AssistantConfig, AssistantConfig.company),
+            (AssistantTurn, AssistantTurn.company),
+            (Booking, Booking.company),
+            (Conversation, Conversation.company),
             (Event, Event.company),
             (Message, Message.company),
             (PendingStatus, PendingStatus.company),

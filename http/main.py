@@ -28,6 +28,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 from wafleet.actors import messages as m  # noqa: E402
 from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
+from wafleet.actors.errors import AlreadyExists  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
 from wafleet.actors.linkhost import LinkHostPool  # noqa: E402
@@ -37,8 +38,8 @@ from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
-from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
+from wafleet.actors.supervisor import ChildSpec  # noqa: E402
 from wafleet.actors.tree import Tree  # noqa: E402
 from wafleet.actors.webhook import InboxProcessor  # noqa: E402
 from wafleet.http.app import build_app  # noqa: E402
@@ -47,7 +48,6 @@ from wafleet.http.context import Context  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
 from wafleet.storage import companies  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
-from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
 from wafleet.storage.schema import migrate  # noqa: E402
@@ -159,7 +159,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             qr_first=settings.qr_first_ms / 1000, qr_next=settings.qr_next_ms / 1000
         ),
     )
-    journal = Journal(db, metrics, broadcaster)
+    journal = Journal(db, metrics, broadcaster, strict=settings.strict_transitions)
     message_log = MessageLog(journal)
     deps = SessionDeps(
         journal=journal,
@@ -207,12 +207,16 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         on_give_up=give_up,
         on_sent=message_log.sent,
         extra_children=[
-            # WhatsApp Web: neonize clients live in link-host worker processes (ARCHITECTURE §5).
+            # WhatsApp Web: neonize clients live in link-host worker processes (neonize blocks
+            # in C for a session's life: it cannot run inside the gevent process).
             *(
                 [
                     ChildSpec(
                         "linkhosts",
-                        lambda on_exit: LinkHostPool.start(settings.web_sessions_per_host, on_exit=on_exit),
+                        lambda on_exit: LinkHostPool.start(
+                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=6.0
+                        ),
+                        shutdown=8.0,  # the hosts stop together, each worker within stop_timeout
                     )
                 ]
                 if links.web_store_dir
@@ -222,6 +226,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             ChildSpec(
                 "inbox",
                 lambda on_exit: InboxProcessor.start(db, message_log.announce, metrics, on_exit=on_exit),
+                shutdown=3.0,
             ),
         ],
     )
@@ -270,7 +275,7 @@ def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) 
     try:
         tree.call(m.CreateCompany(company_id, company_id, None, link))
         log.info("single-tenant mode: created company %s", company_id)
-    except CompanyExists:
+    except AlreadyExists:
         pass
 
 

@@ -12,7 +12,6 @@ from wafleet.actors.webhook import Wake
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
 from wafleet.storage import companies
-from wafleet.storage.companies import CompanyExists
 
 
 def _name(value: Any) -> str:
@@ -94,12 +93,9 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             raise ApiError(
                 400, "invalid_field", "a cloud company needs cloud.phoneNumberId and cloud.accessToken"
             )
-        try:
-            record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
-            if cloud and "cloud_phone_number_id" in cloud:
-                ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
-        except CompanyExists:
-            raise ApiError(409, "exists", f"company {company_id!r} already exists") from None
+        record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
+        if cloud and "cloud_phone_number_id" in cloud:
+            ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
         return respond(201, {"company": record.company_json(), "token": token})
 
     @app.get("/admin/companies")

@@ -13,7 +13,27 @@ from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode,
 
 
 class CompanyExists(Exception):
-    pass
+    """A unique key clashed: ``key`` is the column, ``value`` the value that was taken."""
+
+    def __init__(self, key: str, value: str) -> None:
+        super().__init__(f"{key} {value!r} is taken")
+        self.key = key
+        self.value = value
+
+
+def _clash(fields: dict[str, Any], company_id: str | None = None) -> CompanyExists:
+    """Which unique key ``fields`` would clash on (checked after the database refused them)."""
+    for key in ("id", "cloud_phone_number_id", "token_hash"):
+        value = fields.get(key)
+        if value is None:
+            continue
+        column = getattr(Company, key)
+        query = Company.select(Company.id).where(column == value)
+        if company_id is not None:
+            query = query.where(Company.id != company_id)
+        if query.exists():
+            return CompanyExists(key, str(value))
+    return CompanyExists("id", str(fields.get("id") or company_id))
 
 
 @dataclass
@@ -85,21 +105,19 @@ def create(
 ) -> CompanyRow:
     """``cloud``: cloud_* columns, secrets already encrypted (storage/crypto.py)."""
     now = now_ms()
-    with db.work(), db.atomic():
+    values = dict(
+        id=id, name=name, phone=phone, link=link, token_hash=token_hash, created_at=now, updated_at=now
+    )
+    values.update(cloud or {})
+    with db.work():
         try:
-            row = Company.create(
-                id=id,
-                name=name,
-                phone=phone,
-                link=link,
-                token_hash=token_hash,
-                created_at=now,
-                updated_at=now,
-                **(cloud or {}),
-            )
-        except peewee.IntegrityError as exc:
-            raise CompanyExists(id) from exc
-        Session.create(company=id, desired_state="stopped", status="stopped", since=now, updated_at=now)
+            with db.atomic():
+                row = Company.create(**values)
+                Session.create(
+                    company=id, desired_state="stopped", status="stopped", since=now, updated_at=now
+                )
+        except peewee.IntegrityError:
+            raise _clash(values) from None
     return _company(row)
 
 
@@ -135,7 +153,11 @@ def number_owner(db: Database, phone_number_id: str) -> str | None:
 def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
     fields["updated_at"] = now_ms()
     with db.work():
-        Company.update(**fields).where(Company.id == company_id).execute()
+        try:
+            with db.atomic():
+                Company.update(**fields).where(Company.id == company_id).execute()
+        except peewee.IntegrityError:
+            raise _clash(fields, company_id) from None
         row = Company.get_or_none(Company.id == company_id)
     return _company(row) if row else None
 

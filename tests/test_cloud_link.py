@@ -137,9 +137,11 @@ def test_pair_is_refused_and_stop_cancels_the_check(fake: FakeGraph) -> None:
     with pytest.raises(LinkConflict, match="no pairing codes"):
         link.pair("15551234567")
     link.start(None)
+    check = link._check  # the greenlet that would check the number and report
+    assert check is not None
     link.stop()  # before the greenlet ran
-    gevent.sleep(0.3)
-    assert events.items == []
+    check.join(timeout=5)  # it ended: killed, so it can never report anything
+    assert check.dead and events.items == []
     with pytest.raises(SendError) as info:
         link.send("15551234567", "hi")
     assert info.value.retry_after and not info.value.final

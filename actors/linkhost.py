@@ -3,9 +3,10 @@
 * :class:`LinkHost` — one actor per worker process (``wafleet.actors.linkhost_worker``, whose
   docstring is the protocol). It writes commands to the worker's stdin and reads its events with
   gevent's cooperative subprocess pipes, in a greenlet: events are in the hub from the start,
-  no foreign thread and no cross-thread ``tell``. An event is routed to the :class:`WebLink`
-  registered for its session. If the worker dies, every session on it gets
-  ``closed{reason: transient}`` and the actor exits ``crash`` so its supervisor restarts it.
+  no foreign thread and no cross-thread ``tell``. An event is handed to the callback its
+  session's link registered with ``Open`` (into the session's inbox: this actor never touches
+  a link). If the worker dies, every session on it gets ``closed{reason: transient}`` and the
+  actor exits ``crash`` so its supervisor restarts it.
 * :class:`LinkHostPool` — the supervisor of the hosts (the mechanism of
   :mod:`wafleet.actors.supervisor`): places sessions on hosts up to ``sessions_per_host``
   (opening a new host when all are full), restarts a dead host with the full-jitter backoff of
@@ -27,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 import gevent.subprocess
@@ -36,10 +37,8 @@ import pykka
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.messages import ChildExited, Shutdown, StartChild
 from wafleet.actors.restart import RestartPolicy
+from wafleet.actors.status import ExitReason
 from wafleet.actors.supervisor import Children, ChildSpec
-
-if TYPE_CHECKING:
-    from wafleet.actors.links.web import WebLink
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +46,16 @@ WORKER_COMMAND = [sys.executable, "-m", "wafleet.actors.linkhost_worker"]
 
 
 # -- messages ---------------------------------------------------------------------------------
+Deliver = Callable[[dict[str, Any]], None]
+
+
 @dataclass(frozen=True)
 class Open:
-    """Register ``link`` for ``session`` and send its ``start`` command."""
+    """Register ``deliver`` (the session's callback for this host's events about it) and send
+    the session's ``start`` command."""
 
     session: str
-    link: WebLink
+    deliver: Deliver
     command: dict[str, Any]
 
 
@@ -121,7 +124,7 @@ class LinkHost(SupervisedActor):
         self.env = env
         self.stop_timeout = stop_timeout
         self.on_event = on_event
-        self.sessions: dict[str, WebLink] = {}
+        self.sessions: dict[str, Deliver] = {}
         self.proc: gevent.subprocess.Popen | None = None
         self.reader: gevent.Greenlet | None = None
         self.pid: int | None = None
@@ -161,8 +164,8 @@ class LinkHost(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Open(session=session, link=link, command=command):
-                self.sessions[session] = link
+            case Open(session=session, deliver=deliver, command=command):
+                self.sessions[session] = deliver
                 self._send(command)
             case Command(command=command, release=release):
                 self._send(command)
@@ -184,16 +187,14 @@ class LinkHost(SupervisedActor):
         try:
             self._write(command)
         except HostUnavailable as exc:
-            link = self.sessions.get(str(command.get("session")))
-            if link is None:
+            deliver = self.sessions.get(str(command.get("session")))
+            if deliver is None:
                 return
             if command.get("cmd") == "send":
-                link.host_event(
-                    {"event": "error", "op": "send", "ref": command.get("ref"), "message": str(exc)}
-                )
+                deliver({"event": "error", "op": "send", "ref": command.get("ref"), "message": str(exc)})
             elif command.get("cmd") in ("start", "pair"):
-                link.host_event(
-                    {"event": "closed", "reason": "transient", "message": str(exc), "attempt": None}
+                deliver(
+                    {"event": "closed", "reason": ExitReason.TRANSIENT, "message": str(exc), "attempt": None}
                 )
 
     def _write(self, command: dict[str, Any]) -> None:
@@ -214,14 +215,17 @@ class LinkHost(SupervisedActor):
             except Exception:
                 log.exception("link host observer failed")
         session = event.get("session")
-        link = self.sessions.get(str(session)) if session is not None else None
-        if link is None:
+        deliver = self.sessions.get(str(session)) if session is not None else None
+        if deliver is None:
             if kind == "error":
                 log.warning("link host %s: %s", self.name, event.get("message"))
             return
         if kind == "stopped":
             return
-        link.host_event(event)
+        try:
+            deliver(event)
+        except Exception:
+            log.exception("link host %s: delivering %s to %s failed", self.name, kind, session)
 
     def _worker_exited(self, returncode: int | None) -> None:
         if self.stopping:
@@ -229,8 +233,13 @@ class LinkHost(SupervisedActor):
         message = f"link host {self.name} (pid {self.pid}) exited with code {returncode}"
         log.error("%s; %d sessions closed as transient", message, len(self.sessions))
         sessions, self.sessions = self.sessions, {}
-        for link in sessions.values():
-            link.host_event({"event": "closed", "reason": "transient", "message": message, "attempt": None})
+        for deliver in sessions.values():
+            try:
+                deliver(
+                    {"event": "closed", "reason": ExitReason.TRANSIENT, "message": message, "attempt": None}
+                )
+            except Exception:
+                log.exception("link host %s: telling a session it closed failed", self.name)
         self.exit("crash", message, returncode=returncode)
 
     def on_stop(self) -> None:

@@ -21,7 +21,7 @@ from wafleet.actors.directory import SessionRecord
 from wafleet.actors.errors import RateLimited
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.journal import Journal
-from wafleet.actors.links.base import Link, LinkConflict
+from wafleet.actors.links.base import HOST_EVENT, Link, LinkConflict
 from wafleet.actors.links.factory import LinkFactory, LinkUnavailable
 from wafleet.actors.links.sandbox import SandboxLink
 from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox, Send
@@ -189,12 +189,16 @@ class CompanySession(SupervisedActor):
                 pairing_log.settle(journal.db, record.company_id, "used")
                 self.deps.shared.clear_pairing(record.company_id)
             journal.transition(record, "connected", reason="linked")
+        elif kind == HOST_EVENT:
+            host_event = getattr(self.link, "host_event", None)
+            if host_event is not None:
+                host_event(data)  # the link turns it into the events above, in this greenlet
         elif kind == "message":
             self.deps.inbound(record.company_id, data)
         elif kind == "receipt":
             self.deps.receipt(record.company_id, data)
         elif kind == "closed":
-            reason = str(data.get("reason", "transient"))
+            reason = str(data.get("reason", ExitReason.TRANSIENT))
             if self.link is not None:
                 self.link.stop()
             extra = {k: v for k, v in data.items() if k not in ("reason", "message")}

@@ -24,6 +24,10 @@ from wafleet.actors.status import CLOSE_REASONS
 
 Emit = Callable[[str, dict[str, Any]], None]
 
+# A raw event from a link host, handed to the session's inbox; the session gives it back to its
+# link (``host_event``) in its own greenlet, so only the session's actor ever touches its link.
+HOST_EVENT = "link_host"
+
 
 class SendError(Exception):
     """One send attempt failed. ``final``: never retry; else not before ``retry_after`` s."""
@@ -58,4 +62,4 @@ class Link(Protocol):
     def stop(self) -> None: ...
 
 
-__all__ = ["CLOSE_REASONS", "Emit", "Link", "LinkConflict", "SendError"]
+__all__ = ["CLOSE_REASONS", "HOST_EVENT", "Emit", "Link", "LinkConflict", "SendError"]

@@ -91,13 +91,9 @@ class CompanySession(SupervisedActor):
             self.deps.journal.transition(record, Status.STARTING, reason=reason)
         self.link.start(creds)
 
-    def on_stop(self) -> None:
-        self._release()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self._release()
-
-    def _release(self) -> None:
+    def cleanup(self) -> None:
+        """However the session ended (even in ``on_start``): its link's timers and connection go,
+        and whoever waits for a pairing code hears why."""
         if self.link is not None:
             self.link.stop()
         for waiter in self.pair_waiters:

@@ -1,6 +1,6 @@
 """The process entry point and composition root: ``wafleet serve`` and ``wafleet migrate``.
 
-The first lines patch the world for gevent, before anything else is imported (ARCHITECTURE §2):
+The first lines patch the world for gevent, before anything else is imported:
 patching late leaves blocking sockets behind, and psycopg2 needs its own wait callback.
 """
 
@@ -269,7 +269,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
 
 
 def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) -> None:
-    """Single-tenant mode (seed 001): routes without an id act on DEFAULT_COMPANY_ID."""
+    """Single-tenant mode: routes without an id act on DEFAULT_COMPANY_ID (created if missing)."""
     company_id = settings.default_company_id
     link = (links.available() or ["sandbox"])[0]
     try:

@@ -1,6 +1,6 @@
 """Configuration, read from the environment once, by the composition root.
 
-The seeds' names and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
+Our users' previous names (WHATSAPP_*) and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
 start-up with one line naming the variable and what it expects.
 """
 

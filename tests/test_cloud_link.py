@@ -462,10 +462,3 @@ def test_crypto_tamper_wrong_key_and_aad_are_refused() -> None:
 def test_bad_key_names_the_env_var(bad: str | None) -> None:
     with pytest.raises(ValueError, match="WAFLEET_ENCRYPTION_KEY"):
         Cipher.from_key(bad)  # type: ignore[arg-type]
-
-
-def test_cipher_from_env() -> None:
-    key = generate_key()
-    assert Cipher.from_env({"WAFLEET_ENCRYPTION_KEY": key}).decrypt(Cipher.from_key(key).encrypt("x")) == "x"
-    with pytest.raises(ValueError, match="WAFLEET_ENCRYPTION_KEY is not set"):
-        Cipher.from_env({})

@@ -1,4 +1,4 @@
-"""The package layout of ARCHITECTURE §1: no __init__.py in the source folders, all mapped."""
+"""The package layout: no __init__.py in the source folders, all mapped."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ greenlet and reports ``connected`` (or ``closed`` with reason ``auth`` / ``trans
 messages and statuses arrive at our webhook, not here.
 
 ``send`` makes ONE attempt and classifies a failure by Meta's ``error.code`` (never by the HTTP
-status, which Meta does not keep consistent): see :func:`classify` and notes/whatsapp.md §2.4. The
+status, which Meta does not keep consistent): see :func:`classify` (Meta's error-code table). The
 caller (the outbox) owns retries, backoff and jitter. Before the attempt the link waits for a token
 from its bucket (``throughput`` msgs/s, cooperative) and refuses to send to a recipient that hit the
 pair limit (131056) until its "not before" time has passed.

@@ -51,7 +51,7 @@ def _cloud(ctx: Context, company_id: str, value: Any) -> dict[str, Any]:
             raise ApiError(400, "invalid_field", "cloud.phoneNumberId must be Meta's numeric phone number id")
         owner = companies.number_owner(ctx.db, number)
         if owner is not None and owner != company_id:
-            raise ApiError(409, "number_taken", "another company already uses this phoneNumberId")
+            raise ApiError(409, "number_taken", "another company already uses this cloud.phoneNumberId")
         columns["cloud_phone_number_id"] = number
     for name, column in (
         ("accessToken", "cloud_token"),

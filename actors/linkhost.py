@@ -384,7 +384,12 @@ class LinkHostPool(SupervisedActor):
             )
 
         # A host stops by closing its worker's stdin and waiting up to stop_timeout (then SIGKILL).
-        return ChildSpec(_host_id(index), start, shutdown=self.stop_timeout + 5.0)
+        return ChildSpec(_host_id(index), start, shutdown=self.stop_timeout + 1.0)
+
+    @staticmethod
+    def budget(stop_timeout: float) -> float:
+        """The pool's own shutdown budget: its hosts stop together, each within its own."""
+        return stop_timeout + 2.0
 
     def _start_host(self, index: int) -> None:
         self.children.add(self._spec(index))

@@ -169,11 +169,11 @@ class Children:
         """Stop one child and wait (within its budget): its last words are persisted first."""
         slot = self.remove(child_id)
         if slot is not None:
-            self._await_stops([self._ask_stop(slot, message)], slot.spec.shutdown)
+            self._await_stops([self._ask_stop(slot, message)])
 
     def stop_all(self, *, sequential: bool = False, message: Any = None) -> None:
-        """Stop every child: concurrently (10,000 sessions), or one by one in reverse start
-        order (the Root: top-down). Nothing is restarted afterwards."""
+        """Stop every child, each within its own budget: concurrently (10,000 sessions), or one
+        by one in reverse start order (the Root: top-down). Nothing is restarted afterwards."""
         self.stopping = True
         slots = list(self.slots.values())
         self.slots.clear()
@@ -181,40 +181,47 @@ class Children:
             self.cancel_timer(slot)
         if sequential:
             for slot in reversed(slots):
-                self._await_stops([self._ask_stop(slot, message)], slot.spec.shutdown)
+                self._await_stops([self._ask_stop(slot, message)])
         else:
-            futures = [self._ask_stop(slot, message) for slot in slots]
-            self._await_stops(futures, max((s.spec.shutdown for s in slots), default=0.0))
+            self._await_stops([self._ask_stop(slot, message) for slot in slots])
 
     def budget(self, *, sequential: bool = False) -> float:
         """How long :meth:`stop_all` may take: what this supervisor's own spec must allow."""
         budgets = [s.spec.shutdown for s in self.slots.values()]
         return sum(budgets) if sequential else max(budgets, default=0.0)
 
-    def _ask_stop(self, slot: Slot, message: Any) -> tuple[pykka.ActorRef[Any], Any] | None:
+    def _ask_stop(self, slot: Slot, message: Any) -> _Stopping | None:
         ref, slot.ref = slot.ref, None
         slot.closing = True
         if ref is None:
             return None
+        deadline = time.monotonic() + slot.spec.shutdown
         try:
-            return ref, ref.ask(message if message is not None else slot.spec.stop_message, block=False)
+            stop = message if message is not None else slot.spec.stop_message
+            return _Stopping(ref, ref.ask(stop, block=False), deadline, slot.spec.shutdown)
         except pykka.ActorDeadError:
             return None
 
     @staticmethod
-    def _await_stops(pending: Iterable[tuple[pykka.ActorRef[Any], Any] | None], budget: float) -> None:
-        deadline = time.monotonic() + budget
+    def _await_stops(pending: Iterable[_Stopping | None]) -> None:
         for item in pending:
             if item is None:
                 continue
-            ref, future = item
             try:
-                future.get(timeout=max(0.0, deadline - time.monotonic()))
+                item.future.get(timeout=max(0.0, item.deadline - time.monotonic()))
             except (pykka.ActorDeadError, pykka.Timeout):
-                log.warning("%s did not stop within %.1fs: stopping it hard", ref, budget)
-                ref.stop(block=False)
+                log.warning("%s did not stop within %.1fs: stopping it hard", item.ref, item.budget)
+                item.ref.stop(block=False)
             except Exception:
-                log.exception("%s failed while stopping", ref)
+                log.exception("%s failed while stopping", item.ref)
+
+
+@dataclass(frozen=True)
+class _Stopping:
+    ref: pykka.ActorRef[Any]
+    future: Any
+    deadline: float  # monotonic: when its budget runs out
+    budget: float
 
 
 __all__ = ["ChildSpec", "Children", "RestartType", "Slot", "StartFn"]

@@ -216,7 +216,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
                         lambda on_exit: LinkHostPool.start(
                             settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=6.0
                         ),
-                        shutdown=8.0,  # the hosts stop together, each worker within stop_timeout
+                        shutdown=LinkHostPool.budget(6.0),
                     )
                 ]
                 if links.web_store_dir

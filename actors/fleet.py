@@ -454,6 +454,9 @@ class Fleet(SupervisedActor):
             self._set_desired(record, "stopped")
         if plan.forget_credentials:
             self.deps.auth.wipe(company_id)
+        if plan.status == record.status == Status.STOPPED and not plan.error:
+            self.children.remove(company_id)  # it ended while already stopped: nothing to record
+            return
         self.journal.transition(
             record,
             plan.status,

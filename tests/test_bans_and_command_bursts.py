@@ -40,7 +40,8 @@ def test_a_ban_with_an_end_refuses_reconnect_then_lifts_by_itself(node_factory) 
     assert node.status("timed")["status"] == "failed"
 
     back = node.wait_status("timed", "connected", timeout=15)
-    assert back["history"][-2]["reason"] == "ban_over" or back["history"][-3]["reason"] == "ban_over"
+    assert [h["status"] for h in back["history"][-4:]] == ["failed", "reconnecting", "starting", "connected"]
+    assert back["history"][-3]["reason"] == "ban_over" and back["lastError"]["reason"] == "banned"
     # The timed ban lifted by itself: over that same interval the ban without an end did not.
     assert node.status("forever")["status"] == "failed"
     r = node.post("/api/whatsapp/sessions/forever/reconnect")  # an operator acts

@@ -110,6 +110,9 @@ class Children:
         """Start a new generation of the child. ``spec.start``'s exceptions propagate."""
         slot = self.slots[child_id]
         self.cancel_timer(slot)
+        if slot.ref is not None:  # never two live children for one id
+            log.warning("%s: starting over a live child; stopping it first", child_id)
+            self._await_stops([self._ask_stop(slot, None)])
         slot.generation = next(_generations)
         slot.closing = False
         slot.ref = None

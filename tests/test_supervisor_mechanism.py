@@ -53,6 +53,8 @@ class Owner(SupervisedActor):
             case ("add", spec):
                 self.children.add(spec)
                 return self.children.start(spec.id).generation
+            case ("live", child_id):
+                return self.children.ref(child_id)
             case ("stop", child_id):
                 self.children.stop(child_id)
                 return None
@@ -95,6 +97,16 @@ def test_the_late_exit_of_a_replaced_child_never_counts_for_its_successor(owner)
     assert seen.get(timeout=2) == ("exit", "c", first, False)  # stale: the successor lives on
     ref.ask(("restart_later", "c"))  # a timer of the live generation ...
     assert seen.get(timeout=2) == ("start", "c", False)  # ... does not start a second child
+
+
+def test_starting_over_a_live_child_stops_it_first(owner) -> None:
+    ref, seen = owner
+    first = ref.ask(("add", child_spec("c")))
+    old = ref.ask(("live", "c"))
+    second = ref.ask(("add", child_spec("c")))
+    assert not old.is_alive() and ref.ask(("live", "c")).is_alive()
+    assert seen.get(timeout=2) == ("exit", "c", first, False)
+    assert second != first
 
 
 def test_generations_are_unique_across_supervisors(owner) -> None:

@@ -72,3 +72,21 @@ def test_a_burst_of_reconnects_leaves_one_live_session_and_sends_flow(node_facto
         lambda: (s := node.status("busy"))["status"] == "connected" and s["restarts"] == 1,
         what="busy back after the crash",
     )
+
+
+def test_a_ban_outlives_a_kill_9_and_still_ends_by_itself(node_factory, database_url) -> None:
+    node: Node = node_factory(database_url).start()
+    node.create_company("timed")
+    node.connect("timed")
+    until = _iso(datetime.now(UTC) + timedelta(seconds=4))
+    assert node.post("/api/sandbox/timed/disconnect", {"reason": "banned", "until": until}).status_code == 202
+    node.wait_status("timed", "failed")
+    node.kill()
+    node.start()
+
+    status = node.status("timed")
+    assert status["status"] == "failed" and status["lastError"]["until"] == until
+    r = node.post("/api/whatsapp/sessions/timed/reconnect")
+    assert r.status_code == 409 and until in r.json()["error"]["message"]
+    back = node.wait_status("timed", "connected", timeout=15)
+    assert back["history"][-3]["reason"] == "ban_over"

@@ -14,7 +14,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -67,13 +67,6 @@ class FleetConfig:
     session_shutdown: float = 6.0  # seconds a session has to close its link and persist
 
 
-@dataclass
-class _Replaced:
-    """When a company's session was last replaced: a loop of these is an alert."""
-
-    times: deque[float] = field(default_factory=deque)
-
-
 class Fleet(SupervisedActor):
     def __init__(
         self,
@@ -94,7 +87,8 @@ class Fleet(SupervisedActor):
         self.children = Children(lambda: self.actor_ref, config.policy, rng)
         self.admin = CompanyAdmin(db, directory, deps.journal)
         self.intensity = Intensity(config.escalate_after, config.escalate_period)
-        self.replaced: dict[str, _Replaced] = {}
+        # When each company's session was replaced, inside the restart window: a loop is an alert.
+        self.replaced: dict[str, deque[float]] = {}
         self._background: list[gevent.Greenlet] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -427,7 +421,7 @@ class Fleet(SupervisedActor):
             slot.tracker.exited(now, counted=False)
         replaced = 0
         if rule.cooloff:
-            times = self.replaced.setdefault(company_id, _Replaced()).times
+            times = self.replaced.setdefault(company_id, deque())
             times.append(now)
             while times and times[0] <= now - self.config.policy.window:
                 times.popleft()

@@ -188,11 +188,6 @@ class Children:
         else:
             self._await_stops([self._ask_stop(slot, message) for slot in slots])
 
-    def budget(self, *, sequential: bool = False) -> float:
-        """How long :meth:`stop_all` may take: what this supervisor's own spec must allow."""
-        budgets = [s.spec.shutdown for s in self.slots.values()]
-        return sum(budgets) if sequential else max(budgets, default=0.0)
-
     def _ask_stop(self, slot: Slot, message: Any) -> _Stopping | None:
         ref, slot.ref = slot.ref, None
         slot.closing = True

@@ -5,6 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.harness import Node, wait_for
 
 
@@ -16,6 +18,7 @@ def _outbox_status(node: Node, row_id: int) -> str:
     return node.client.get(f"/api/whatsapp/send/{row_id}", headers=node.admin()).json()["status"]
 
 
+@pytest.mark.slow  # waits for the ban's end
 def test_a_ban_with_an_end_refuses_reconnect_then_lifts_by_itself(node_factory) -> None:
     node: Node = node_factory(WHATSAPP_RECONNECT_DELAY="50").start()
     for cid in ("timed", "forever"):
@@ -50,7 +53,7 @@ def test_a_ban_with_an_end_refuses_reconnect_then_lifts_by_itself(node_factory) 
 
 
 def test_a_burst_of_reconnects_leaves_one_live_session_and_sends_flow(node_factory) -> None:
-    node: Node = node_factory().start()
+    node: Node = node_factory(WHATSAPP_RECONNECT_DELAY="50").start()
     node.create_company("busy")
     node.connect("busy")
 
@@ -74,6 +77,7 @@ def test_a_burst_of_reconnects_leaves_one_live_session_and_sends_flow(node_facto
     )
 
 
+@pytest.mark.slow  # waits for the ban's end, across a restart
 def test_a_ban_outlives_a_kill_9_and_still_ends_by_itself(node_factory, database_url) -> None:
     node: Node = node_factory(database_url).start()
     node.create_company("timed")

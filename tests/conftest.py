@@ -39,6 +39,8 @@ def node_factory(tmp_path: Path) -> Iterator:
     yield make
     for node in nodes:
         node.close()
+    for node in nodes:  # an illegal state edge raised inside an actor must not pass unseen
+        assert "is not a legal transition" not in node.log(), node.log()
 
 
 @pytest.fixture

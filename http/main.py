@@ -37,19 +37,21 @@ from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
+from wafleet.actors.outbound_url import UrlRefused, parse  # noqa: E402
 from wafleet.actors.outbox import DelivererConfig  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
 from wafleet.actors.supervisor import ChildSpec  # noqa: E402
 from wafleet.actors.tree import Tree  # noqa: E402
 from wafleet.actors.webhook import InboxProcessor  # noqa: E402
+from wafleet.actors.webhook_deliverer import WebhookConfig, WebhookDeliverer  # noqa: E402
 from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator  # noqa: E402
 from wafleet.http.context import Context  # noqa: E402
 from wafleet.http.demo import demo_admin_token  # noqa: E402
 from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
-from wafleet.storage import companies  # noqa: E402
+from wafleet.storage import companies, endpoints  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
+    # httpx logs every request at INFO: a line per webhook delivery, with its URL.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         db = Database(settings.database_url)
     except DatabaseUrlError as exc:
@@ -152,6 +156,16 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             return 2
         admin_token, _ = demo_admin_token(settings.data_dir)
         print(f"demo admin token (set WAFLEET_ADMIN_TOKEN to choose your own): {admin_token}", flush=True)
+
+    outbound = settings.outbound
+    assert outbound is not None
+    if outbound.alert_webhook is not None:
+        try:
+            parse(outbound.alert_webhook, outbound.allow_private)
+        except UrlRefused as exc:
+            print(f"wafleet: WHATSAPP_ALERT_WEBHOOK: {exc}", file=sys.stderr)
+            return 2
+    endpoints.sync_alert_endpoint(db, outbound.alert_webhook)
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
     broadcaster = Broadcaster()
@@ -238,13 +252,37 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                     ChildSpec(
                         "linkhosts",
                         lambda on_exit: LinkHostPool.start(
-                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=6.0
+                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=5.0
                         ),
-                        shutdown=LinkHostPool.budget(6.0),
+                        shutdown=LinkHostPool.budget(5.0),
                     )
                 ]
                 if links.web_store_dir
                 else []
+            ),
+            # Outbound deliveries: company webhooks, the alert webhook, pairing-code emails.
+            ChildSpec(
+                "webhooks",
+                lambda on_exit: WebhookDeliverer.start(
+                    db=db,
+                    metrics=metrics,
+                    cipher=cipher,
+                    config=WebhookConfig(
+                        timeout=outbound.timeout_ms / 1000,
+                        retry_base=outbound.retry_base_ms / 1000,
+                        retry_max=outbound.retry_max_ms / 1000,
+                        retry_budget_ms=outbound.retry_budget_ms,
+                        concurrency=outbound.concurrency,
+                        poll=outbound.poll_ms / 1000,
+                        allow_private=outbound.allow_private,
+                        alert_secret=outbound.alert_secret,
+                        smtp_url=outbound.smtp_url,
+                        smtp_from=outbound.smtp_from,
+                        keep_ms=outbound.keep_ms,
+                    ),
+                    on_exit=on_exit,
+                ),
+                shutdown=3.0,
             ),
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(

@@ -16,11 +16,8 @@ from typing import Any
 import bottle
 import pykka
 
-from wafleet.actors.errors import RateLimited
-from wafleet.actors.fleet import AtCapacity, Conflict, NotFound
-from wafleet.actors.links.base import LinkConflict
+from wafleet.actors import errors
 from wafleet.actors.metrics import Metrics
-from wafleet.actors.tree import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -141,23 +138,31 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
 
+# Refusal -> (status, code, Retry-After). The first class that matches wins: subclasses first.
+REFUSALS: tuple[tuple[type[errors.Refusal], int, str, str | None], ...] = (
+    (errors.NotFound, 404, "not_found", None),
+    (errors.AlreadyExists, 409, "exists", None),
+    (errors.Banned, 409, "banned", None),
+    (errors.Conflict, 409, "wrong_state", None),
+    (errors.WrongCode, 400, "wrong_code", None),
+    (errors.AtCapacity, 503, "at_capacity", "60"),
+    (errors.Unavailable, 503, "unavailable", "2"),
+)
+
+
 def _to_response(exc: Exception) -> bottle.HTTPResponse:
     if isinstance(exc, ApiError):
         return respond(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, errors.RateLimited):
         return respond(
             429,
             {"error": {"code": "rate_limited", "message": str(exc), "retryAfter": exc.retry_after}},
             {"Retry-After": str(exc.retry_after)},
         )
-    if isinstance(exc, NotFound):
-        return respond(404, {"error": {"code": "not_found", "message": str(exc)}})
-    if isinstance(exc, (Conflict, LinkConflict)):
-        return respond(409, {"error": {"code": "wrong_state", "message": str(exc)}})
-    if isinstance(exc, AtCapacity):
-        return respond(503, {"error": {"code": "at_capacity", "message": str(exc)}}, {"Retry-After": "60"})
-    if isinstance(exc, Unavailable):
-        return respond(503, {"error": {"code": "unavailable", "message": str(exc)}}, {"Retry-After": "2"})
+    for kind, status, code, retry_after in REFUSALS:
+        if isinstance(exc, kind):
+            headers = {"Retry-After": retry_after} if retry_after else None
+            return respond(status, {"error": {"code": code, "message": str(exc)}}, headers)
     if isinstance(exc, pykka.Timeout):
         return respond(504, {"error": {"code": "timeout", "message": "the session did not answer in time"}})
     log.error("unhandled error in %s %s", bottle.request.method, bottle.request.path, exc_info=exc)

@@ -1,6 +1,6 @@
 """The process entry point and composition root: ``wafleet serve`` and ``wafleet migrate``.
 
-The first lines patch the world for gevent, before anything else is imported (ARCHITECTURE §2):
+The first lines patch the world for gevent, before anything else is imported:
 patching late leaves blocking sockets behind, and psycopg2 needs its own wait callback.
 """
 
@@ -32,6 +32,7 @@ from wafleet.actors.assistant.conversations import Conversations  # noqa: E402
 from wafleet.actors.assistant.service import Assistant, AssistantSettings, LiveChild, build_model  # noqa: E402
 from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
+from wafleet.actors.errors import AlreadyExists  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
 from wafleet.actors.linkhost import LinkHostPool  # noqa: E402
@@ -43,8 +44,8 @@ from wafleet.actors.metrics import Metrics  # noqa: E402
 from wafleet.actors.outbound_url import UrlRefused, parse  # noqa: E402
 from wafleet.actors.outbox import DelivererConfig, Wake  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
-from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
+from wafleet.actors.supervisor import ChildSpec  # noqa: E402
 from wafleet.actors.tree import Tree  # noqa: E402
 from wafleet.actors.webhook import InboxProcessor  # noqa: E402
 from wafleet.actors.webhook_deliverer import WebhookConfig, WebhookDeliverer  # noqa: E402
@@ -57,7 +58,6 @@ from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
 from wafleet.storage import companies, endpoints, rotation  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.blocklist import Blocklist  # noqa: E402
-from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.crypto import Cipher, TextSeal  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
 from wafleet.storage.phone_vault import vault_for  # noqa: E402
@@ -244,7 +244,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
     broadcaster = Broadcaster()
-    shared = SharedState(settings.redis_url, session_ttl=settings.guide.session_ttl_ms / 1000)
+    shared = SharedState(settings.redis_url)
     gevent.spawn(_sweep_forever, shared, settings)
     directory = Directory()
     cipher = Cipher.from_key(settings.encryption_key) if settings.encryption_key else None
@@ -273,7 +273,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             qr_first=settings.qr_first_ms / 1000, qr_next=settings.qr_next_ms / 1000
         ),
     )
-    journal = Journal(db, metrics, broadcaster)
+    journal = Journal(db, metrics, broadcaster, strict=settings.strict_transitions)
     blocklist = Blocklist(
         db, settings.send_limits.blocked_numbers, max_per_company=settings.send_limits.blocklist_max
     )
@@ -343,12 +343,16 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             concurrency=settings.send_concurrency, quantum=settings.send_quantum
         ),
         extra_children=[
-            # WhatsApp Web: neonize clients live in link-host worker processes (ARCHITECTURE §5).
+            # WhatsApp Web: neonize clients live in link-host worker processes (neonize blocks
+            # in C for a session's life: it cannot run inside the gevent process).
             *(
                 [
                     ChildSpec(
                         "linkhosts",
-                        lambda on_exit: LinkHostPool.start(settings.web_sessions_per_host, on_exit=on_exit),
+                        lambda on_exit: LinkHostPool.start(
+                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=3.0
+                        ),
+                        shutdown=LinkHostPool.budget(3.0),
                     )
                 ]
                 if links.web_store_dir
@@ -376,6 +380,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                     ),
                     on_exit=on_exit,
                 ),
+                shutdown=2.0,
             ),
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(
@@ -389,9 +394,14 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                     busy_share=settings.webhook_busy_share / 100,
                     burst_backlog=settings.webhook_burst_backlog,
                 ),
+                shutdown=2.0,
             ),
             # The assistant: one temporary actor per active customer chat.
-            ChildSpec("assistant", lambda on_exit: Conversations.start(assistant, on_exit=on_exit)),
+            ChildSpec(
+                "assistant",
+                lambda on_exit: Conversations.start(assistant, on_exit=on_exit),
+                shutdown=6.0,  # its conversations stop together, each within 5 s
+            ),
         ],
     )
     links.web_pool = lambda: tree.child("linkhosts")
@@ -453,7 +463,7 @@ def _sweep_forever(shared: SharedState, settings: Settings) -> None:
 
 
 def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) -> None:
-    """Single-tenant mode: routes without an id act on DEFAULT_COMPANY_ID."""
+    """Single-tenant mode: routes without an id act on DEFAULT_COMPANY_ID (created if missing)."""
     company_id = settings.default_company_id
     available = links.available()
     provider = settings.guide.provider
@@ -461,7 +471,7 @@ def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) 
     try:
         tree.call(m.CreateCompany(company_id, company_id, None, link))
         log.info("single-tenant mode: created company %s", company_id)
-    except CompanyExists:
+    except AlreadyExists:
         pass
 
 
@@ -474,7 +484,7 @@ def _ensure_demo_salon(tree: Tree, assistant: Assistant) -> None:
     try:
         tree.call(m.CreateCompany(DEMO_COMPANY, "Salon Demo", None, "sandbox"))
         log.info("demo: created company %s", DEMO_COMPANY)
-    except CompanyExists:
+    except AlreadyExists:
         pass
     if assistant.config(DEMO_COMPANY) is None:
         assistant.put_config(DEMO_COMPANY, DEMO_ASSISTANT)

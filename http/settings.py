@@ -1,6 +1,6 @@
 """Configuration, read from the environment once, by the composition root.
 
-The seeds' names and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
+Our users' previous names (WHATSAPP_*) and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
 start-up with one line naming the variable and what it expects.
 """
 
@@ -53,6 +53,7 @@ class Settings:
     max_qr_attempts: int
     max_pairing_per_hour: int
     pairing_cooldown_ms: int
+    strict_transitions: bool = False  # WAFLEET_STRICT_TRANSITIONS: an illegal state edge raises
     webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
     webhook_max_body: int = 4 * 1024 * 1024  # WAFLEET_WEBHOOK_MAX_BODY, bytes (Meta: up to 3 MB)
@@ -351,6 +352,7 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         graph_version=env.get("WAFLEET_GRAPH_VERSION") or "v21.0",
         cloud_throughput=_float(env, "WAFLEET_CLOUD_THROUGHPUT", 80.0),
         web_link=_bool(env, "WAFLEET_WEB_LINK", True),
+        strict_transitions=_bool(env, "WAFLEET_STRICT_TRANSITIONS", False),
         max_qr_attempts=_int(env, "WHATSAPP_MAX_QR_ATTEMPTS", 3, minimum=1),
         max_pairing_per_hour=_int(env, "WAFLEET_MAX_PAIRING_PER_HOUR", 5, minimum=1),
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),

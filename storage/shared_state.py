@@ -1,4 +1,4 @@
-"""Shared state (ARCHITECTURE §7): one interface, Redis or in-process, and the front that picks.
+"""Shared state: one interface, Redis or in-process, and the front that picks.
 
 ``LocalState`` is the embedded default (one node) and the fallback while Redis is away; it has
 the same behaviour as ``RedisState``, so the tests run the same cases on both. ``SharedState`` is
@@ -41,8 +41,6 @@ class StateBackend(Protocol):
         self, company_id: str, limit: int, window: float, cooldown: float, now: float | None = None
     ) -> tuple[bool, float]: ...
     def blocked_until(self, company_id: str, now: float | None = None) -> float | None: ...
-    def clear_block(self, company_id: str) -> None: ...
-    def clear_rate_limit(self, company_id: str) -> None: ...
     def take_send_slot(
         self, company_id: str, limit: int, window: float, now: float | None = None
     ) -> tuple[bool, float]: ...
@@ -50,9 +48,6 @@ class StateBackend(Protocol):
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None: ...
     def get_pairing(self, company_id: str) -> dict[str, Any] | None: ...
     def clear_pairing(self, company_id: str) -> None: ...
-    def set_session(self, company_id: str, data: dict[str, Any], ttl: float | None = None) -> None: ...
-    def get_session(self, company_id: str) -> dict[str, Any] | None: ...
-    def clear_session(self, company_id: str) -> None: ...
 
 
 class LocalState:
@@ -127,15 +122,6 @@ class LocalState:
             until = self._block(company_id)
         return until if until is not None and until > now else None
 
-    def clear_block(self, company_id: str) -> None:
-        with self._lock:
-            self._values.pop(f"blocked:{company_id}", None)
-
-    def clear_rate_limit(self, company_id: str) -> None:
-        with self._lock:
-            self._values.pop(f"blocked:{company_id}", None)
-            self._slots.pop(company_id, None)
-
     def take_send_slot(
         self, company_id: str, limit: int, window: float, now: float | None = None
     ) -> tuple[bool, float]:
@@ -164,18 +150,6 @@ class LocalState:
     def clear_pairing(self, company_id: str) -> None:
         with self._lock:
             self._values.pop(f"pairing:{company_id}", None)
-
-    def set_session(self, company_id: str, data: dict[str, Any], ttl: float | None = None) -> None:
-        with self._lock:
-            self._set(f"session:{company_id}", copy.deepcopy(data), ttl)
-
-    def get_session(self, company_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            return copy.deepcopy(self._get(f"session:{company_id}"))
-
-    def clear_session(self, company_id: str) -> None:
-        with self._lock:
-            self._values.pop(f"session:{company_id}", None)
 
     def sweep(self, keep: float) -> int:
         """Forget what has expired, and limit logs older than ``keep`` seconds (the longest
@@ -245,10 +219,8 @@ class SharedState:
         probe_interval: float = 3.0,
         timeout: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
-        session_ttl: float | None = None,
     ) -> None:
         self.clock = clock
-        self.session_ttl = session_ttl  # WHATSAPP_SESSION_TTL: the session cache's idle expiry
         self.local = LocalState(clock)
         self.remote = RedisState(url, timeout=timeout, clock=clock) if url else None
         self.probe_interval = probe_interval
@@ -343,7 +315,6 @@ class SharedState:
         phone number from WhatsApp's bans, and deleting and re-creating must not reset it."""
         self.reset_qr(company_id)
         self.clear_pairing(company_id)
-        self.clear_session(company_id)
 
     # Pairing-code limit ---------------------------------------------------------------------
 
@@ -367,12 +338,6 @@ class SharedState:
         return self._call(
             lambda s: s.blocked_until(company_id, now), lambda s: s.blocked_until(company_id, now)
         )
-
-    def clear_block(self, company_id: str) -> None:
-        self._write(lambda s: s.clear_block(company_id))
-
-    def clear_rate_limit(self, company_id: str) -> None:
-        self._write(lambda s: s.clear_rate_limit(company_id))
 
     # Send limit ------------------------------------------------------------------------------
 
@@ -406,16 +371,6 @@ class SharedState:
         self._write(lambda s: s.clear_pairing(company_id))
 
     # Session-state cache --------------------------------------------------------------------
-
-    def set_session(self, company_id: str, data: dict[str, Any], ttl: float | None = None) -> None:
-        ttl = self.session_ttl if ttl is None else ttl
-        self._write(lambda s: s.set_session(company_id, data, ttl))
-
-    def get_session(self, company_id: str) -> dict[str, Any] | None:
-        return self._call(lambda s: s.get_session(company_id), lambda s: s.get_session(company_id))
-
-    def clear_session(self, company_id: str) -> None:
-        self._write(lambda s: s.clear_session(company_id))
 
     def close(self) -> None:
         if self.remote is not None:

@@ -5,7 +5,7 @@ greenlet and reports ``connected`` (or ``closed`` with reason ``auth`` / ``trans
 messages and statuses arrive at our webhook, not here.
 
 ``send`` makes ONE attempt and classifies a failure by Meta's ``error.code`` (never by the HTTP
-status, which Meta does not keep consistent): see :func:`classify` and notes/whatsapp.md §2.4. The
+status, which Meta does not keep consistent): see :func:`classify` (Meta's error-code table). The
 caller (the outbox) owns retries, backoff and jitter. Before the attempt the link waits for a token
 from its bucket (``throughput`` msgs/s, cooperative) and refuses to send to a recipient that hit the
 pair limit (131056) until its "not before" time has passed.
@@ -26,6 +26,7 @@ import gevent
 import httpx
 
 from wafleet.actors.links.base import Emit, LinkConflict, SendError
+from wafleet.actors.status import ExitReason
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class CloudLink:
         if error.code == PAIR_LIMIT:
             self._not_before[to] = self.clock() + (error.retry_after or PAIR_WAIT)
         if error.auth:
-            self._close("auth", str(error), code=error.code)
+            self._close(ExitReason.AUTH, str(error), code=error.code)
         log.info("company %s: send failed: code=%s %s", self.company_id, error.code, error)
         raise error
 
@@ -279,7 +280,7 @@ class CloudLink:
         try:
             resp = self.http.get(self.config.url(), headers=self._headers())
         except httpx.HTTPError as exc:
-            self._close("transient", self._network_message(exc))
+            self._close(ExitReason.TRANSIENT, self._network_message(exc))
             return
         payload = _json(resp)
         if resp.status_code == 200 and _error_object(payload) is None:
@@ -293,9 +294,9 @@ class CloudLink:
         message = _scrub(str(error), self.config.access_token)
         if error.auth or (error.final and not resp.status_code >= 500):
             # 190/0, or any other refusal (unknown number id, permissions): needs new credentials.
-            self._close("auth", message, code=error.code)
+            self._close(ExitReason.AUTH, message, code=error.code)
         else:
-            self._close("transient", message, code=error.code)
+            self._close(ExitReason.TRANSIENT, message, code=error.code)
 
     def _close(self, reason: str, message: str, code: int | None = None) -> None:
         if self._state == "closed":

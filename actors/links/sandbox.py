@@ -16,6 +16,7 @@ from typing import Any
 
 import gevent
 
+from wafleet.actors.errors import WrongCode
 from wafleet.actors.links.base import Emit, LinkConflict, SendError
 from wafleet.storage.clock import iso, now_ms
 
@@ -98,7 +99,7 @@ class SandboxLink:
         if self._state != "pairing" or self._code is None:
             raise LinkConflict("no pairing code is pending")
         if _normalise(code) != _normalise(self._code):
-            raise ValueError("the code does not match the pending pairing code")
+            raise WrongCode("the code does not match the pending pairing code")
         self._connect(self._pair_phone or "")
 
     def inbound(self, peer: str, text: str) -> None:

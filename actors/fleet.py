@@ -23,6 +23,7 @@ import pykka
 from wafleet.actors import cooldown, gauges
 from wafleet.actors.company_admin import CompanyAdmin
 from wafleet.actors.directory import HISTORY_LENGTH, Directory, SessionRecord
+from wafleet.actors.error_classes import exit_class
 from wafleet.actors.errors import AtCapacity, Banned, Conflict, NotFound
 from wafleet.actors.exit_policy import Backoff, Plan, Restart, decide, rule_for
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
@@ -33,10 +34,13 @@ from wafleet.actors.messages import (
     Crash,
     CreateCompany,
     DeleteCompany,
+    Expire,
     Initialize,
     Ping,
+    Probe,
     Reconnect,
     RequestPairing,
+    Revive,
     Sandbox,
     Send,
     Shutdown,
@@ -228,6 +232,14 @@ class Fleet(SupervisedActor):
                 return None
             case Sandbox(id=company_id):
                 return self._running_ref(company_id).ask(message, block=False)
+            case Probe(id=company_id):
+                ref = self.children.ref(company_id)
+                record = self.directory.get(company_id)
+                if ref is None or record is None or record.status != Status.CONNECTED:
+                    return None  # nothing connected to probe (any more)
+                return ref.ask(message, block=False)
+            case Revive():
+                return self._revive(message)
             case Ping():
                 return True  # answered only once on_start (the boot) has finished
             case Shutdown():
@@ -251,6 +263,7 @@ class Fleet(SupervisedActor):
         self.deps.shared.forget(company_id)
         self.deps.links.forget(company_id)
         self.admin.delete(company_id)
+        self.deps.metrics.figures.forget(company_id)
 
     # -- operator commands (one at a time: the Fleet is one actor) ------------------------------
     def _check_may_start(self, record: SessionRecord) -> None:
@@ -362,6 +375,31 @@ class Fleet(SupervisedActor):
             self.journal.transition(record, Status.RECONNECTING, reason="ban_over", retry_in=0.0)
             self._start(company_id)
 
+    def _revive(self, msg: Revive) -> bool:
+        """The health monitor found a zombie: record it, and end the session (its exit policy
+        restarts it) or start it when its restart was lost. False when it was stale."""
+        record = self.directory.get(msg.id)
+        if record is None or record.since != msg.since or record.desired != "running":
+            return False
+        ref = self.children.ref(msg.id)
+        if ref is None:
+            slot = self.children.get(msg.id)
+            pending = slot is not None and slot.timer is not None and not slot.timer.dead
+            if record.status != Status.RECONNECTING or pending or self._ban_pending(record):
+                return False
+        self.journal.event(
+            msg.id, "zombie", state=record.status, reason=msg.why, data={"message": msg.message}
+        )
+        self.deps.metrics.incr("health.zombies")
+        self.deps.metrics.incr(f"health.zombies.{msg.why}")
+        self.deps.metrics.figures.zombie()
+        log.warning("company %s: zombie (%s): %s", msg.id, msg.why, msg.message)
+        if ref is not None:
+            ref.tell(Expire(msg.message))
+        else:
+            self._start(msg.id)
+        return True
+
     def _schedule_unblock(self, record: SessionRecord) -> None:
         delay = max(0.0, ((record.blocked_until or 0) - now_ms()) / 1000)
         self._background.append(gevent.spawn_later(delay, self._tell, _Unblock(record.company_id)))
@@ -408,6 +446,9 @@ class Fleet(SupervisedActor):
         now = time.monotonic()
         reason = exit_.reason
         self.deps.metrics.incr(f"sessions.exits.{reason}")
+        error_class = exit_class(reason)
+        if error_class is not None:
+            self.deps.metrics.figures.error(company_id, error_class)
         rule = rule_for(reason)
         if rule.escalates and self._escalating(now, company_id):
             return
@@ -444,6 +485,7 @@ class Fleet(SupervisedActor):
             record.restarts += 1
             self.deps.metrics.incr("sessions.restarts")
             self.deps.metrics.incr(f"sessions.restarts.{plan.reason}")
+            self.deps.metrics.figures.restarted()
         if plan.stop_desired:
             self._set_desired(record, "stopped")
         if plan.forget_credentials:

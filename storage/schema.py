@@ -14,6 +14,7 @@ from wafleet.storage.models import (
     Company,
     Event,
     Message,
+    MetricMinute,
     Outbox,
     PairingCode,
     SchemaVersion,
@@ -60,7 +61,12 @@ def _v3(db: Database) -> None:
     db.db.create_tables([Message, WebhookInbox, Outbox])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3]
+def _metric_minutes(db: Database) -> None:
+    """The per-minute timeseries of the metrics routes (kept 24 hours)."""
+    db.db.create_tables([MetricMinute], safe=True)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _metric_minutes]
 
 
 def current_version(db: Database) -> int:

@@ -117,6 +117,7 @@ class Figures:
         self.disconnections = 0
         self.restarts = 0
         self.zombies = 0
+        self.probes = 0
         self.errors: Counter[str] = Counter()
         self.companies: dict[str, CompanyFigures] = {}
         self.routes: dict[str, Histogram] = {}
@@ -203,6 +204,9 @@ class Figures:
 
     def zombie(self) -> None:
         self.zombies += 1
+
+    def probed(self) -> None:
+        self.probes += 1
 
     def observe(self, operation: str, ms: float) -> None:
         """Time one operation (an :class:`Op`; others are kept under their own name)."""

@@ -151,6 +151,7 @@ class HealthMonitor(SupervisedActor):
         except (pykka.ActorDeadError, Unavailable):
             return  # the session or the Fleet is being restarted: nothing to judge
         self.metrics.incr("health.probes")
+        self.metrics.figures.probed()
         if answer is None:
             return  # no longer connected
         self.metrics.timing("health.probe", (time.perf_counter() - started) * 1000)

@@ -73,6 +73,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             },
             "restarts": sum(r.restarts for r in ctx.directory.records.values()),
             "zombies": figures.zombies,
+            "healthProbes": figures.probes,
             "companies": len(ctx.directory.records),
             "streams": ctx.broadcaster.count(),
             "uptime": round(figures.uptime(), 1),

@@ -94,6 +94,7 @@ class Fleet(SupervisedActor):
         # When each company's session was replaced, inside the restart window: a loop is an alert.
         self.replaced: dict[str, deque[float]] = {}
         self._background: list[gevent.Greenlet] = []
+        self._restoring: set[str] = set()  # restored at boot, staggered: not started yet
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -143,6 +144,7 @@ class Fleet(SupervisedActor):
             to_start.append(record.company_id)
         # Published only now: nobody reads a stale "connected" from before the boot.
         self.directory.replace_all(records)
+        self._restoring = set(to_start)
         if to_start:
             log.info("restoring %d sessions at %.0f/s", len(to_start), self.config.boot_rate)
         self._background.append(gevent.spawn(self._restore, to_start))
@@ -201,6 +203,7 @@ class Fleet(SupervisedActor):
             case _Unblock(id=company_id):
                 return self._unblock(company_id)
             case _Restore(id=company_id):
+                self._restoring.discard(company_id)
                 record = self.directory.get(company_id)
                 if record is not None and record.desired == "running" and company_id not in self.children:
                     if not self._ban_pending(record):
@@ -384,7 +387,9 @@ class Fleet(SupervisedActor):
         ref = self.children.ref(msg.id)
         if ref is None:
             slot = self.children.get(msg.id)
-            pending = slot is not None and slot.timer is not None and not slot.timer.dead
+            pending = msg.id in self._restoring or (
+                slot is not None and slot.timer is not None and not slot.timer.dead
+            )
             if record.status != Status.RECONNECTING or pending or self._ban_pending(record):
                 return False
         self.journal.event(
@@ -446,6 +451,8 @@ class Fleet(SupervisedActor):
         now = time.monotonic()
         reason = exit_.reason
         self.deps.metrics.incr(f"sessions.exits.{reason}")
+        if record.status == Status.CONNECTED:
+            self.deps.metrics.figures.disconnected()  # a live link dropped (not a stop we asked for)
         error_class = exit_class(reason)
         if error_class is not None:
             self.deps.metrics.figures.error(company_id, error_class)

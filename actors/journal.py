@@ -106,8 +106,6 @@ class Journal:
         previous = record.status
         if status == Status.CONNECTED and previous != status:
             self.metrics.figures.connected(record.company_id)
-        elif previous == Status.CONNECTED and status != previous:
-            self.metrics.figures.disconnected()
         record.status = status
         record.since = now
         record.history.append(entry)

@@ -99,3 +99,23 @@ def test_memory_alert_fires_once_and_outlives_a_restart(node_factory, database_u
         ("memory", "resolved")
     ]
     replay.close()
+
+
+def test_a_node_restart_is_no_disconnect_alert_but_a_dropped_link_is(node_factory) -> None:
+    env = {**QUIET, "WHATSAPP_ALERT_DISCONNECT_RATE": "0.3", "WHATSAPP_RECONNECT_DELAY": "100"}
+    node = node_factory(**env).start()
+    node.create_company("alpha")
+    node.create_company("beta")
+    node.connect("alpha")
+    node.connect("beta")
+    node.kill()
+    again = node_factory(**env).start()  # the boot brings both back from their stored logins
+    again.wait_status("alpha", "connected")
+    again.wait_status("beta", "connected")
+    holds(lambda: active(again) == [], seconds=5 * INTERVAL_MS / 1000, what="no alert after a restart")
+    m = again.client.get("/api/whatsapp/metrics", headers=again.admin()).json()
+    assert m["sessions"]["disconnections"] == 0 and m["sessions"]["connections"] == 2
+    # WhatsApp drops alpha: 1 of 2 sessions dropped in the window, over 30 %
+    assert again.post("/api/sandbox/alpha/disconnect", {"reason": "transient"}).status_code == 202
+    [alert] = wait_for(lambda: active(again), what="the disconnect-rate alert")
+    assert alert["kind"] == "disconnect_rate" and alert["value"] == 0.5

@@ -380,18 +380,23 @@ class Fleet(SupervisedActor):
 
     def _revive(self, msg: Revive) -> bool:
         """The health monitor found a zombie: record it, and end the session (its exit policy
-        restarts it) or start it when its restart was lost. False when it was stale."""
+        restarts it) or start it when its restart was lost. False when it was stale: the
+        session moved on since the monitor looked (its state, or a start now under way)."""
         record = self.directory.get(msg.id)
         if record is None or record.since != msg.since or record.desired != "running":
             return False
         ref = self.children.ref(msg.id)
-        if ref is None:
+        if record.status != REVIVE_FROM.get(msg.why):
+            return False
+        if record.status == Status.RECONNECTING:
             slot = self.children.get(msg.id)
             pending = msg.id in self._restoring or (
                 slot is not None and slot.timer is not None and not slot.timer.dead
             )
-            if record.status != Status.RECONNECTING or pending or self._ban_pending(record):
-                return False
+            if ref is not None or pending or self._ban_pending(record):
+                return False  # starting now, or a restart (a boot restore, a ban's end) is due
+        elif ref is None:
+            return False
         self.journal.event(
             msg.id, "zombie", state=record.status, reason=msg.why, data={"message": msg.message}
         )
@@ -538,6 +543,14 @@ class Fleet(SupervisedActor):
         self.children.stop_all(message=Close("node"))
         self.exit(ExitReason.ESCALATED, message)
         return True
+
+
+# What the health monitor may call a zombie, by the state it was seen in.
+REVIVE_FROM: dict[str, Status] = {
+    "link_silent": Status.CONNECTED,  # connected, but the link does not answer
+    "stuck_starting": Status.STARTING,  # starting longer than the connection timeout
+    "stuck_reconnecting": Status.RECONNECTING,  # its restart is long overdue and not pending
+}
 
 
 @dataclass(frozen=True)

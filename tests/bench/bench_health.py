@@ -2,14 +2,16 @@
 
     python tests/bench/bench_health.py [--companies 10000] [--interval-ms 5000] [--seconds 20]
 
-One node (subprocess, SQLite in a temporary folder, 127.0.0.1). Phase A builds the fleet (create,
+One node (subprocess, SQLite in a temporary folder, 127.0.0.1) builds the fleet (create,
 initialize, scan: N sandbox sessions connected) with the health monitor idle (a one-hour
-interval), then reads ``GET /api/whatsapp/sessions/{id}/status`` of random companies for
-``--seconds`` and reports p50/p99. The node is stopped (SIGTERM: sessions persist) and started
-again on the same data with ``WHATSAPP_HEALTH_CHECK_INTERVAL=--interval-ms``: the boot restores
-every session from its stored login; once all N are connected the same status run is measured
-while the monitor probes every session each interval (its probe count over the run is reported
-from ``/api/whatsapp/metrics``). Same machine, same run, same fleet: phase A is the baseline.
+interval). Each phase (``--phases``, default idle,probe,idle) then reads
+``GET /api/whatsapp/sessions/{id}/status`` of random companies for ``--seconds`` and reports
+p50/p99; between phases the node is stopped (SIGTERM: sessions persist) and started again on the
+same data, the monitor idle or probing every ``--interval-ms`` (the boot restores every session
+from its stored login; measuring starts once all N are connected, one round later). The probes
+per second come from ``/api/whatsapp/metrics``. Same machine, same run, same fleet: the idle
+phases are the baseline, and two of them, before and after, show how much the machine itself
+(other processes) moved the figures meanwhile.
 
 Not a pytest test (the file name is not test_*.py). Bounded loops only; the node is killed at
 the end whatever happens.
@@ -18,6 +20,7 @@ the end whatever happens.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import sys
@@ -59,7 +62,7 @@ def bench(args: argparse.Namespace) -> int:
     idle_env = {"WHATSAPP_HEALTH_CHECK_INTERVAL": "3600000", "STATSD_HOST": ""}
     node = NodeProcess(workdir, max_sessions=n + 100, extra_env=idle_env)
     client: Client | None = None
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[float]] = {}  # phase kind -> status p99 (ms) of each such phase
     try:
         node.start()
         client = Client(node.port, args.concurrency)
@@ -85,11 +88,12 @@ def bench(args: argparse.Namespace) -> int:
             f"{n} sessions connected in {time.perf_counter() - t0:.1f} s (node pid {node.pid}, data {workdir})"
         )
 
-        for phase, env in (
-            ("A monitor idle   ", None),
-            (f"B probing /{args.interval_ms} ms", {"WHATSAPP_HEALTH_CHECK_INTERVAL": str(args.interval_ms)}),
-        ):
-            if env is not None:  # restart on the same data, the monitor on
+        first = True
+        for index, kind in enumerate(args.phases.split(",")):
+            probing = kind == "probe"
+            phase = f"{chr(ord('A') + index)} {'probing /' + str(args.interval_ms) + ' ms' if probing else 'monitor idle'}"
+            if not first or probing:  # restart on the same data with this phase's monitor
+                env = {"WHATSAPP_HEALTH_CHECK_INTERVAL": str(args.interval_ms)} if probing else {}
                 client.close()
                 node.proc.terminate()
                 node.proc.wait(120)
@@ -98,28 +102,28 @@ def bench(args: argparse.Namespace) -> int:
                 client = Client(node.port, args.concurrency)
                 t1 = time.perf_counter()
                 wait_metric(client, node, "connected", n, args.timeout)
-                print(
-                    f"restarted with the monitor on: {n} restored and connected in {time.perf_counter() - t1:.1f} s"
-                )
-                time.sleep(args.interval_ms / 1000)  # one whole round before measuring
+                print(f"restarted ({kind}): {n} restored and connected in {time.perf_counter() - t1:.1f} s")
+                if probing:
+                    time.sleep(args.interval_ms / 1000)  # one whole round before measuring
+            first = False
             before = figures(client)
+            load = os.getloadavg()[0]
             with Phase(node) as p:
                 reads = status_run(client, ids, args.seconds, args.concurrency)
             after = figures(client)
             check("status", reads, 200)
             probes = after.get("healthProbes", 0) - before.get("healthProbes", 0)
             zombies = after.get("zombies", 0)
-            results[phase] = sorted(r[2] for r in reads)
+            results.setdefault(kind, []).append(1000 * percentile(sorted(r[2] for r in reads), 99))
             print(
                 f"  {phase}: {len(reads) / p.seconds:6.0f} status/s  {latency_text(reads)}  "
-                f"probes {probes / p.seconds:6.0f}/s  zombies {zombies}  ({p.cpu_text()})"
+                f"probes {probes / p.seconds:6.0f}/s  zombies {zombies}  ({p.cpu_text()}; "
+                f"machine load {load:.1f} on {os.cpu_count()} cores)"
             )
-        base, probing = results.values()
-        p99a, p99b = 1000 * percentile(base, 99), 1000 * percentile(probing, 99)
-        print(
-            f"\nstatus p99 with {n} connected sessions: {p99a:.1f} ms idle monitor, {p99b:.1f} ms probing "
-            f"every {args.interval_ms} ms ({p99b - p99a:+.1f} ms)"
+        summary = ", ".join(
+            f"{kind}: " + " / ".join(f"{v:.1f}" for v in values) for kind, values in results.items()
         )
+        print(f"\nstatus p99 (ms) with {n} connected sessions, by phase kind: {summary}")
         return 0
     except RuntimeError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
@@ -139,6 +143,11 @@ def main() -> int:
     parser.add_argument("--companies", type=int, default=10000)
     parser.add_argument("--interval-ms", type=int, default=5000, help="the probing phase's health interval")
     parser.add_argument("--seconds", type=float, default=20.0, help="each status run's length")
+    parser.add_argument(
+        "--phases",
+        default="idle,probe,idle",
+        help="idle|probe, comma-separated: A/B/A shows the machine's drift",
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--tmpdir", default=None)

@@ -94,5 +94,5 @@ class MessageLog:
         figures = self.journal.metrics.figures
         if stored.get("direction") == "in":
             figures.message_received(company_id)
-        else:
+        elif stored.get("direction") == "out":
             figures.message_sent(company_id)

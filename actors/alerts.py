@@ -18,7 +18,7 @@ from wafleet.storage.clock import iso
 @dataclass(frozen=True)
 class Reading:
     error_rate: float  # errors among operations over the alert window
-    disconnect_rate: float  # connected sessions that dropped over the alert window
+    disconnect_rate: float  # drops over the alert window, per session meant to run
     memory_mb: float  # the process's resident memory
 
 

@@ -39,7 +39,10 @@ class CompanyAdmin:
                 cloud=msg.cloud,
             )
         except companies.CompanyExists as exc:
-            raise AlreadyExists(_KEY_NAMES.get(exc.key, exc.key), exc.value) from None
+            message = None
+            if exc.key == "id" and exc.value != msg.id:
+                message = f"company {msg.id!r} clashes with {exc.value!r}: ids are unique regardless of case"
+            raise AlreadyExists(_KEY_NAMES.get(exc.key, exc.key), exc.value, message) from None
         record = SessionRecord(
             company_id=row.id,
             name=row.name,

@@ -29,8 +29,8 @@ class LinkConflict(Conflict):
 class AlreadyExists(Conflict):
     """A unique key clashed: HTTP 409 ``exists``, naming the key and its value."""
 
-    def __init__(self, key: str, value: str) -> None:
-        super().__init__(f"a company with {key} {value!r} already exists")
+    def __init__(self, key: str, value: str, message: str | None = None) -> None:
+        super().__init__(message or f"a company with {key} {value!r} already exists")
         self.key = key
         self.value = value
 

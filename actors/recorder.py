@@ -125,12 +125,12 @@ class MetricsRecorder(SupervisedActor):
                 self.figures.give_back({m: c for m, c in unsaved.items() if c})
 
     def judge(self, memory_mb: float) -> None:
-        recent = self.figures.recent()
-        connected = self.directory.counts()[Status.CONNECTED]
-        dropped = recent["disconnections"]
+        dropped = self.figures.recent()["disconnections"]
+        # the sessions meant to run, however they are doing now (a reconnect takes a moment)
+        running = sum(1 for r in self.directory.records.values() if r.desired == "running")
         reading = Reading(
             error_rate=self.figures.error_rate(),
-            disconnect_rate=round(dropped / (connected + dropped), 4) if dropped else 0.0,
+            disconnect_rate=round(dropped / max(running, 1), 4) if dropped else 0.0,
             memory_mb=memory_mb,
         )
         for change in evaluate(reading, self.config.limits, set(self.board.active)):

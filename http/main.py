@@ -16,10 +16,10 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import secrets  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
@@ -41,6 +41,7 @@ from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
+from wafleet.actors.outbox import DelivererConfig  # noqa: E402
 from wafleet.actors.process_stats import ProcessMeter  # noqa: E402
 from wafleet.actors.recorder import MetricsRecorder, RecorderConfig  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
@@ -51,6 +52,8 @@ from wafleet.actors.webhook import InboxProcessor  # noqa: E402
 from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator  # noqa: E402
 from wafleet.http.context import Context  # noqa: E402
+from wafleet.http.demo import demo_admin_token  # noqa: E402
+from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
 from wafleet.storage import companies  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
@@ -86,10 +89,13 @@ class NoDelayWSGIServer(WSGIServer):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="wafleet", description="WhatsApp sessions of many companies")
+    parser.add_argument("--version", action="version", version=f"wafleet {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the node: HTTP API and the supervision tree")
     serve.add_argument(
-        "--demo", action="store_true", help="sandbox link on; print an admin token if none is set"
+        "--demo",
+        action="store_true",
+        help="sandbox link on; without WAFLEET_ADMIN_TOKEN, make an admin token (kept in the data folder)",
     )
     sub.add_parser("migrate", help="create or upgrade the database schema")
     sub.add_parser("linkhost", help="a WhatsApp Web link-host worker (JSON lines on stdin/stdout)")
@@ -104,6 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"wafleet: {exc}", file=sys.stderr)
         sys.exit(2)
+    listener = None
+    if args.command == "serve":
+        try:  # before anything else is printed: a busy port is one line, not a token and a traceback
+            listener = listen(settings.host, settings.port)
+        except ListenError as exc:
+            print(f"wafleet: {exc}", file=sys.stderr)
+            sys.exit(1)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -123,10 +136,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         print(f"schema at version {after} (was {before}) in {db.description}")
         return
-    sys.exit(serve_node(settings, db, demo=args.demo))
+    assert listener is not None
+    sys.exit(serve_node(settings, db, demo=args.demo, listener=listener))
 
 
-def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
+def _version() -> str:
+    try:
+        return version("wafleet")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket.socket) -> int:
     admin_token = settings.admin_token
     if admin_token is None:
         if not demo:
@@ -135,7 +156,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
                 file=sys.stderr,
             )
             return 2
-        admin_token = "wf_admin_" + secrets.token_urlsafe(24)
+        admin_token, _ = demo_admin_token(settings.data_dir)
         print(f"demo admin token (set WAFLEET_ADMIN_TOKEN to choose your own): {admin_token}", flush=True)
 
     metrics = Metrics(
@@ -226,6 +247,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         root_policy=RestartPolicy(base=1.0, max_delay=30.0, max_restarts=3, window=60.0, reset_after=60.0),
         on_give_up=give_up,
         on_sent=message_log.sent,
+        deliverer_config=DelivererConfig(
+            concurrency=settings.send_concurrency, quantum=settings.send_quantum
+        ),
         extra_children=[
             # WhatsApp Web: neonize clients live in link-host worker processes (neonize blocks
             # in C for a session's life: it cannot run inside the gevent process).
@@ -307,9 +331,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         process=process,
     )
     app = build_app(ctx, metrics)
-    server = NoDelayWSGIServer(
-        (settings.host, settings.port), app, spawn=Pool(settings.http_pool), log=None, handler_class=Handler
-    )
+    server = NoDelayWSGIServer(listener, app, spawn=Pool(settings.http_pool), log=None, handler_class=Handler)
     server.init_socket()
     host, port = server.socket.getsockname()[:2]
     print(f"wafleet listening on http://{host}:{port} (database {db.description})", flush=True)

@@ -66,6 +66,8 @@ class Settings:
     alert_error_rate: float = 0.1  # WHATSAPP_ALERT_ERROR_RATE: share of operations that failed
     alert_disconnect_rate: float = 0.1  # WHATSAPP_ALERT_DISCONNECT_RATE: share of sessions dropped
     alert_memory_mb: float = 1024.0  # WHATSAPP_ALERT_MEMORY_MB: resident memory
+    send_concurrency: int = 64  # WAFLEET_SEND_CONCURRENCY: companies sent to at once
+    send_quantum: int = 50  # WAFLEET_SEND_QUANTUM: messages a company sends before yielding its turn
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -210,4 +212,6 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         alert_error_rate=_float(env, "WHATSAPP_ALERT_ERROR_RATE", 0.1),
         alert_disconnect_rate=_float(env, "WHATSAPP_ALERT_DISCONNECT_RATE", 0.1),
         alert_memory_mb=_float(env, "WHATSAPP_ALERT_MEMORY_MB", 1024.0),
+        send_concurrency=_int(env, "WAFLEET_SEND_CONCURRENCY", 64, minimum=1),
+        send_quantum=_int(env, "WAFLEET_SEND_QUANTUM", 50, minimum=1),
     )

@@ -27,6 +27,11 @@ def _clash(fields: dict[str, Any], company_id: str | None = None) -> CompanyExis
         value = fields.get(key)
         if value is None:
             continue
+        if key == "id":  # unique regardless of case
+            row = Company.select(Company.id).where(peewee.fn.LOWER(Company.id) == str(value).lower()).first()
+            if row is not None and row.id != company_id:
+                return CompanyExists("id", row.id)
+            continue
         column = getattr(Company, key)
         query = Company.select(Company.id).where(column == value)
         if company_id is not None:
@@ -103,22 +108,33 @@ def create(
     token_hash: str,
     cloud: dict[str, Any] | None = None,
 ) -> CompanyRow:
-    """``cloud``: cloud_* columns, secrets already encrypted (storage/crypto.py)."""
+    """``cloud``: cloud_* columns, secrets already encrypted (storage/crypto.py). Ids are unique
+    regardless of case: a clash on the id carries the id that is already there."""
     now = now_ms()
     values = dict(
         id=id, name=name, phone=phone, link=link, token_hash=token_hash, created_at=now, updated_at=now
     )
     values.update(cloud or {})
     with db.work():
+        existing = same_id(db, id)
+        if existing is not None:
+            raise CompanyExists("id", existing)
         try:
             with db.atomic():
                 row = Company.create(**values)
                 Session.create(
                     company=id, desired_state="stopped", status="stopped", since=now, updated_at=now
                 )
-        except peewee.IntegrityError:
+        except peewee.IntegrityError:  # created meanwhile: which unique key was it?
             raise _clash(values) from None
     return _company(row)
+
+
+def same_id(db: Database, company_id: str) -> str | None:
+    """The id of the company whose id equals ``company_id`` ignoring case, if there is one."""
+    with db.work():
+        row = Company.select(Company.id).where(peewee.fn.LOWER(Company.id) == company_id.lower()).first()
+    return row.id if row else None
 
 
 def cloud_columns(db: Database, company_id: str) -> dict[str, Any] | None:

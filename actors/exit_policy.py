@@ -80,6 +80,9 @@ RULES: dict[ExitReason, Rule] = {
     ExitReason.CRASH: Rule(Status.RECONNECTING, Restart.BACKOFF, counted=True, escalates=True),
     # network trouble, a link host that died: back off.
     ExitReason.TRANSIENT: Rule(Status.RECONNECTING, Restart.BACKOFF, counted=True),
+    # the health monitor found it silent (connected, but its link no longer answers) or stuck
+    # in starting: a dropped connection that nobody reported, so like transient: back off.
+    ExitReason.ZOMBIE: Rule(Status.RECONNECTING, Restart.BACKOFF, counted=True),
     # WhatsApp's 515: reconnect at once, not counted (it is routine, not a failure).
     ExitReason.RESTART_REQUIRED: Rule(Status.STARTING, Restart.NOW, error=False),
     # the login is open elsewhere: wait a cool-off before backing off, so the two sessions do not

@@ -23,6 +23,7 @@ import pykka
 from wafleet.actors import cooldown, gauges
 from wafleet.actors.company_admin import CompanyAdmin
 from wafleet.actors.directory import HISTORY_LENGTH, Directory, SessionRecord
+from wafleet.actors.error_classes import exit_class
 from wafleet.actors.errors import AtCapacity, Banned, Conflict, NotFound
 from wafleet.actors.exit_policy import Backoff, Plan, Restart, decide, rule_for
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
@@ -33,10 +34,13 @@ from wafleet.actors.messages import (
     Crash,
     CreateCompany,
     DeleteCompany,
+    Expire,
     Initialize,
     Ping,
+    Probe,
     Reconnect,
     RequestPairing,
+    Revive,
     Sandbox,
     Send,
     Shutdown,
@@ -90,6 +94,7 @@ class Fleet(SupervisedActor):
         # When each company's session was replaced, inside the restart window: a loop is an alert.
         self.replaced: dict[str, deque[float]] = {}
         self._background: list[gevent.Greenlet] = []
+        self._restoring: set[str] = set()  # restored at boot, staggered: not started yet
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -139,6 +144,7 @@ class Fleet(SupervisedActor):
             to_start.append(record.company_id)
         # Published only now: nobody reads a stale "connected" from before the boot.
         self.directory.replace_all(records)
+        self._restoring = set(to_start)
         if to_start:
             log.info("restoring %d sessions at %.0f/s", len(to_start), self.config.boot_rate)
         self._background.append(gevent.spawn(self._restore, to_start))
@@ -197,6 +203,7 @@ class Fleet(SupervisedActor):
             case _Unblock(id=company_id):
                 return self._unblock(company_id)
             case _Restore(id=company_id):
+                self._restoring.discard(company_id)
                 record = self.directory.get(company_id)
                 if record is not None and record.desired == "running" and company_id not in self.children:
                     if not self._ban_pending(record):
@@ -228,6 +235,14 @@ class Fleet(SupervisedActor):
                 return None
             case Sandbox(id=company_id):
                 return self._running_ref(company_id).ask(message, block=False)
+            case Probe(id=company_id):
+                ref = self.children.ref(company_id)
+                record = self.directory.get(company_id)
+                if ref is None or record is None or record.status != Status.CONNECTED:
+                    return None  # nothing connected to probe (any more)
+                return ref.ask(message, block=False)
+            case Revive():
+                return self._revive(message)
             case Ping():
                 return True  # answered only once on_start (the boot) has finished
             case Shutdown():
@@ -251,6 +266,7 @@ class Fleet(SupervisedActor):
         self.deps.shared.forget(company_id)
         self.deps.links.forget(company_id)
         self.admin.delete(company_id)
+        self.deps.metrics.figures.forget(company_id)
 
     # -- operator commands (one at a time: the Fleet is one actor) ------------------------------
     def _check_may_start(self, record: SessionRecord) -> None:
@@ -362,6 +378,38 @@ class Fleet(SupervisedActor):
             self.journal.transition(record, Status.RECONNECTING, reason="ban_over", retry_in=0.0)
             self._start(company_id)
 
+    def _revive(self, msg: Revive) -> bool:
+        """The health monitor found a zombie: record it, and end the session (its exit policy
+        restarts it) or start it when its restart was lost. False when it was stale: the
+        session moved on since the monitor looked (its state, or a start now under way)."""
+        record = self.directory.get(msg.id)
+        if record is None or record.since != msg.since or record.desired != "running":
+            return False
+        ref = self.children.ref(msg.id)
+        if record.status != REVIVE_FROM.get(msg.why):
+            return False
+        if record.status == Status.RECONNECTING:
+            slot = self.children.get(msg.id)
+            pending = msg.id in self._restoring or (
+                slot is not None and slot.timer is not None and not slot.timer.dead
+            )
+            if ref is not None or pending or self._ban_pending(record):
+                return False  # starting now, or a restart (a boot restore, a ban's end) is due
+        elif ref is None:
+            return False
+        self.journal.event(
+            msg.id, "zombie", state=record.status, reason=msg.why, data={"message": msg.message}
+        )
+        self.deps.metrics.incr("health.zombies")
+        self.deps.metrics.incr(f"health.zombies.{msg.why}")
+        self.deps.metrics.figures.zombie()
+        log.warning("company %s: zombie (%s): %s", msg.id, msg.why, msg.message)
+        if ref is not None:
+            ref.tell(Expire(msg.message))
+        else:
+            self._start(msg.id)
+        return True
+
     def _schedule_unblock(self, record: SessionRecord) -> None:
         delay = max(0.0, ((record.blocked_until or 0) - now_ms()) / 1000)
         self._background.append(gevent.spawn_later(delay, self._tell, _Unblock(record.company_id)))
@@ -408,6 +456,11 @@ class Fleet(SupervisedActor):
         now = time.monotonic()
         reason = exit_.reason
         self.deps.metrics.incr(f"sessions.exits.{reason}")
+        if record.status == Status.CONNECTED:
+            self.deps.metrics.figures.disconnected()  # a live link dropped (not a stop we asked for)
+        error_class = exit_class(reason)
+        if error_class is not None:
+            self.deps.metrics.figures.error(company_id, error_class)
         rule = rule_for(reason)
         if rule.escalates and self._escalating(now, company_id):
             return
@@ -444,6 +497,7 @@ class Fleet(SupervisedActor):
             record.restarts += 1
             self.deps.metrics.incr("sessions.restarts")
             self.deps.metrics.incr(f"sessions.restarts.{plan.reason}")
+            self.deps.metrics.figures.restarted()
         if plan.stop_desired:
             self._set_desired(record, "stopped")
         if plan.forget_credentials:
@@ -489,6 +543,14 @@ class Fleet(SupervisedActor):
         self.children.stop_all(message=Close("node"))
         self.exit(ExitReason.ESCALATED, message)
         return True
+
+
+# What the health monitor may call a zombie, by the state it was seen in.
+REVIVE_FROM: dict[str, Status] = {
+    "link_silent": Status.CONNECTED,  # connected, but the link does not answer
+    "stuck_starting": Status.STARTING,  # starting longer than the connection timeout
+    "stuck_reconnecting": Status.RECONNECTING,  # its restart is long overdue and not pending
+}
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,8 @@ class Journal:
         previous = record.status
         for name, value in changes.items():
             setattr(record, name, value)
+        if status == Status.CONNECTED and previous != status:
+            self.metrics.figures.connected(record.company_id)
         record.status = status
         record.since = now
         record.history.append(entry)
@@ -145,7 +147,17 @@ class Journal:
         with self.db.work():
             companies.save_session(self.db, company_id, desired_state=desired)
 
-    def alert(self, company_id: str | None, kind: str, message: str, **data: Any) -> None:
-        self.event(company_id, "alert", reason=kind, data=dict(data, message=message))
-        self.metrics.incr(f"alerts.{kind}")
-        log.warning("ALERT %s%s: %s", kind, f" company {company_id}" if company_id else "", message)
+    def alert(
+        self, company_id: str | None, kind: str, message: str, *, state: str | None = None, **data: Any
+    ) -> None:
+        """An ``alert`` event (reason: its kind). Alerts that hold while a condition does (the
+        thresholds) have ``state`` ``firing``, and a later ``resolved`` one when it clears."""
+        self.event(company_id, "alert", reason=kind, state=state, data=dict(data, message=message))
+        self.metrics.incr(f"alerts.{kind}" if state != "resolved" else f"alerts.{kind}.resolved")
+        log.warning(
+            "ALERT %s%s%s: %s",
+            kind,
+            " resolved" if state == "resolved" else "",
+            f" company {company_id}" if company_id else "",
+            message,
+        )

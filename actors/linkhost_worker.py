@@ -24,6 +24,7 @@ Commands (node -> worker)::
     {"cmd": "send",   "session": S, "to": "15551234567", "text": "...", "ref": R}
     {"cmd": "logout", "session": S}
     {"cmd": "stop",   "session": S}
+    {"cmd": "ping",   "session": S, "ref": R}
 
 ``store`` is the client's neonize database: a sqlite file path (its folder is created) or a
 ``postgres…`` URL shared by many sessions (then ``creds.jid`` picks the stored device to resume;
@@ -44,6 +45,7 @@ Events (worker -> node); all but ``ready`` carry ``session`` and, when known, ``
     {"event": "receipt", "peer", "ids": [...], "type", "at"}
     {"event": "sent", "ref": R, "id": "3EB0…"}
     {"event": "stopped"}                                        # after stop/logout finished
+    {"event": "pong", "ref": R, "alive": true|false}            # the client is connected
     {"event": "error", "ref"?: R, "op": "send"|"pair"|"logout"|"start"|"protocol", "message": "..."}
 
 ``closed`` is final for that attempt (the client is stopped) and is never sent after a ``stop``
@@ -259,6 +261,17 @@ class Tenant:
         except Exception as exc:  # noqa: BLE001
             self.emit("error", {"op": "send", "ref": ref, "message": str(exc) or type(exc).__name__})
 
+    def ping(self, ref: Any) -> None:
+        """Answer whether this client is connected (asked of the Go side, off the reader)."""
+        with self.lock:
+            alive = self.launched and not self.returned and not self.closed and not self.stopping
+        if alive and self.client is not None:
+            try:
+                alive = bool(getattr(self.client, "is_connected", True))
+            except Exception:  # noqa: BLE001
+                alive = False
+        self.emit("pong", {"ref": ref, "alive": alive})
+
     def logout(self) -> None:
         with self.lock:
             connected = self.launched and not self.returned and not self.closed
@@ -445,6 +458,11 @@ class Host:
                 self._error(session, "send", "the session is not running", cmd.get("ref"))
             else:
                 self.pool.submit(tenant.send, str(cmd["to"]), str(cmd["text"]), cmd.get("ref"))
+        elif name == "ping":
+            if tenant is None:
+                self.out.send({"event": "pong", "session": session, "ref": cmd.get("ref"), "alive": False})
+            else:
+                self.pool.submit(tenant.ping, cmd.get("ref"))
         elif name in ("stop", "logout"):
             self.pool.submit(self._finish, session, tenant, name, cmd.get("store"))
         else:

@@ -19,12 +19,22 @@ import pykka
 
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.errors import RateLimited
+from wafleet.actors.figures import Op
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.journal import Journal
 from wafleet.actors.links.base import HOST_EVENT, Link, LinkConflict
 from wafleet.actors.links.factory import LinkFactory, LinkUnavailable
 from wafleet.actors.links.sandbox import SandboxLink
-from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox, Send
+from wafleet.actors.messages import (
+    Close,
+    Crash,
+    Expire,
+    LinkEvent,
+    Probe,
+    RequestPairing,
+    Sandbox,
+    Send,
+)
 from wafleet.actors.metrics import Metrics
 from wafleet.actors.status import ExitReason, Status
 from wafleet.storage import pairing as pairing_log
@@ -73,6 +83,7 @@ class CompanySession(SupervisedActor):
         self.pairing_for: str | None = None
         self.pair_waiters: list[gevent.event.AsyncResult] = []
         self.blocked_until: int | None = None  # set when this session trips the pairing limit
+        self.started_at = now_ms()  # the connect time is measured from here
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -119,6 +130,15 @@ class CompanySession(SupervisedActor):
                 if self.record.status != "connected" or self.link is None:
                     raise LinkConflict(f"the session is {self.record.status}, not connected")
                 return self.link.send(to, text)
+            case Probe():
+                if self.record.status != Status.CONNECTED or self.link is None:
+                    return None
+                return self.link.ping()
+            case Expire(message=text):
+                if self.link is not None:
+                    self.link.stop()
+                self.exit(ExitReason.ZOMBIE, text)
+                return None
             case Close(mode=mode):
                 return self._close(mode)
             case Crash():
@@ -186,6 +206,8 @@ class CompanySession(SupervisedActor):
             if record.pairing is not None:
                 pairing_log.settle(journal.db, record.company_id, "used")
                 self.deps.shared.clear_pairing(record.company_id)
+            if record.status == Status.STARTING:  # no human in the loop: the link's own time
+                self.deps.metrics.observe(Op.CONNECT, now_ms() - self.started_at)
             journal.transition(record, "connected", reason="linked")
         elif kind == HOST_EVENT:
             host_event = getattr(self.link, "host_event", None)
@@ -214,6 +236,9 @@ class CompanySession(SupervisedActor):
             link.enter_code(args["code"])
         elif action == "inbound":
             link.inbound(args["from"], args["text"])
+        elif action == "zombie":
+            link.zombie()
+            self.deps.links.silence_starts(self.record.company_id, int(args.get("starts", 0)))
         elif action == "disconnect":
             link.disconnect(
                 args["reason"], args.get("message") or "sandbox: injected disconnect", **args.get("data", {})

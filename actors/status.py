@@ -44,6 +44,7 @@ class ExitReason(StrEnum):
     QR_EXHAUSTED = "qr_exhausted"  # nobody scanned and there is no phone for a pairing code
     LINK_UNAVAILABLE = "link_unavailable"  # the company's link cannot run on this node
     ESCALATED = "escalated"  # a supervisor whose children failed together gives up
+    ZOMBIE = "zombie"  # the health monitor found the link silent, or the session stuck starting
 
 
 # How a link may close (the ``closed`` event's reason); the rest are the session's own exits.

@@ -17,6 +17,7 @@ import bottle
 import pykka
 
 from wafleet.actors import errors
+from wafleet.actors.figures import Op
 from wafleet.actors.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,17 @@ def _to_response(exc: Exception) -> bottle.HTTPResponse:
     return respond(500, {"error": {"code": "internal", "message": "internal error"}})
 
 
+# Routes whose latency is also an operation of ``/metrics/performance``: Meta's webhook is
+# acknowledged (200) once its payload is committed, so the route's time is the ack's.
+OPERATION_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/api/whatsapp/webhook/cloud"): Op.WEBHOOK_ACK,
+    ("POST", "/api/whatsapp/webhook/cloud/<company_id>"): Op.WEBHOOK_ACK,
+}
+
+
 def guard(metrics: Metrics) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Bottle plugin: turns every exception into a JSON error and counts every request."""
+    """Bottle plugin: turns every exception into a JSON error, counts and times every request
+    (by route rule: the figures never carry a company id)."""
 
     def decorator(callback: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -192,8 +202,15 @@ def guard(metrics: Metrics) -> Callable[[Callable[..., Any]], Callable[..., Any]
                 status = response.status_code
                 return response
             finally:
+                elapsed = (time.perf_counter() - start) * 1000
                 metrics.incr(f"http.requests.{status // 100}xx")
-                metrics.timing("http.latency", (time.perf_counter() - start) * 1000)
+                metrics.timing("http.latency", elapsed)
+                route = bottle.request.route
+                key = (bottle.request.method, route.rule)
+                metrics.figures.observe_route(f"{key[0]} {key[1]}", elapsed)
+                operation = OPERATION_ROUTES.get(key)
+                if operation is not None and status < 300:
+                    metrics.observe(operation, elapsed)
 
         return wrapper
 

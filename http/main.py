@@ -21,19 +21,23 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
 from wafleet.actors import messages as m  # noqa: E402
+from wafleet.actors.alerts import AlertBoard, Limits  # noqa: E402
 from wafleet.actors.assistant.config import DEMO as DEMO_ASSISTANT  # noqa: E402
 from wafleet.actors.assistant.conversations import Conversations  # noqa: E402
 from wafleet.actors.assistant.service import Assistant, AssistantSettings, LiveChild, build_model  # noqa: E402
 from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
-from wafleet.actors.errors import AlreadyExists  # noqa: E402
+from wafleet.actors.errors import AlreadyExists, Unavailable  # noqa: E402
+from wafleet.actors.figures import Figures  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
+from wafleet.actors.health import HealthConfig, HealthMonitor  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
 from wafleet.actors.linkhost import LinkHostPool  # noqa: E402
 from wafleet.actors.links.cloud import CloudConfig  # noqa: E402
@@ -43,6 +47,8 @@ from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
 from wafleet.actors.outbound_url import UrlRefused, parse  # noqa: E402
 from wafleet.actors.outbox import DelivererConfig, Wake  # noqa: E402
+from wafleet.actors.process_stats import ProcessMeter  # noqa: E402
+from wafleet.actors.recorder import MetricsRecorder, RecorderConfig  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
 from wafleet.actors.supervisor import ChildSpec  # noqa: E402
@@ -242,7 +248,14 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             return 2
     endpoints.sync_alert_endpoint(db, outbound.alert_webhook)
 
-    metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
+    metrics = Metrics(
+        settings.statsd_host,
+        settings.statsd_port,
+        settings.statsd_prefix,
+        Figures(window=settings.metrics_window_ms / 1000),
+    )
+    alerts = AlertBoard()
+    process = ProcessMeter()
     broadcaster = Broadcaster()
     shared = SharedState(settings.redis_url)
     gevent.spawn(_sweep_forever, shared, settings)
@@ -263,6 +276,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             throughput=settings.cloud_throughput,
             connect_timeout=settings.guide.connection_timeout_ms / 1000,
             keepalive=settings.guide.keepalive_interval_ms / 1000,
+            check_every=settings.cloud_check_interval_ms / 1000,
         )
 
     links = LinkFactory(
@@ -318,6 +332,12 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     )
     state = {"exit_code": 0}
     server: NoDelayWSGIServer | None = None
+    trees: list[Tree] = []  # the tree, once built: the health monitor reaches the Fleet through it
+
+    def fleet() -> Any:
+        if not trees:
+            raise Unavailable("the tree is starting")
+        return trees[0].fleet()
 
     def give_up(reason: str) -> None:
         # Jittered: a fleet of nodes that lost the same database must not all restart at once.
@@ -402,8 +422,46 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                 lambda on_exit: Conversations.start(assistant, on_exit=on_exit),
                 shutdown=6.0,  # its conversations stop together, each within 5 s
             ),
+            # Zombies and stuck starts: probes every session's link, has the Fleet reconnect them.
+            ChildSpec(
+                "health",
+                lambda on_exit: HealthMonitor.start(
+                    directory=directory,
+                    fleet=fleet,
+                    metrics=metrics,
+                    config=HealthConfig(
+                        interval=settings.health_check_interval_ms / 1000,
+                        connection_timeout=settings.connection_timeout_ms / 1000,
+                        probe_timeout=settings.health_probe_timeout_ms / 1000,
+                        concurrency=settings.health_concurrency,
+                    ),
+                    on_exit=on_exit,
+                ),
+                shutdown=2.0,
+            ),
+            # The per-minute timeseries and the threshold alerts.
+            ChildSpec(
+                "recorder",
+                lambda on_exit: MetricsRecorder.start(
+                    journal=journal,
+                    directory=directory,
+                    board=alerts,
+                    process=process,
+                    config=RecorderConfig(
+                        interval=settings.metrics_interval_ms / 1000,
+                        limits=Limits(
+                            error_rate=settings.alert_error_rate,
+                            disconnect_rate=settings.alert_disconnect_rate,
+                            memory_mb=settings.alert_memory_mb,
+                        ),
+                    ),
+                    on_exit=on_exit,
+                ),
+                shutdown=3.0,
+            ),
         ],
     )
+    trees.append(tree)
     links.web_pool = lambda: tree.child("linkhosts")
     assistant.conversations = LiveChild(lambda: tree.child("assistant"))
     deliverer = LiveChild(lambda: tree.child("deliverer"))
@@ -424,6 +482,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         shared=shared,
         cipher=cipher,
         blocklist=blocklist,
+        metrics=metrics,
+        alerts=alerts,
+        process=process,
         assistant=assistant,
     )
     app = build_app(ctx, metrics)

@@ -72,6 +72,16 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                 extra["until"] = until
         return act(company_id, "disconnect", {"reason": reason, "message": message, "data": extra})
 
+    def zombie(company_id: str) -> Any:
+        """The link stops answering without closing; ``starts``: so do the next N starts."""
+        ctx.authorised_record(company_id)
+        data = json_body()
+        only_fields(data, {"starts"})
+        starts = field(data, "starts", int) or 0
+        if not 0 <= starts <= 10:
+            raise ApiError(400, "invalid_field", "starts must be a whole number from 0 to 10")
+        return act(company_id, "zombie", {"starts": starts})
+
     def crash(company_id: str) -> Any:
         ctx.authorised_record(company_id)
         json_body()
@@ -97,3 +107,4 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     company_routes(app, ctx, base, "enter-code", "POST", enter_code)
     company_routes(app, ctx, base, "disconnect", "POST", disconnect)
     company_routes(app, ctx, base, "crash", "POST", crash)
+    company_routes(app, ctx, base, "zombie", "POST", zombie)

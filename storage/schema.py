@@ -22,6 +22,7 @@ from wafleet.storage.models import (
     Endpoint,
     Event,
     Message,
+    MetricMinute,
     Outbox,
     PairingCode,
     PendingStatus,
@@ -167,6 +168,11 @@ def _webhook_tenants(db: Database) -> None:
             WebhookUnrouted.insert_many(rows[start : start + 500]).execute()
 
 
+def _metric_minutes(db: Database) -> None:
+    """The per-minute timeseries of the metrics routes (kept 24 hours)."""
+    db.db.create_tables([MetricMinute], safe=True)
+
+
 def _blocked_numbers(db: Database) -> None:
     """Each company's own blocklist: numbers it does not message and does not answer."""
     db.db.create_tables([BlockedNumber], safe=True)
@@ -181,6 +187,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _outbound,
     _assistant,
     _webhook_tenants,
+    _metric_minutes,
     _blocked_numbers,
 ]
 

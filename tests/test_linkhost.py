@@ -296,3 +296,45 @@ def test_ban_until() -> None:
     assert ban_until_ms(3600, now=1000.0) == 4_600_000
     assert ban_until_ms(1_900_000_000, now=1000.0) == 1_900_000_000_000
     assert ban_until_ms(3600 * 10**9, now=1000.0) == 4_600_000
+
+
+# -- the health monitor's ping ------------------------------------------------------------------
+def test_ping_through_the_link_host(pools: list, tmp_path: Path) -> None:
+    """A connected client answers; a worker that went silent for a session never does (the
+    monitor's probe timeout then calls it a zombie)."""
+    script = {**SCRIPT, "company_mute": SCRIPT["company_ok"]}
+    env = dict(os.environ, WAFLEET_SCRIPT=json.dumps(script), WAFLEET_SCRIPT_SILENT='["company_mute"]')
+    pool = LinkHostPool.start(10, policy=FAST, command=SCRIPTED, env=env)
+    pools.append(pool)
+    links = {name: (e := Events()).bind(WebLink(name, e, pool, tmp_path)) for name in ("ok", "mute")}
+    for link in links.values():
+        link.start(None)
+        assert link.emit.next()[0] == "connected"
+    assert links["ok"].ping().get(timeout=10) is True
+    silent = links["mute"].ping()
+    with pytest.raises(gevent.Timeout):
+        silent.get(timeout=1.0)  # the probe timeout a test may choose
+    for link in links.values():
+        link.stop()
+    assert links["ok"].ping().get(timeout=1) is False  # a stopped link answers for itself
+
+
+def test_worker_answers_ping_with_its_clients_state(tmp_path: Path) -> None:
+    out = Captured()
+    host = Host(out)  # type: ignore[arg-type]
+    host.handle({"cmd": "ping", "session": "nobody", "ref": "r0"})
+    tenant = Tenant(host, {"session": "s", "attempt": "a", "store": str(tmp_path / "n.db")}, None)
+    host.tenants["s"] = tenant
+    host.handle({"cmd": "ping", "session": "s", "ref": "r1"})  # not launched yet: not connected
+    host.pool.shutdown(wait=True)  # the command's answer comes from the FFI pool
+    tenant.launched = True
+    tenant.client = SimpleNamespace(is_connected=True)
+    tenant.ping("r2")
+    tenant.client = SimpleNamespace(is_connected=False)  # whatsmeow lost its connection
+    tenant.ping("r3")
+    assert [(e["ref"], e["alive"]) for e in out.events] == [
+        ("r0", False),
+        ("r1", False),
+        ("r2", True),
+        ("r3", False),
+    ]

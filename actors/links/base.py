@@ -10,6 +10,10 @@ back through ``emit(kind, data)``, which becomes a message in the session's inbo
   link closed decides what the Fleet does next: ``wafleet.actors.exit_policy``);
 * ``message`` {peer, type, text, media, wa_id, at} — a customer wrote in.
 
+``ping()`` asks the far side whether the link still answers: the result is set to True when it
+does (False when it answered that it is not connected); a link gone silent never sets it, and the
+health monitor's wait for it times out.
+
 ``send(to, text)`` makes one attempt and returns WhatsApp's message id, or raises
 :class:`SendError` saying whether and when to try again; the outbox owns the retries.
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol
+
+import gevent.event
 
 from wafleet.actors.errors import LinkConflict
 from wafleet.actors.status import CLOSE_REASONS
@@ -41,6 +47,7 @@ class SendError(Exception):
         final: bool = False,
         auth: bool = False,
         raw: dict[str, Any] | None = None,
+        kind: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -48,6 +55,8 @@ class SendError(Exception):
         self.final = final
         self.auth = auth
         self.raw = raw or {}
+        # the error class when the link knows it (TIMEOUT, NETWORK: wafleet.actors.error_classes)
+        self.kind = kind
 
 
 class Link(Protocol):
@@ -60,6 +69,8 @@ class Link(Protocol):
     def logout(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def ping(self) -> gevent.event.AsyncResult: ...
 
 
 __all__ = ["CLOSE_REASONS", "HOST_EVENT", "Emit", "Link", "LinkConflict", "SendError"]

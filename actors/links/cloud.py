@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import gevent.event
 import httpx
 
 from wafleet.actors.links.base import Emit, LinkConflict, SendError
@@ -56,6 +57,7 @@ class CloudConfig:
     version: str = "v21.0"
     throughput: float = 80.0  # messages per second for this number
     timeout: float = 10.0  # seconds, per HTTP request
+    check_every: float = 600.0  # seconds between the health monitor's checks of the number
     connect_timeout: float = 10.0  # seconds to open a connection (WHATSAPP_CONNECTION_TIMEOUT)
     keepalive: float = (
         30.0  # seconds an idle connection to the Graph API is kept (WHATSAPP_KEEPALIVE_INTERVAL)
@@ -176,6 +178,7 @@ class CloudLink:
         self.bucket = TokenBucket(config.throughput, clock=clock, sleep=sleep)
         self._not_before: dict[str, float] = {}  # recipient -> monotonic time (after 131056)
         self._check: gevent.Greenlet | None = None
+        self._checked_at = clock()  # the number was last checked (start, or a health probe)
         self._state = "idle"  # idle | starting | connected | closed
         self.phone: str | None = None
 
@@ -196,6 +199,35 @@ class CloudLink:
 
     def pair(self, phone: str) -> None:
         raise LinkConflict("the Cloud API has no pairing codes")
+
+    def ping(self) -> gevent.event.AsyncResult:
+        """No connection to go silent: the number is checked again at a slow cadence
+        (``check_every``); between checks the link answers for itself. A refused token closes
+        the link (``auth``); an unreachable Graph API leaves the answer unset (silent)."""
+        answer = gevent.event.AsyncResult()
+        if self._state != "connected":
+            answer.set(False)
+        elif self.clock() - self._checked_at < self.config.check_every:
+            answer.set(True)
+        else:
+            self._checked_at = self.clock()
+            gevent.spawn(self._recheck, answer)
+        return answer
+
+    def _recheck(self, answer: gevent.event.AsyncResult) -> None:
+        try:
+            resp = self.http.get(self.config.url(), headers=self._headers())
+        except httpx.HTTPError:
+            return  # silent: the monitor's wait times out and it reconnects (which checks again)
+        if resp.status_code == 200 and _error_object(_json(resp)) is None:
+            answer.set(True)
+            return
+        error = classify(resp.status_code, _json(resp), resp.headers)
+        if error.auth:
+            self._close(ExitReason.AUTH, _scrub(str(error), self.config.access_token), code=error.code)
+            answer.set(False)
+        else:
+            answer.set(True)  # Meta answered: a reconnect would not change its trouble
 
     def logout(self) -> None:
         self.stop()
@@ -230,7 +262,8 @@ class CloudLink:
         try:
             resp = self.http.post(self.config.url("messages"), json=body, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise SendError(self._network_message(exc), retry_after=NETWORK_WAIT) from None
+            kind = "TIMEOUT" if isinstance(exc, httpx.TimeoutException) else "NETWORK"
+            raise SendError(self._network_message(exc), retry_after=NETWORK_WAIT, kind=kind) from None
         payload = _json(resp)
         if resp.status_code == 200 and _error_object(payload) is None:
             try:

@@ -61,6 +61,7 @@ class WebLink:
         self._attempt: str | None = None
         self._closed = True
         self._sends: dict[str, gevent.event.AsyncResult] = {}
+        self._pings: dict[str, gevent.event.AsyncResult] = {}
 
     # -- driven by the session ---------------------------------------------------------------
     def start(self, creds: dict[str, Any] | None) -> None:
@@ -99,10 +100,28 @@ class WebLink:
             return str(waiter.get(timeout=self.send_timeout))
         except gevent.Timeout:
             raise SendError(
-                f"no answer from the link host in {self.send_timeout:.0f}s", retry_after=5.0
+                f"no answer from the link host in {self.send_timeout:.0f}s", retry_after=5.0, kind="TIMEOUT"
             ) from None
         finally:
             self._sends.pop(ref, None)
+
+    def ping(self) -> gevent.event.AsyncResult:
+        """Through the link host: the worker answers ``pong`` with whether its client is
+        connected. A worker or client gone silent never answers (the caller's wait times out)."""
+        answer = gevent.event.AsyncResult()
+        if self._host is None or self._closed:
+            answer.set(False)
+            return answer
+        ref = uuid.uuid4().hex
+        if len(self._pings) > 100:  # pings nobody answered (a silent worker): forget them
+            self._pings.clear()
+        self._pings[ref] = answer
+        try:
+            self._tell({"cmd": "ping", "session": self.session, "ref": ref})
+        except LinkConflict:
+            self._pings.pop(ref, None)
+            answer.set(False)
+        return answer
 
     def logout(self) -> None:
         if self._host is None:
@@ -124,6 +143,11 @@ class WebLink:
     def _from_host(self, event: dict[str, Any]) -> None:
         """Runs in the LinkHost's greenlet: complete a waiting send, or queue for the session."""
         ref = event.get("ref")
+        if event.get("event") == "pong" and ref is not None:
+            waiter = self._pings.pop(str(ref), None)
+            if waiter is not None and not waiter.ready():
+                waiter.set(bool(event.get("alive")))
+            return
         if event.get("event") in ("sent", "error") and ref is not None:
             waiter = self._sends.get(str(ref))
             if waiter is not None and not waiter.ready():

@@ -14,6 +14,7 @@ from wafleet.storage.database import Database
 from wafleet.storage.models import (
     AssistantConfig,
     AssistantTurn,
+    BlockedNumber,
     Booking,
     Company,
     Conversation,
@@ -172,6 +173,11 @@ def _metric_minutes(db: Database) -> None:
     db.db.create_tables([MetricMinute], safe=True)
 
 
+def _blocked_numbers(db: Database) -> None:
+    """Each company's own blocklist: numbers it does not message and does not answer."""
+    db.db.create_tables([BlockedNumber], safe=True)
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _v2,
@@ -182,6 +188,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _assistant,
     _webhook_tenants,
     _metric_minutes,
+    _blocked_numbers,
 ]
 
 

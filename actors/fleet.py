@@ -36,6 +36,7 @@ from wafleet.actors.messages import (
     Ping,
     Reconnect,
     RequestPairing,
+    RotateToken,
     Sandbox,
     Send,
     Shutdown,
@@ -246,6 +247,8 @@ class Fleet(SupervisedActor):
                 return self._update(company_id, fields)
             case DeleteCompany(id=company_id):
                 return self._delete(company_id)
+            case RotateToken(id=company_id):
+                return self._rotate(company_id)
             case Initialize(id=company_id, pairing_phone=phone):
                 return self._initialize(company_id, phone)
             case Reconnect(id=company_id):
@@ -322,6 +325,14 @@ class Fleet(SupervisedActor):
         count = inbox.requeue_unrouted(self.db, phone_number_id)
         if count:
             self.journal.event(company_id, "company", reason="unrouted_claimed", data={"payloads": count})
+
+    def _rotate(self, company_id: str) -> str:
+        self._record(company_id)
+        token = new_token()
+        companies.rotate_token(self.db, company_id, hash_token(token))
+        self.directory.rekey(company_id, hash_token(token))
+        self.journal.event(company_id, "company", reason="token_rotated")
+        return token
 
     def _delete(self, company_id: str) -> None:
         self._record(company_id)

@@ -20,6 +20,7 @@ from wafleet.storage.models import (
     Session,
     WebhookInbox,
 )
+from wafleet.storage.page_sessions import PageSession
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,12 @@ def _v3(db: Database) -> None:
     db.db.create_tables([Message, WebhookInbox, Outbox])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3]
+def _page_sessions(db: Database) -> None:
+    """Page logins hold a server-side session (only its hash stored), not the raw token."""
+    db.db.create_tables([PageSession], safe=True)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _page_sessions]
 
 
 def current_version(db: Database) -> int:

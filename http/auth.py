@@ -144,7 +144,8 @@ class Authenticator:
         return None
 
     def _failure_keys(self, company_id: str | None) -> list[str]:
-        keys = [f"addr:{bottle.request.remote_addr or 'unknown'}"]
+        # The socket's peer, never X-Forwarded-For (bottle's remote_addr): a client writes that.
+        keys = [f"addr:{bottle.request.environ.get('REMOTE_ADDR') or 'unknown'}"]
         if company_id is not None and self.directory.get(company_id) is not None:
             keys.append(f"company:{company_id}")  # only real companies: the key space stays bounded
         return keys

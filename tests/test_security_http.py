@@ -161,10 +161,14 @@ def test_failed_authentications_are_limited_per_address_without_locking_out_the_
 ) -> None:
     token = node.create_company("acme")
     with from_address(node, "127.0.0.21") as attacker:
-        for i in range(10):
-            r = attacker.get("/api/whatsapp/sessions/acme/status", headers=_bearer(f"wf_guess{i}"))
+        for i in range(10):  # a forged X-Forwarded-For does not make it another client
+            headers = {**_bearer(f"wf_guess{i}"), "X-Forwarded-For": f"10.0.0.{i}"}
+            r = attacker.get("/api/whatsapp/sessions/acme/status", headers=headers)
             assert r.status_code == 401, (i, r.text)
-        r = attacker.get("/api/whatsapp/sessions/acme/status", headers=_bearer("wf_guess10"))
+        r = attacker.get(
+            "/api/whatsapp/sessions/acme/status",
+            headers={**_bearer("wf_guess10"), "X-Forwarded-For": "10.9.9.9"},
+        )
         assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_failures"
         assert 1 <= int(r.headers["Retry-After"]) <= 60
         # the login form is limited with it, and says so

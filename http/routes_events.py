@@ -101,8 +101,10 @@ class Stream:
 
     def allowed(self) -> bool:
         """The right that opened the stream still stands, for the same company."""
-        if self.record is not None and self.ctx.directory.get(self.record.company_id) is not self.record:
-            return False
+        if self.record is not None:
+            now = self.ctx.directory.get(self.record.company_id)
+            if now is None or now.created_at != self.record.created_at:  # gone, or a new tenant
+                return False
         return self.ctx.auth.still_valid(self.principal)
 
     def __iter__(self) -> Iterator[str]:

@@ -15,7 +15,7 @@ Failed authentications are counted per client address and per company named in t
 ``AuthLimits.failures`` in a window, failed attempts get 429 with Retry-After. A company token
 (256 random bits: it cannot be guessed) is always checked first and always works, so an attacker
 cannot lock a company out; the admin token may be human-chosen, so an address over its limit
-gets 429 without it being compared.
+gets 429 without it being compared, while failures against a company never block the admin.
 """
 
 from __future__ import annotations
@@ -132,23 +132,28 @@ class Authenticator:
             owner = self.directory.company_for_token(token_hash)
             if owner is not None:  # unguessable: checked before any limit, never locked out
                 return Principal(admin=False, company_id=owner, token_hash=token_hash)
-        keys = self._failure_keys(company_id)
-        for key in keys:
-            count, left = self.shared.failures(key)
-            if count >= self.limits.failures:
-                raise TooManyFailures(max(1, math.ceil(left)))
+        address, company = self._failure_keys(company_id)
+        self._check_limit(address)  # a human-chosen admin token is not compared from here
         if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self._admin):
-            return Principal(admin=True)
-        for key in keys:
-            self.shared.count_failure(key, self.limits.window_ms / 1000)
+            return Principal(admin=True)  # failures against a company never lock the admin out
+        if company is not None:
+            self._check_limit(company)
+        for key in (address, company):
+            if key is not None:
+                self.shared.count_failure(key, self.limits.window_ms / 1000)
         return None
 
-    def _failure_keys(self, company_id: str | None) -> list[str]:
+    def _check_limit(self, key: str) -> None:
+        count, left = self.shared.failures(key)
+        if count >= self.limits.failures:
+            raise TooManyFailures(max(1, math.ceil(left)))
+
+    def _failure_keys(self, company_id: str | None) -> tuple[str, str | None]:
         # The socket's peer, never X-Forwarded-For (bottle's remote_addr): a client writes that.
-        keys = [f"addr:{bottle.request.environ.get('REMOTE_ADDR') or 'unknown'}"]
-        if company_id is not None and self.directory.get(company_id) is not None:
-            keys.append(f"company:{company_id}")  # only real companies: the key space stays bounded
-        return keys
+        address = f"addr:{bottle.request.environ.get('REMOTE_ADDR') or 'unknown'}"
+        if company_id is None or self.directory.get(company_id) is None:
+            return address, None  # only real companies: the key space stays bounded
+        return address, f"company:{company_id}"
 
     # -- page sessions ----------------------------------------------------------------------
     def login(self, principal: Principal) -> str:

@@ -222,6 +222,10 @@ def test_failed_authentications_are_limited_per_company_across_addresses(node: N
         # acme's own token still opens acme, from anywhere, as an API token and at the login
         assert fresh.get("/api/whatsapp/sessions/acme/status", headers=_bearer(token)).status_code == 200
         assert fresh.post("/connect/acme/login", data={"token": token}).status_code == 303
+        # nor is the admin locked out of acme's routes
+        assert (
+            fresh.get("/api/whatsapp/sessions/acme/status", headers=_bearer(ADMIN_TOKEN)).status_code == 200
+        )
         # another company is not affected
         r = fresh.get("/api/whatsapp/sessions/bistro/status", headers=_bearer("wf_guess"))
         assert r.status_code == 401

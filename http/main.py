@@ -16,9 +16,10 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import secrets  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
@@ -34,6 +35,7 @@ from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
+from wafleet.actors.outbox import DelivererConfig  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
 from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
@@ -42,6 +44,8 @@ from wafleet.actors.webhook import InboxProcessor  # noqa: E402
 from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator, AuthLimits  # noqa: E402
 from wafleet.http.context import Context  # noqa: E402
+from wafleet.http.demo import demo_admin_token  # noqa: E402
+from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.server import NoDelayWSGIServer, Timeouts, handler_with  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
 from wafleet.storage import companies  # noqa: E402
@@ -57,10 +61,13 @@ log = logging.getLogger("wafleet")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="wafleet", description="WhatsApp sessions of many companies")
+    parser.add_argument("--version", action="version", version=f"wafleet {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the node: HTTP API and the supervision tree")
     serve.add_argument(
-        "--demo", action="store_true", help="sandbox link on; print an admin token if none is set"
+        "--demo",
+        action="store_true",
+        help="sandbox link on; without WAFLEET_ADMIN_TOKEN, make an admin token (kept in the data folder)",
     )
     sub.add_parser("migrate", help="create or upgrade the database schema")
     sub.add_parser("linkhost", help="a WhatsApp Web link-host worker (JSON lines on stdin/stdout)")
@@ -75,6 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"wafleet: {exc}", file=sys.stderr)
         sys.exit(2)
+    listener = None
+    if args.command == "serve":
+        try:  # before anything else is printed: a busy port is one line, not a token and a traceback
+            listener = listen(settings.host, settings.port)
+        except ListenError as exc:
+            print(f"wafleet: {exc}", file=sys.stderr)
+            sys.exit(1)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -94,10 +108,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         print(f"schema at version {after} (was {before}) in {db.description}")
         return
-    sys.exit(serve_node(settings, db, demo=args.demo))
+    assert listener is not None
+    sys.exit(serve_node(settings, db, demo=args.demo, listener=listener))
 
 
-def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
+def _version() -> str:
+    try:
+        return version("wafleet")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket.socket) -> int:
     admin_token = settings.admin_token
     if admin_token is None:
         if not demo:
@@ -106,7 +128,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
                 file=sys.stderr,
             )
             return 2
-        admin_token = "wf_admin_" + secrets.token_urlsafe(24)
+        admin_token, _ = demo_admin_token(settings.data_dir)
         print(f"demo admin token (set WAFLEET_ADMIN_TOKEN to choose your own): {admin_token}", flush=True)
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
@@ -183,6 +205,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         root_policy=RestartPolicy(base=1.0, max_delay=30.0, max_restarts=3, window=60.0, reset_after=60.0),
         on_give_up=give_up,
         on_sent=message_log.sent,
+        deliverer_config=DelivererConfig(
+            concurrency=settings.send_concurrency, quantum=settings.send_quantum
+        ),
         extra_children=[
             # WhatsApp Web: neonize clients live in link-host worker processes (ARCHITECTURE §5).
             *(
@@ -234,11 +259,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         idle=settings.http_idle_timeout_ms / 1000,
     )
     server = NoDelayWSGIServer(
-        (settings.host, settings.port),
-        app,
-        spawn=Pool(settings.http_pool),
-        log=None,
-        handler_class=handler_with(timeouts),
+        listener, app, spawn=Pool(settings.http_pool), log=None, handler_class=handler_with(timeouts)
     )
     server.init_socket()
     host, port = server.socket.getsockname()[:2]

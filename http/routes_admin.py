@@ -25,14 +25,24 @@ def _name(value: Any) -> str:
     return text(value.strip(), "name")
 
 
+# What turns each link on, said when a company asks for a link this node does not offer.
+LINK_NEEDS = {
+    "sandbox": "start the node with WAFLEET_SANDBOX=true (or wafleet serve --demo)",
+    "cloud": "set WAFLEET_ENCRYPTION_KEY (base64 of 32 random bytes) so Cloud API credentials can be stored",
+    "web": "install neonize (pip install -e '.[web]') and keep WAFLEET_WEB_LINK on",
+}
+
+
 def _link(ctx: Context, value: Any) -> str:
     available = ctx.links.available()
-    if not isinstance(value, str) or value not in ("sandbox", "cloud", "web"):
-        raise ApiError(400, "invalid_field", "link must be one of sandbox, cloud, web")
+    if not isinstance(value, str) or value not in LINK_NEEDS:
+        raise ApiError(400, "invalid_field", f"link must be one of {', '.join(LINK_NEEDS)}")
     if value not in available:
-        hint = ", ".join(available) if available else "none: start with WAFLEET_SANDBOX=true"
+        offered = ", ".join(available) or "none"
         raise ApiError(
-            400, "link_unavailable", f"link {value!r} is not available on this node (available: {hint})"
+            400,
+            "link_unavailable",
+            f"link {value!r} is not available on this node: {LINK_NEEDS[value]} (available: {offered})",
         )
     return value
 
@@ -102,8 +112,14 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
             if cloud and "cloud_phone_number_id" in cloud:
                 ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
-        except CompanyExists:
-            raise ApiError(409, "exists", f"company {company_id!r} already exists") from None
+        except CompanyExists as exc:
+            existing = exc.args[0] if exc.args else company_id
+            message = f"company {company_id!r} already exists"
+            if existing != company_id:
+                message = (
+                    f"company {company_id!r} clashes with {existing!r}: ids are unique regardless of case"
+                )
+            raise ApiError(409, "exists", message) from None
         return respond(201, {"company": record.company_json(), "token": token})
 
     @app.get("/admin/companies")

@@ -30,7 +30,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         if not message.strip() or len(message) > MAX_TEXT:
             raise ApiError(400, "invalid_field", f"message must be 1 to {MAX_TEXT} characters")
         row = outbox.enqueue(ctx.db, record.company_id, phone, message)
-        ctx.tree.wake_deliverer()
+        ctx.tree.wake_deliverer(record.company_id)
         return respond(202, row.json())
 
     @app.get("/api/whatsapp/send/<message_id>")

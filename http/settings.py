@@ -63,6 +63,8 @@ class Settings:
     page_session_ttl_ms: int = 7 * 86_400_000
     webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
+    send_concurrency: int = 64  # WAFLEET_SEND_CONCURRENCY: companies sent to at once
+    send_quantum: int = 50  # WAFLEET_SEND_QUANTUM: messages a company sends before yielding its turn
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -212,4 +214,6 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),
         webhook_secret=env.get("WHATSAPP_WEBHOOK_SECRET") or None,
         verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        send_concurrency=_int(env, "WAFLEET_SEND_CONCURRENCY", 64, minimum=1),
+        send_quantum=_int(env, "WAFLEET_SEND_QUANTUM", 50, minimum=1),
     )

@@ -111,10 +111,10 @@ class Outbox(BaseModel):
     """Messages accepted by ``send`` (a 202 means this row is committed), until delivered."""
 
     id = peewee.BigAutoField()
-    company = peewee.CharField(max_length=64, index=True)
+    company = peewee.CharField(max_length=64)  # indexes: storage/schema.py (_outbox_lanes)
     peer = peewee.CharField(max_length=64)
     text = peewee.TextField()
-    state = peewee.CharField(max_length=16, index=True)  # queued sending sent failed
+    state = peewee.CharField(max_length=16)  # queued sending sent failed
     attempts = peewee.IntegerField(default=0)
     next_at = peewee.BigIntegerField()
     wa_id = peewee.CharField(max_length=191, null=True)

@@ -61,12 +61,49 @@ def _v3(db: Database) -> None:
     db.db.create_tables([Message, WebhookInbox, Outbox])
 
 
+def _outbox_lanes(db: Database) -> None:
+    """Fair, ordered sending: a company's pending rows in order, each customer's earliest pending
+    row, the companies due. The one-column indexes go: they made SQLite walk a company's whole
+    history (every sent row) to find its few pending ones."""
+    table = Outbox._meta.table_name
+    for column in ("company", "state"):
+        db.db.execute_sql(f'DROP INDEX IF EXISTS "{table}_{column}"')
+    db.db.execute_sql(
+        f'CREATE INDEX IF NOT EXISTS "{table}_head_of_line" ON "{table}" (company, peer, state, id)'
+    )
+    db.db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_due" ON "{table}" (state, next_at, company)')
+    db.db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_pending" ON "{table}" (company, state, id)')
+
+
+def _company_id_nocase(db: Database) -> None:
+    """Company ids are unique regardless of case (``SALON-ROSA`` beside ``salon-rosa``). A database
+    that already holds such a pair keeps it (the node refuses new clashes) and says so."""
+    table = Company._meta.table_name
+    clashes = db.db.execute_sql(
+        f'SELECT LOWER(id) FROM "{table}" GROUP BY LOWER(id) HAVING COUNT(*) > 1 LIMIT 10'
+    ).fetchall()
+    if clashes:
+        log.warning(
+            "company ids differ only in case (%s): no unique index on lower(id) until one of each is deleted",
+            ", ".join(repr(c[0]) for c in clashes),
+        )
+        return
+    db.db.execute_sql(f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_id_nocase" ON "{table}" (LOWER(id))')
+
+
 def _page_sessions(db: Database) -> None:
     """Page logins hold a server-side session (only its hash stored), not the raw token."""
     db.db.create_tables([PageSession], safe=True)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _page_sessions]
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _v1,
+    _v2,
+    _v3,
+    _outbox_lanes,
+    _company_id_nocase,
+    _page_sessions,
+]
 
 
 def current_version(db: Database) -> int:

@@ -8,7 +8,8 @@ byte now and then) could take the whole pool. Three deadlines, each a setting:
   not a per-read timeout, so dripping a byte at a time does not extend it;
 - body: once the app starts reading a body, all of it must arrive within it (408 otherwise);
 - idle: a kept-alive connection waits at most this long for its next request; the same bound
-  applies to any single socket write, so a client that stops reading frees its slot too.
+  applies to any single socket operation, so a client that stops reading (once the kernel's send
+  buffer, up to a few MB, is full) frees its slot too.
 """
 
 from __future__ import annotations
@@ -122,6 +123,12 @@ class Handler(WSGIHandler):
             self.close_connection = True
             return ("408", _HEADER_TIMEOUT_RESPONSE)
         return super()._handle_client_error(ex)
+
+    def handle_error(self, t: type[BaseException], v: BaseException, tb: Any) -> None:
+        if isinstance(v, TimeoutError):  # a write to a client that stopped reading: just close
+            self.close_connection = True
+            return
+        super().handle_error(t, v, tb)
 
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()

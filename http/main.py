@@ -35,12 +35,14 @@ from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
+from wafleet.actors.outbound_url import UrlRefused, parse  # noqa: E402
 from wafleet.actors.outbox import DelivererConfig  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
 from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
 from wafleet.actors.tree import Tree  # noqa: E402
 from wafleet.actors.webhook import InboxProcessor  # noqa: E402
+from wafleet.actors.webhook_deliverer import WebhookConfig, WebhookDeliverer  # noqa: E402
 from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator, AuthLimits  # noqa: E402
 from wafleet.http.context import Context  # noqa: E402
@@ -48,7 +50,7 @@ from wafleet.http.demo import demo_admin_token  # noqa: E402
 from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.server import NoDelayWSGIServer, Timeouts, handler_with  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
-from wafleet.storage import companies  # noqa: E402
+from wafleet.storage import companies, endpoints  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
+    # httpx logs every request at INFO: a line per webhook delivery, with its URL.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         db = Database(settings.database_url)
     except DatabaseUrlError as exc:
@@ -130,6 +134,16 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             return 2
         admin_token, _ = demo_admin_token(settings.data_dir)
         print(f"demo admin token (set WAFLEET_ADMIN_TOKEN to choose your own): {admin_token}", flush=True)
+
+    outbound = settings.outbound
+    assert outbound is not None
+    if outbound.alert_webhook is not None:
+        try:
+            parse(outbound.alert_webhook, outbound.allow_private)
+        except UrlRefused as exc:
+            print(f"wafleet: WHATSAPP_ALERT_WEBHOOK: {exc}", file=sys.stderr)
+            return 2
+    endpoints.sync_alert_endpoint(db, outbound.alert_webhook)
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
     broadcaster = Broadcaster()
@@ -219,6 +233,29 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                 ]
                 if links.web_store_dir
                 else []
+            ),
+            # Outbound deliveries: company webhooks, the alert webhook, pairing-code emails.
+            ChildSpec(
+                "webhooks",
+                lambda on_exit: WebhookDeliverer.start(
+                    db=db,
+                    metrics=metrics,
+                    cipher=cipher,
+                    config=WebhookConfig(
+                        timeout=outbound.timeout_ms / 1000,
+                        retry_base=outbound.retry_base_ms / 1000,
+                        retry_max=outbound.retry_max_ms / 1000,
+                        retry_budget_ms=outbound.retry_budget_ms,
+                        concurrency=outbound.concurrency,
+                        poll=outbound.poll_ms / 1000,
+                        allow_private=outbound.allow_private,
+                        alert_secret=outbound.alert_secret,
+                        smtp_url=outbound.smtp_url,
+                        smtp_from=outbound.smtp_from,
+                        keep_ms=outbound.keep_ms,
+                    ),
+                    on_exit=on_exit,
+                ),
             ),
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(

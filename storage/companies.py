@@ -7,7 +7,7 @@ from typing import Any
 
 import peewee
 
-from wafleet.storage import page_sessions
+from wafleet.storage import endpoints, page_sessions
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, Session
@@ -153,8 +153,10 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 
 def delete(db: Database, company_id: str) -> None:
-    """Erase everything the company had: events, messages, outbox, pairing history, the row."""
+    """Erase everything the company had: events, messages, outbox, pairing history, webhooks and
+    their deliveries, the row."""
     with db.work(), db.atomic():
+        endpoints.delete_company(company_id)
         for model, column in (
             (Event, Event.company),
             (Message, Message.company),

@@ -50,6 +50,9 @@ COMPANY_ROUTES = [
     Route("GET", "/api/whatsapp/messages/<company_id>"),
     Route("POST", "/api/sandbox/<company_id>/inbound", {"from": "15551234567", "text": "hi"}),
     Route("GET", "/api/sandbox/<company_id>/outbox"),
+    Route("GET", "/api/whatsapp/webhooks/<company_id>/deliveries"),
+    Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/<delivery_id>/redeliver"),
+    Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/redeliver"),
 ]
 
 # Admin-only routes; <company_id> is filled with the victim's id.
@@ -64,6 +67,9 @@ ADMIN_ROUTES = [
     Route("GET", "/api/whatsapp/metrics"),
     Route("GET", "/api/whatsapp/events"),
     Route("GET", "/api/whatsapp/webhook/unrouted"),
+    Route("GET", "/api/whatsapp/alert-webhook/deliveries"),
+    Route("POST", "/api/whatsapp/alert-webhook/deliveries/<delivery_id>/redeliver"),
+    Route("POST", "/api/whatsapp/alert-webhook/deliveries/redeliver"),
 ]
 
 # No token needed.
@@ -330,6 +336,15 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
         ("alpha", "in", "hi")
     ]
     hit.add("GET /api/whatsapp/messages/<company_id>")
+    r = node.client.get("/api/whatsapp/webhooks/alpha/deliveries", headers=headers)
+    assert r.status_code == 200 and r.json() == {"deliveries": [], "nextCursor": None}  # no webhooks
+    hit.add("GET /api/whatsapp/webhooks/<company_id>/deliveries")
+    r = node.client.post("/api/whatsapp/webhooks/alpha/deliveries/1/redeliver", headers=headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    hit.add("POST /api/whatsapp/webhooks/<company_id>/deliveries/<delivery_id>/redeliver")
+    r = node.client.post("/api/whatsapp/webhooks/alpha/deliveries/redeliver", headers=headers)
+    assert r.status_code == 202 and r.json() == {"redelivered": 0}
+    hit.add("POST /api/whatsapp/webhooks/<company_id>/deliveries/redeliver")
     assert {e.data["companyId"] for e in stream.until(lambda e: e.data["reason"] == "cleanup")} == {"alpha"}
     stream.close()
 

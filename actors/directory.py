@@ -95,6 +95,13 @@ class Directory:
         if record is not None:
             self.by_token.pop(record.token_hash, None)
 
+    def rekey(self, company_id: str, token_hash: str) -> None:
+        """The company's token changed: the old hash opens nothing from now on."""
+        record = self.records[company_id]
+        self.by_token.pop(record.token_hash, None)
+        record.token_hash = token_hash
+        self.by_token[token_hash] = company_id
+
     def get(self, company_id: str) -> SessionRecord | None:
         return self.records.get(company_id)
 

@@ -20,7 +20,7 @@ from wafleet.http import (
     routes_sessions,
     routes_webhook,
 )
-from wafleet.http.api import error_body, guard
+from wafleet.http.api import error_body, guard, refuse_undecodable_headers
 from wafleet.http.context import Context
 
 
@@ -28,6 +28,7 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     app = bottle.Bottle(catchall=True)
     app.config["json.enable"] = False  # every route answers through api.respond
     app.install(guard(metrics))
+    app.add_hook("before_request", refuse_undecodable_headers)
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)
     routes_sessions.install(app, ctx)

@@ -40,6 +40,16 @@ def test_defaults_follow_the_seeds() -> None:
     assert load({"WHATSAPP_PROVIDER": "baileys"}).guide.provider == "web"
 
 
+def test_slow_client_and_auth_limits_defaults() -> None:
+    s = load({})
+    assert (s.http_header_timeout_ms, s.http_body_timeout_ms, s.http_idle_timeout_ms) == (10000, 30000, 60000)
+    assert (s.sse_max_per_company, s.sse_max_streams) == (10, 1000)
+    assert (s.auth_failure_limit, s.auth_failure_window_ms) == (10, 60000)
+    assert load({"WAFLEET_HTTP_POOL": "50"}).sse_max_streams == 25  # streams never take the pool
+    with pytest.raises(ConfigError, match="WAFLEET_SSE_MAX_STREAMS: expected fewer than WAFLEET_HTTP_POOL"):
+        load({"WAFLEET_HTTP_POOL": "50", "WAFLEET_SSE_MAX_STREAMS": "50"})
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [

@@ -285,7 +285,11 @@ def test_page_login_holds_a_revocable_session_not_the_token(node_factory, browse
     with httpx.Client(base_url=node.base_url, cookies={"wafleet_session": session["value"]}) as copy:
         assert copy.get("/api/whatsapp/sessions/acme/status").status_code == 200
         # the page's own live stream is open with this session
-        until(browser, lambda d: by_id(d, "live").text == "live", what="the live stream open")
+        until(
+            browser,
+            lambda d: by_id(d, "live").get_attribute("data-state") == "open",
+            what="the live stream open",
+        )
 
         from selenium.webdriver.common.by import By
 

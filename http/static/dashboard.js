@@ -133,7 +133,9 @@
       total = res.data.total;
       nextCursor = res.data.nextCursor;
       renderPage(res.data.sessions || []);
-      document.body.dataset.listed = String(seq);
+      // For measurements (User Timing): when this page of rows was on screen.
+      performance.clearMarks("wafleet:rows");
+      performance.mark("wafleet:rows");
     }).catch(function () { showMessage("The server cannot be reached; retrying…", true); });
   }
 

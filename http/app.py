@@ -7,9 +7,11 @@ import bottle
 from wafleet.actors.metrics import Metrics
 from wafleet.http import (
     routes_admin,
+    routes_deliveries,
     routes_events,
     routes_health,
     routes_messages,
+    routes_metrics,
     routes_pages,
     routes_sandbox,
     routes_send,
@@ -28,8 +30,10 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)
     routes_sessions.install(app, ctx)
+    routes_metrics.install(app, ctx)
     routes_webhook.install(app, ctx)
     routes_messages.install(app, ctx)
+    routes_deliveries.install(app, ctx)
     routes_send.install(app, ctx)
     routes_pages.install(app, ctx)
     routes_events.install(app, ctx, ctx.broadcaster, ctx.settings.sse_heartbeat_ms / 1000)

@@ -13,10 +13,10 @@ import bottle
 
 from wafleet.actors import messages as m
 from wafleet.actors.webhook import Wake
+from wafleet.http import outbound_fields
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
-from wafleet.storage import companies
-from wafleet.storage.companies import CompanyExists
+from wafleet.storage import companies, endpoints
 
 
 def _name(value: Any) -> str:
@@ -66,7 +66,7 @@ def _cloud(ctx: Context, company_id: str, value: Any) -> dict[str, Any]:
             raise ApiError(400, "invalid_field", "cloud.phoneNumberId must be Meta's numeric phone number id")
         owner = companies.number_owner(ctx.db, number)
         if owner is not None and owner != company_id:
-            raise ApiError(409, "number_taken", "another company already uses this phoneNumberId")
+            raise ApiError(409, "number_taken", "another company already uses this cloud.phoneNumberId")
         columns["cloud_phone_number_id"] = number
     for name, column in (
         ("accessToken", "cloud_token"),
@@ -98,29 +98,22 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def create_company() -> Any:
         ctx.auth.admin()
         data = json_body(required=True)
-        only_fields(data, {"id", "name", "phone", "link", "cloud"})
+        only_fields(data, {"id", "name", "phone", "link", "cloud", *OUTBOUND_FIELDS})
         company_id = ctx.company_id(field(data, "id", str, required=True))
         name = _name(data.get("name"))
         phone = ctx.phone(data["phone"], "phone") if data.get("phone") is not None else None
         link = _link(ctx, data.get("link", "sandbox"))
         cloud = _cloud(ctx, company_id, data["cloud"]) if data.get("cloud") is not None else None
+        outbound = outbound_fields.parse(ctx, company_id, data)
         if link == "cloud" and not (cloud and "cloud_phone_number_id" in cloud and "cloud_token" in cloud):
             raise ApiError(
                 400, "invalid_field", "a cloud company needs cloud.phoneNumberId and cloud.accessToken"
             )
-        try:
-            record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
-            if cloud and "cloud_phone_number_id" in cloud:
-                ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
-        except CompanyExists as exc:
-            existing = exc.args[0] if exc.args else company_id
-            message = f"company {company_id!r} already exists"
-            if existing != company_id:
-                message = (
-                    f"company {company_id!r} clashes with {existing!r}: ids are unique regardless of case"
-                )
-            raise ApiError(409, "exists", message) from None
-        return respond(201, {"company": record.company_json(), "token": token})
+        record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
+        if cloud and "cloud_phone_number_id" in cloud:
+            ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
+        outbound_fields.save(ctx, company_id, outbound)
+        return respond(201, {"company": _company_json(ctx, record), "token": token})
 
     @app.get("/admin/companies")
     def list_companies() -> Any:
@@ -139,14 +132,15 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def get_company(company_id: str) -> Any:
         ctx.auth.admin()
         record = _existing(ctx, company_id)
-        return respond(200, {"company": record.company_json(), "session": record.status_json()})
+        return respond(200, {"company": _company_json(ctx, record), "session": record.status_json()})
 
     @app.route("/admin/companies/<company_id>", method="PATCH")
     def update_company(company_id: str) -> Any:
         ctx.auth.admin()
         _existing(ctx, company_id)
         data = json_body(required=True)
-        only_fields(data, {"name", "phone", "link", "cloud"})
+        only_fields(data, {"name", "phone", "link", "cloud", *OUTBOUND_FIELDS})
+        outbound = outbound_fields.parse(ctx, company_id, data)
         fields: dict[str, Any] = {}
         if data.get("cloud") is not None:
             fields.update(_cloud(ctx, company_id, data["cloud"]))
@@ -156,12 +150,17 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             fields["phone"] = ctx.phone(data["phone"], "phone") if data["phone"] is not None else None
         if "link" in data:
             fields["link"] = _link(ctx, data["link"])
-        if not fields:
-            raise ApiError(400, "invalid_field", "nothing to update: send name, phone, link or cloud")
-        record = ctx.tree.call(m.UpdateCompany(company_id, fields))
+        if not fields and not outbound:
+            raise ApiError(
+                400,
+                "invalid_field",
+                "nothing to update: send name, phone, link, cloud, webhooks or notificationEmail",
+            )
+        record = ctx.tree.call(m.UpdateCompany(company_id, fields)) if fields else _existing(ctx, company_id)
         if "cloud_phone_number_id" in fields:
             ctx.tree.tell_child("inbox", Wake())
-        return respond(200, {"company": record.company_json()})
+        outbound_fields.save(ctx, company_id, outbound)
+        return respond(200, {"company": _company_json(ctx, record)})
 
     @app.delete("/admin/companies/<company_id>")
     def delete_company(company_id: str) -> Any:
@@ -180,6 +179,14 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             lambda listener: listener.company_id == company_id and not getattr(listener.owner, "admin", False)
         )
         return respond(200, {"companyId": company_id, "token": token})
+
+
+OUTBOUND_FIELDS = {"webhooks", "notificationEmail"}
+
+
+def _company_json(ctx: Context, record: Any) -> dict[str, Any]:
+    """The company as the admin sees it, with its webhooks (never their secrets) and email."""
+    return {**record.company_json(), **endpoints.company_config(ctx.db, record.company_id)}
 
 
 def _existing(ctx: Context, company_id: str) -> Any:

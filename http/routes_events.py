@@ -37,6 +37,7 @@ SSE_NAMES = {
     "pairing_code": "pairing-code",
     "message": "message",
     "alert": "alert",
+    "zombie": "zombie",
 }
 REPLAY_LIMIT = 1000
 

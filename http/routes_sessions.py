@@ -138,17 +138,3 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         if limit is not None:
             body["nextCursor"] = next_cursor
         return respond(200, body)
-
-    @app.get("/api/whatsapp/metrics")
-    def metrics() -> Any:
-        ctx.auth.admin()
-        records = ctx.directory.records.values()
-        return respond(
-            200,
-            {
-                "sessions": ctx.directory.counts(),
-                "companies": len(ctx.directory.records),
-                "restarts": sum(r.restarts for r in records),
-                "streams": ctx.broadcaster.count(),
-            },
-        )

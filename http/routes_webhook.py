@@ -3,7 +3,7 @@
 Not behind bearer auth (Meta calls it). POST checks ``X-Hub-Signature-256`` over the raw body
 bytes in constant time before anything reads the body as JSON; a missing or wrong signature is a
 401 and nothing is stored. A signed body is committed to the webhook inbox before the 200 (the
-durability rule, ARCHITECTURE §6) and processed off the request by actors.webhook.
+durability rule: what was acknowledged is already committed) and processed off the request by actors.webhook.
 
 Secrets: WHATSAPP_WEBHOOK_SECRET (the Meta app secret) and WHATSAPP_VERIFY_TOKEN. Per-company
 app secrets and verify tokens (encrypted columns on companies) are not consulted yet.

@@ -1,6 +1,6 @@
 """Configuration, read from the environment once, by the composition root.
 
-The seeds' names and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
+Our users' previous names (WHATSAPP_*) and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
 start-up with one line naming the variable and what it expects.
 """
 
@@ -61,10 +61,44 @@ class Settings:
     auth_failure_limit: int = 10
     auth_failure_window_ms: int = 60_000
     page_session_ttl_ms: int = 7 * 86_400_000
+    strict_transitions: bool = False  # WAFLEET_STRICT_TRANSITIONS: an illegal state edge raises
     webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
+    health_check_interval_ms: int = 30000  # WHATSAPP_HEALTH_CHECK_INTERVAL: a health round
+    connection_timeout_ms: int = 60000  # WHATSAPP_CONNECTION_TIMEOUT: longest start
+    health_probe_timeout_ms: int = 10000  # WAFLEET_HEALTH_PROBE_TIMEOUT: a link's answer to a probe
+    health_concurrency: int = 50  # WAFLEET_HEALTH_CONCURRENCY: probes in flight at once
+    cloud_check_interval_ms: int = 600000  # WAFLEET_CLOUD_CHECK_INTERVAL: a Cloud number's recheck
+    metrics_interval_ms: int = 60000  # WHATSAPP_METRICS_INTERVAL: figures saved, thresholds judged
+    metrics_window_ms: int = 300000  # WAFLEET_METRICS_WINDOW: rates, percentiles and thresholds
+    alert_error_rate: float = 0.1  # WHATSAPP_ALERT_ERROR_RATE: share of operations that failed
+    alert_disconnect_rate: float = 0.1  # WHATSAPP_ALERT_DISCONNECT_RATE: share of sessions dropped
+    alert_memory_mb: float = 1024.0  # WHATSAPP_ALERT_MEMORY_MB: resident memory
     send_concurrency: int = 64  # WAFLEET_SEND_CONCURRENCY: companies sent to at once
     send_quantum: int = 50  # WAFLEET_SEND_QUANTUM: messages a company sends before yielding its turn
+    outbound: Outbound | None = None  # company webhooks, alert webhook, notification email
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """Outbound deliveries: company webhooks, the alert webhook, pairing-code emails."""
+
+    allow_private: bool = False  # WAFLEET_WEBHOOK_ALLOW_PRIVATE: http and private addresses too
+    timeout_ms: int = 10000  # WAFLEET_WEBHOOK_TIMEOUT: one attempt, connect to last byte
+    retry_budget_ms: int = 86_400_000  # WAFLEET_WEBHOOK_RETRY_BUDGET: then dead-lettered
+    retry_base_ms: int = 1000  # WAFLEET_WEBHOOK_RETRY_BASE: full-jitter backoff base
+    retry_max_ms: int = 3_600_000  # WAFLEET_WEBHOOK_RETRY_MAX: longest single wait
+    concurrency: int = 100  # WAFLEET_WEBHOOK_CONCURRENCY: endpoints delivered to at once
+    poll_ms: int = 1000  # WAFLEET_WEBHOOK_POLL: look for due deliveries at least this often
+    per_company: int = 10  # WAFLEET_WEBHOOKS_PER_COMPANY: endpoints a company may register
+    alert_webhook: str | None = None  # WHATSAPP_ALERT_WEBHOOK, when WHATSAPP_ALERTING_ENABLED
+    alert_secret: str | None = None  # WAFLEET_ALERT_WEBHOOK_SECRET: signs alert deliveries
+    smtp_url: str | None = None  # WAFLEET_SMTP_URL: smtp://user:pass@host:port
+    smtp_from: str = "wafleet@localhost"  # WAFLEET_SMTP_FROM
+    keep_ms: int = 7 * 86_400_000  # WAFLEET_WEBHOOK_KEEP: delivered rows are pruned after
+
+    def __repr__(self) -> str:  # never show the SMTP password or the alert secret
+        return "Outbound(...)"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -138,6 +172,36 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _outbound(env: Mapping[str, str]) -> Outbound:
+    alerting = _bool(env, "WHATSAPP_ALERTING_ENABLED", False)
+    alert_webhook = (env.get("WHATSAPP_ALERT_WEBHOOK") or "").strip() or None
+    if alerting and alert_webhook is None:
+        raise ConfigError("WHATSAPP_ALERT_WEBHOOK: required when WHATSAPP_ALERTING_ENABLED is true")
+    if alert_webhook is not None and not re.match(r"^https?://[^/\s]+", alert_webhook):
+        raise ConfigError("WHATSAPP_ALERT_WEBHOOK: expected an https:// URL")
+    smtp_url = (env.get("WAFLEET_SMTP_URL") or "").strip() or None
+    if smtp_url is not None and not re.match(r"^smtps?://([^@/\s]+@)?[^@/:\s]+(:[0-9]{1,5})?/?$", smtp_url):
+        raise ConfigError("WAFLEET_SMTP_URL: expected smtp://user:pass@host:port (or smtps://)")
+    smtp_from = (env.get("WAFLEET_SMTP_FROM") or "wafleet@localhost").strip()
+    if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", smtp_from):
+        raise ConfigError(f"WAFLEET_SMTP_FROM: expected an email address, got {smtp_from!r}")
+    return Outbound(
+        allow_private=_bool(env, "WAFLEET_WEBHOOK_ALLOW_PRIVATE", False),
+        timeout_ms=_int(env, "WAFLEET_WEBHOOK_TIMEOUT", 10000, minimum=100),
+        retry_budget_ms=_int(env, "WAFLEET_WEBHOOK_RETRY_BUDGET", 86_400_000, minimum=0),
+        retry_base_ms=_int(env, "WAFLEET_WEBHOOK_RETRY_BASE", 1000, minimum=1),
+        retry_max_ms=_int(env, "WAFLEET_WEBHOOK_RETRY_MAX", 3_600_000, minimum=1),
+        concurrency=_int(env, "WAFLEET_WEBHOOK_CONCURRENCY", 100, minimum=1),
+        poll_ms=_int(env, "WAFLEET_WEBHOOK_POLL", 1000, minimum=10),
+        per_company=_int(env, "WAFLEET_WEBHOOKS_PER_COMPANY", 10, minimum=1),
+        alert_webhook=alert_webhook if alerting else None,
+        alert_secret=env.get("WAFLEET_ALERT_WEBHOOK_SECRET") or None,
+        smtp_url=smtp_url,
+        smtp_from=smtp_from,
+        keep_ms=_int(env, "WAFLEET_WEBHOOK_KEEP", 7 * 86_400_000, minimum=0),
+    )
+
+
 def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
     level = (env.get("WHATSAPP_LOG_LEVEL") or "info").strip().lower()
     if level not in ("debug", "info", "warning", "warn", "error", "critical"):
@@ -209,11 +273,23 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         graph_version=env.get("WAFLEET_GRAPH_VERSION") or "v21.0",
         cloud_throughput=_float(env, "WAFLEET_CLOUD_THROUGHPUT", 80.0),
         web_link=_bool(env, "WAFLEET_WEB_LINK", True),
+        strict_transitions=_bool(env, "WAFLEET_STRICT_TRANSITIONS", False),
         max_qr_attempts=_int(env, "WHATSAPP_MAX_QR_ATTEMPTS", 3, minimum=1),
         max_pairing_per_hour=_int(env, "WAFLEET_MAX_PAIRING_PER_HOUR", 5, minimum=1),
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),
         webhook_secret=env.get("WHATSAPP_WEBHOOK_SECRET") or None,
         verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        health_check_interval_ms=_int(env, "WHATSAPP_HEALTH_CHECK_INTERVAL", 30000, minimum=100),
+        connection_timeout_ms=_int(env, "WHATSAPP_CONNECTION_TIMEOUT", 60000, minimum=100),
+        health_probe_timeout_ms=_int(env, "WAFLEET_HEALTH_PROBE_TIMEOUT", 10000, minimum=10),
+        health_concurrency=_int(env, "WAFLEET_HEALTH_CONCURRENCY", 50, minimum=1),
+        cloud_check_interval_ms=_int(env, "WAFLEET_CLOUD_CHECK_INTERVAL", 600000, minimum=1000),
+        metrics_interval_ms=_int(env, "WHATSAPP_METRICS_INTERVAL", 60000, minimum=100),
+        metrics_window_ms=_int(env, "WAFLEET_METRICS_WINDOW", 300000, minimum=60000),
+        alert_error_rate=_float(env, "WHATSAPP_ALERT_ERROR_RATE", 0.1),
+        alert_disconnect_rate=_float(env, "WHATSAPP_ALERT_DISCONNECT_RATE", 0.1),
+        alert_memory_mb=_float(env, "WHATSAPP_ALERT_MEMORY_MB", 1024.0),
         send_concurrency=_int(env, "WAFLEET_SEND_CONCURRENCY", 64, minimum=1),
         send_quantum=_int(env, "WAFLEET_SEND_QUANTUM", 50, minimum=1),
+        outbound=_outbound(env),
     )

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from wafleet.storage import deliveries
 from wafleet.storage.database import Database
 from wafleet.storage.models import Event
 
@@ -30,15 +31,19 @@ def append(
     data: dict[str, Any] | None,
     at: int,
 ) -> int:
-    """Insert one event; the caller holds the connection (and usually a transaction)."""
-    return Event.insert(
-        company=company_id,
-        kind=kind,
-        state=state,
-        reason=reason,
-        data=json.dumps(data, separators=(",", ":")) if data else None,
-        at=at,
-    ).execute()
+    """Insert one event and the outbound deliveries it causes (company webhooks, the alert
+    webhook), atomically: in the caller's transaction, or in one of its own."""
+    with Event._meta.database.atomic():
+        event_id = Event.insert(
+            company=company_id,
+            kind=kind,
+            state=state,
+            reason=reason,
+            data=json.dumps(data, separators=(",", ":")) if data else None,
+            at=at,
+        ).execute()
+        deliveries.fan_out(company_id, kind, state, reason, data, at)
+    return event_id
 
 
 def _row(e: Event) -> EventRow:
@@ -72,3 +77,19 @@ def after(db: Database, company_id: str | None, last_id: int, limit: int = 500) 
         if company_id is not None:
             query = query.where(Event.company == company_id)
         return [_row(e) for e in query.order_by(Event.id).limit(limit)]
+
+
+def latest_alerts(db: Database, kinds: tuple[str, ...]) -> dict[str, EventRow]:
+    """The newest node-wide ``alert`` event of each kind (to learn which are still firing)."""
+    found: dict[str, EventRow] = {}
+    with db.work():
+        for kind in kinds:
+            event = (
+                Event.select()
+                .where((Event.company.is_null()) & (Event.kind == "alert") & (Event.reason == kind))
+                .order_by(Event.id.desc())
+                .first()
+            )
+            if event is not None:
+                found[kind] = _row(event)
+    return found

@@ -12,6 +12,7 @@ from typing import Any
 
 import peewee
 
+from wafleet.storage import events
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Message
@@ -103,7 +104,8 @@ def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | 
     sent < delivered < read < played; ``failed`` is final and keeps Meta's error. A status that
     would move backwards (Meta's are not ordered), a repeat, an unknown status or an unknown
     ``wa_id`` change nothing and give False. One conditional UPDATE: no read-modify-write race.
-    ``at`` (the status time) is not stored: the table keeps the message's own time.
+    ``at`` (the status time) is not stored on the message: the table keeps the message's own
+    time; the ``message_status`` event it records is stamped now.
     """
     del at
     if status == FINAL:
@@ -114,7 +116,7 @@ def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | 
         allowed = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
     else:
         return False
-    with db.work():
+    with db.work(), db.atomic():
         changed = (
             Message.update(**fields)
             .where(
@@ -124,6 +126,13 @@ def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | 
             )
             .execute()
         )
+        if changed:
+            # Recorded as an event (audit, and the company's ``message.status`` webhooks).
+            row = Message.get(Message.wa_id == wa_id)
+            data = {"messageId": row.id, "waId": wa_id, "peer": row.peer}
+            if status == FINAL and error:
+                data["error"] = error
+            events.append(row.company, "message_status", state=status, reason=None, data=data, at=now_ms())
     return changed > 0
 
 

@@ -122,6 +122,60 @@ class Outbox(BaseModel):
     created_at = peewee.BigIntegerField()
 
 
+class Endpoint(BaseModel):
+    """Where outbound deliveries go: a company's webhook (``http``), its notification email
+    (``email``), or the node's alert webhook (``alert``, company null)."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64, null=True, index=True)
+    kind = peewee.CharField(max_length=8)  # http | email | alert
+    url = peewee.TextField()  # the https URL, or the email address
+    events = peewee.TextField()  # JSON list of the event types it receives
+    secret = peewee.TextField(null=True)  # AES-256-GCM ciphertext (storage/crypto.py), never plain
+    retry_at = peewee.BigIntegerField(default=0)  # the head of its queue waits until then
+    created_at = peewee.BigIntegerField()
+
+
+class Delivery(BaseModel):
+    """One event for one endpoint, committed with the event; sent in id order per endpoint."""
+
+    id = peewee.BigAutoField()
+    endpoint = peewee.BigIntegerField()
+    company = peewee.CharField(max_length=64, null=True)
+    event_id = peewee.CharField(max_length=64)  # X-Wafleet-Event-Id: the same on every attempt
+    type = peewee.CharField(max_length=32)
+    body = peewee.TextField()  # the exact bytes sent (and signed)
+    status = peewee.CharField(max_length=12)  # pending | delivered | failed (dead letter)
+    attempts = peewee.IntegerField(default=0)
+    deadline = peewee.BigIntegerField(null=True)  # retried until then (null: created_at + budget)
+    next_at = peewee.BigIntegerField()
+    last_error = peewee.TextField(null=True)
+    response_status = peewee.IntegerField(null=True)
+    created_at = peewee.BigIntegerField()
+    delivered_at = peewee.BigIntegerField(null=True)
+    # PostgreSQL: when the row was written, by the database's clock (ms). Once every writing
+    # transaction that began before then has ended, no row with a lower id can still appear.
+    horizon = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = (
+            (("status", "endpoint", "id"), False),
+            (("company", "status", "id"), False),
+        )
+class MetricMinute(BaseModel):
+    """The node's activity, one row per minute, for the last 24 hours (the timeseries route).
+
+    ``minute`` is minutes since the epoch (UTC). Counts add up over the minute; ``connected`` is
+    the number of connected sessions when the minute was last written."""
+
+    minute = peewee.BigIntegerField(primary_key=True)
+    messages_in = peewee.IntegerField(default=0)
+    messages_out = peewee.IntegerField(default=0)
+    connected = peewee.IntegerField(default=0)
+    restarts = peewee.IntegerField(default=0)
+    errors = peewee.IntegerField(default=0)
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     SchemaVersion,
     Company,
@@ -131,4 +185,7 @@ ALL_MODELS: list[type[BaseModel]] = [
     Message,
     WebhookInbox,
     Outbox,
+    Endpoint,
+    Delivery,
+    MetricMinute,
 ]

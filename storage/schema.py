@@ -12,8 +12,11 @@ from playhouse.migrate import migrate as run_migrations
 from wafleet.storage.database import Database
 from wafleet.storage.models import (
     Company,
+    Delivery,
+    Endpoint,
     Event,
     Message,
+    MetricMinute,
     Outbox,
     PairingCode,
     SchemaVersion,
@@ -91,6 +94,21 @@ def _company_id_nocase(db: Database) -> None:
     db.db.execute_sql(f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_id_nocase" ON "{table}" (LOWER(id))')
 
 
+def _outbound(db: Database) -> None:
+    """Outbound deliveries: webhook, email and alert endpoints, and their durable queue."""
+    db.db.create_tables([Endpoint, Delivery])  # safe: skips tables that exist
+    if "horizon" not in {c.name for c in db.db.get_columns(Delivery._meta.table_name)}:
+        migrator = SchemaMigrator.from_database(db.db)
+        run_migrations(
+            migrator.add_column(Delivery._meta.table_name, "horizon", peewee.BigIntegerField(null=True))
+        )
+
+
+def _metric_minutes(db: Database) -> None:
+    """The per-minute timeseries of the metrics routes (kept 24 hours)."""
+    db.db.create_tables([MetricMinute], safe=True)
+
+
 def _page_sessions(db: Database) -> None:
     """Page logins hold a server-side session (only its hash stored), not the raw token."""
     db.db.create_tables([PageSession], safe=True)
@@ -102,6 +120,8 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _v3,
     _outbox_lanes,
     _company_id_nocase,
+    _outbound,
+    _metric_minutes,
     _page_sessions,
 ]
 

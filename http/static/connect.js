@@ -39,10 +39,10 @@
       banEnds = new Date(until).getTime();
       if (banEnds > Date.now()) {
         return "WhatsApp has temporarily banned this number. The ban ends " + wafleet.when(banEnds) +
-          " (in " + minutesUntil(banEnds) + " min); connecting again before then does not help.";
+          " (in " + minutesUntil(banEnds) + " min); the session reconnects by itself then.";
       }
       return "WhatsApp temporarily banned this number; the ban ended " + wafleet.when(banEnds) +
-        ". Press the button to connect again.";
+        ". The session reconnects by itself, or press the button.";
     }
     banEnds = null;
     return "WhatsApp has temporarily banned this number and did not say until when. Try again later.";

@@ -152,3 +152,69 @@ def test_live_events_update_one_row_without_refetching_the_fleet(dashboard) -> N
     assert "/api/whatsapp/sessions/shop-001/status" in urls
     assert not [u for u in urls if "/sessions/" in u and "shop-001" not in u], urls
     assert len(rows(driver)) == 50
+
+
+def test_charts_plot_the_timeseries(node_factory, browser) -> None:  # noqa: F811
+    node: Node = node_factory(
+        WHATSAPP_METRICS_INTERVAL="200", WHATSAPP_RECONNECT_DELAY="100", STATSD_HOST=""
+    ).start()
+    node.create_company("alpha")
+    node.create_company("beta")
+    node.connect("alpha")
+    node.connect("beta")
+    for n in range(3):
+        r = node.post("/api/sandbox/alpha/inbound", {"from": "15551234567", "text": f"hello {n}"})
+        assert r.status_code == 202, r.text
+    assert node.post("/api/sandbox/beta/disconnect", {"reason": "transient"}).status_code == 202
+    node.wait_status("beta", "connected")
+
+    def saved() -> list[dict] | None:
+        r = node.client.get("/api/whatsapp/metrics/timeseries?minutes=360", headers=node.admin())
+        points = r.json()["points"]
+        done = (
+            sum(p["messagesIn"] for p in points) == 3
+            and sum(p["restarts"] for p in points) == 1
+            and points[-1]["connected"] == 2
+        )
+        return points if done else None
+
+    from tests.harness import wait_for
+
+    points = wait_for(saved, what="the minutes saved")
+    login(browser, f"{node.base_url}/", ADMIN_TOKEN)
+    until(browser, lambda d: d.find_elements("css selector", "#chart-errors svg"), what="the charts")
+
+    def chart(name: str) -> dict:
+        return browser.execute_script(
+            """
+            var f = document.getElementById('chart-' + arguments[0]);
+            return {max: Number(f.dataset.max), points: Number(f.dataset.points),
+                    bars: f.querySelectorAll('rect.bar').length,
+                    marks: f.querySelectorAll('path.line, circle.dot').length,
+                    caption: f.querySelector('figcaption').textContent,
+                    label: f.querySelector('svg').getAttribute('aria-label')};
+            """,
+            name,
+        )
+
+    connected = chart("connected")
+    assert connected["points"] == 360 and connected["marks"] >= 1
+    assert connected["max"] == max(p["connected"] for p in points) == 2
+    assert connected["caption"] == "Connected sessions now: 2"
+    messages = chart("messages")
+    assert messages["max"] == max(max(p["messagesIn"], p["messagesOut"]) for p in points)
+    assert "in " in messages["caption"] and "out " in messages["caption"]
+    restarts = chart("restarts")
+    assert restarts["bars"] == sum(1 for p in points if p["restarts"]) >= 1
+    assert restarts["max"] == max(p["restarts"] for p in points)
+    errors = chart("errors")
+    assert errors["bars"] == sum(1 for p in points if p["errors"])
+    assert "Errors per minute" in errors["label"]
+    assert not by_id(browser, "charts-note").is_displayed()
+    browser.save_screenshot(str(ARTIFACTS / "dashboard-charts.png"))
+
+    from selenium.webdriver.support.ui import Select
+
+    Select(by_id(browser, "chart-range")).select_by_value("60")
+    until(browser, lambda d: chart("errors")["points"] == 60, what="the last hour")
+    assert chart("connected")["max"] == 2

@@ -70,6 +70,11 @@ var wachart = (function () {
       s.values.forEach(function (v, i) {
         if (v === null) { pen = false; return; }
         d += (pen ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1);
+        // a minute with no known neighbour would be an invisible line: a dot
+        var prev = i > 0 ? s.values[i - 1] : null, next = i + 1 < s.values.length ? s.values[i + 1] : null;
+        if (prev === null && next === null) {
+          svg.appendChild(node("circle", { cx: x(i), cy: y(v), r: 2, "class": "dot " + s.cls }));
+        }
         pen = true;
       });
       if (d) svg.appendChild(node("path", { d: d, "class": "line " + s.cls }));

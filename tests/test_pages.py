@@ -192,7 +192,7 @@ def test_connect_page_qr_scan_pairing_and_dashboard_live(node_factory, browser) 
     assert "crash" in browser.find_element("css selector", "#rows tr[data-company=acme]").text
     assert browser.execute_script("return window.__noReload;") == 7
 
-    # filter and search, client side
+    # filter and search (on the server)
     from selenium.webdriver.support.ui import Select
 
     Select(by_id(browser, "filter-status")).select_by_value("connected")

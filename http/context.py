@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wafleet.actors.alerts import AlertBoard
+from wafleet.actors.assistant.service import Assistant
 from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import Directory, SessionRecord
 from wafleet.actors.links.factory import LinkFactory
@@ -33,6 +34,7 @@ class Context:
     metrics: Metrics = field(default_factory=lambda: Metrics(None))  # StatsD and the node's figures
     alerts: AlertBoard = field(default_factory=AlertBoard)  # threshold alerts firing now
     process: ProcessMeter = field(default_factory=ProcessMeter)
+    assistant: Assistant | None = None  # conversations, bookings (routes_assistant)
 
     def company_id(self, value: str) -> str:
         if len(value) > 64 or not self.settings.company_id_pattern.fullmatch(value):

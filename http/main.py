@@ -27,6 +27,9 @@ from gevent.pool import Pool  # noqa: E402
 
 from wafleet.actors import messages as m  # noqa: E402
 from wafleet.actors.alerts import AlertBoard, Limits  # noqa: E402
+from wafleet.actors.assistant.config import DEMO as DEMO_ASSISTANT  # noqa: E402
+from wafleet.actors.assistant.conversations import Conversations  # noqa: E402
+from wafleet.actors.assistant.service import Assistant, AssistantSettings, LiveChild, build_model  # noqa: E402
 from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
 from wafleet.actors.errors import AlreadyExists, Unavailable  # noqa: E402
@@ -41,7 +44,7 @@ from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
 from wafleet.actors.outbound_url import UrlRefused, parse  # noqa: E402
-from wafleet.actors.outbox import DelivererConfig  # noqa: E402
+from wafleet.actors.outbox import DelivererConfig, Wake  # noqa: E402
 from wafleet.actors.process_stats import ProcessMeter  # noqa: E402
 from wafleet.actors.recorder import MetricsRecorder, RecorderConfig  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
@@ -61,6 +64,7 @@ from wafleet.storage import companies, endpoints  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
+from wafleet.storage.phone_vault import vault_for  # noqa: E402
 from wafleet.storage.schema import migrate  # noqa: E402
 from wafleet.storage.shared_state import SharedState  # noqa: E402
 
@@ -187,7 +191,23 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         ),
     )
     journal = Journal(db, metrics, broadcaster, strict=settings.strict_transitions)
-    message_log = MessageLog(journal)
+    try:
+        model = build_model(os.environ)
+    except ValueError as exc:  # ModelSettingsError: names the variable
+        print(f"wafleet: {exc}", file=sys.stderr)
+        return 2
+    assistant = Assistant(
+        journal,
+        vault_for(settings.encryption_key, settings.data_dir),
+        AssistantSettings(
+            batch_window_ms=settings.batch_window_ms,
+            handoff_minutes=settings.handoff_minutes,
+            idle_ms=settings.conversation_idle_ms,
+            complete_every_ms=settings.booking_complete_every_ms,
+        ),
+        model=model,
+    )
+    message_log = MessageLog(journal, on_stored=assistant.customer_message)
     deps = SessionDeps(
         journal=journal,
         auth=AuthStore(os.path.join(settings.data_dir, "sessions")),
@@ -324,12 +344,19 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                 ),
                 shutdown=3.0,
             ),
+            # The assistant: one temporary actor per active customer chat.
+            ChildSpec("assistant", lambda on_exit: Conversations.start(assistant, on_exit=on_exit)),
         ],
     )
     trees.append(tree)
     links.web_pool = lambda: tree.child("linkhosts")
+    assistant.conversations = LiveChild(lambda: tree.child("assistant"))
+    deliverer = LiveChild(lambda: tree.child("deliverer"))
+    assistant.wake_deliverer = lambda company_id: deliverer.tell(Wake(company_id))
     if not settings.multi_tenant:
         _ensure_default_company(settings, tree, links)
+    if demo:
+        _ensure_demo_salon(tree, assistant)
 
     ctx = Context(
         settings=settings,
@@ -354,6 +381,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         metrics=metrics,
         alerts=alerts,
         process=process,
+        assistant=assistant,
     )
     app = build_app(ctx, metrics)
     timeouts = Timeouts(
@@ -392,6 +420,39 @@ def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) 
         log.info("single-tenant mode: created company %s", company_id)
     except AlreadyExists:
         pass
+
+
+DEMO_COMPANY = "salon-demo"
+
+
+def _ensure_demo_salon(tree: Tree, assistant: Assistant) -> None:
+    """``serve --demo``: a ready salon on the sandbox link, its assistant configured (services
+    named in Russian, Portuguese and English). Its token is the admin's: the demo has one user."""
+    try:
+        tree.call(m.CreateCompany(DEMO_COMPANY, "Salon Demo", None, "sandbox"))
+        log.info("demo: created company %s", DEMO_COMPANY)
+    except AlreadyExists:
+        pass
+    if assistant.config(DEMO_COMPANY) is None:
+        assistant.put_config(DEMO_COMPANY, DEMO_ASSISTANT)
+    gevent.spawn(_connect_demo_salon, tree)
+
+
+def _connect_demo_salon(tree: Tree) -> None:
+    """Scan the demo salon's first QR code (the sandbox's phone), unless it is connected already
+    or reconnects with its stored login."""
+    record = tree.directory.get(DEMO_COMPANY)
+    if record is None or record.desired == "running":
+        return
+    try:
+        tree.call(m.Initialize(DEMO_COMPANY))
+        for _ in range(200):
+            if record.status == "qr":
+                tree.call(m.Sandbox(DEMO_COMPANY, "scan", {"phone": "351210000000"}))
+                return
+            gevent.sleep(0.05)
+    except Exception as exc:  # the demo still runs; the walk-through's initialize/scan work by hand
+        log.warning("demo: could not connect %s: %s", DEMO_COMPANY, exc)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ SSE_NAMES = {
     "message": "message",
     "alert": "alert",
     "zombie": "zombie",
+    "booking.created": "booking.created",
+    "booking.cancelled": "booking.cancelled",
+    "booking.rescheduled": "booking.rescheduled",
 }
 REPLAY_LIMIT = 1000
 

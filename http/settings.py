@@ -76,6 +76,10 @@ class Settings:
     alert_memory_mb: float = 1024.0  # WHATSAPP_ALERT_MEMORY_MB: resident memory
     send_concurrency: int = 64  # WAFLEET_SEND_CONCURRENCY: companies sent to at once
     send_quantum: int = 50  # WAFLEET_SEND_QUANTUM: messages a company sends before yielding its turn
+    batch_window_ms: int = 2000  # WAFLEET_BATCH_WINDOW: a customer's burst is answered as one turn
+    handoff_minutes: int = 30  # WAFLEET_HANDOFF_MINUTES: the assistant's silence after a human wrote
+    conversation_idle_ms: int = 600_000  # WAFLEET_CONVERSATION_IDLE: a quiet chat's actor ends
+    booking_complete_every_ms: int = 60_000  # WAFLEET_BOOKING_COMPLETE_EVERY: ended -> completed
     outbound: Outbound | None = None  # company webhooks, alert webhook, notification email
 
 
@@ -291,5 +295,9 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         alert_memory_mb=_float(env, "WHATSAPP_ALERT_MEMORY_MB", 1024.0),
         send_concurrency=_int(env, "WAFLEET_SEND_CONCURRENCY", 64, minimum=1),
         send_quantum=_int(env, "WAFLEET_SEND_QUANTUM", 50, minimum=1),
+        batch_window_ms=_int(env, "WAFLEET_BATCH_WINDOW", 2000),
+        handoff_minutes=_int(env, "WAFLEET_HANDOFF_MINUTES", 30),
+        conversation_idle_ms=_int(env, "WAFLEET_CONVERSATION_IDLE", 600_000, minimum=1000),
+        booking_complete_every_ms=_int(env, "WAFLEET_BOOKING_COMPLETE_EVERY", 60_000, minimum=100),
         outbound=_outbound(env),
     )

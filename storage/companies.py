@@ -10,7 +10,18 @@ import peewee
 from wafleet.storage import endpoints, page_sessions
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, Session
+from wafleet.storage.models import (
+    AssistantConfig,
+    AssistantTurn,
+    Booking,
+    Company,
+    Conversation,
+    Event,
+    Message,
+    Outbox,
+    PairingCode,
+    Session,
+)
 
 
 class CompanyExists(Exception):
@@ -181,10 +192,14 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 def delete(db: Database, company_id: str) -> None:
     """Erase everything the company had: events, messages, outbox, pairing history, webhooks and
-    their deliveries, the row."""
+    their deliveries, assistant config, bookings, conversations, the row."""
     with db.work(), db.atomic():
         endpoints.delete_company(company_id)
         for model, column in (
+            (AssistantConfig, AssistantConfig.company),
+            (AssistantTurn, AssistantTurn.company),
+            (Booking, Booking.company),
+            (Conversation, Conversation.company),
             (Event, Event.company),
             (Message, Message.company),
             (Outbox, Outbox.company),

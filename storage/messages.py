@@ -98,6 +98,28 @@ def store_outbound(
     return row_id
 
 
+def store_from_phone(
+    db: Database, company_id: str, peer: str, text: str | None, wa_id: str | None, at: int
+) -> tuple[int, bool]:
+    """A message the company sent from its own phone (not through us): stored once as ``out``;
+    ``(id, False)`` when its WhatsApp id is known already (our own send coming back)."""
+    return _insert(
+        db,
+        {
+            "company": company_id,
+            "direction": "out",
+            "peer": _clip(peer, 64) or "",
+            "type": "text",
+            "text": text,
+            "media": None,
+            "wa_id": wa_id,
+            "status": "sent",
+            "error": None,
+            "at": at,
+        },
+    )
+
+
 def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | None, at: int) -> bool:
     """Move a message's status forward; True when it changed.
 

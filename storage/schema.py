@@ -11,7 +11,11 @@ from playhouse.migrate import migrate as run_migrations
 
 from wafleet.storage.database import Database
 from wafleet.storage.models import (
+    AssistantConfig,
+    AssistantTurn,
+    Booking,
     Company,
+    Conversation,
     Delivery,
     Endpoint,
     Event,
@@ -104,6 +108,27 @@ def _outbound(db: Database) -> None:
         )
 
 
+def _assistant(db: Database) -> None:
+    """The assistant: configs, bookings, conversations, turns. On PostgreSQL, confirmed bookings
+    of one resource may not overlap (exclusion constraint over the booking's time range)."""
+    db.db.create_tables([AssistantConfig, Booking, Conversation, AssistantTurn])
+    if db.kind != "postgresql":
+        return
+    table = Booking._meta.table_name
+    exists = db.db.execute_sql(
+        "SELECT 1 FROM pg_constraint WHERE conname = %s", ("booking_no_overlap",)
+    ).fetchone()
+    if exists:
+        return
+    db.db.execute_sql("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    db.db.execute_sql(
+        f'ALTER TABLE "{table}" ADD CONSTRAINT booking_no_overlap EXCLUDE USING gist '
+        "(company WITH =, resource WITH =, "
+        "tstzrange(to_timestamp(start_ms / 1000.0), to_timestamp(end_ms / 1000.0), '[)') WITH &&) "
+        "WHERE (status = 'confirmed')"
+    )
+
+
 def _metric_minutes(db: Database) -> None:
     """The per-minute timeseries of the metrics routes (kept 24 hours)."""
     db.db.create_tables([MetricMinute], safe=True)
@@ -121,6 +146,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _outbox_lanes,
     _company_id_nocase,
     _outbound,
+    _assistant,
     _metric_minutes,
     _page_sessions,
 ]

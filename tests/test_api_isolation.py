@@ -27,7 +27,11 @@ class Route:
     body: Any = None  # a valid body, so that only authorisation can refuse the request
 
     def path(self, company_id: str = "") -> str:
-        return self.rule.replace("<company_id>", company_id)
+        return (
+            self.rule.replace("<company_id>", company_id)
+            .replace("<code>", "ABC234")
+            .replace("<phone>", "15551234567")
+        )
 
     def __str__(self) -> str:
         return f"{self.method} {self.rule}"
@@ -55,6 +59,30 @@ COMPANY_ROUTES = [
     Route("GET", "/api/whatsapp/webhooks/<company_id>/deliveries"),
     Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/<delivery_id>/redeliver"),
     Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/redeliver"),
+]
+
+# The assistant's routes (behaviour in test_assistant_*.py): the same rule, admin or that company.
+ASSISTANT_ROUTES = [
+    Route("GET", "/api/assistant/<company_id>/config"),
+    Route("PUT", "/api/assistant/<company_id>/config", {"businessName": "Hijacked"}),
+    Route("GET", "/api/assistant/<company_id>/bookings"),
+    Route(
+        "POST",
+        "/api/assistant/<company_id>/bookings",
+        {"service": "haircut", "start": "2030-01-07T10:00:00+00:00", "customerPhone": "15551234567"},
+    ),
+    Route("POST", "/api/assistant/<company_id>/bookings/<code>/cancel"),
+    Route(
+        "POST",
+        "/api/assistant/<company_id>/bookings/<code>/reschedule",
+        {"start": "2030-01-07T11:00:00+00:00"},
+    ),
+    Route("GET", "/api/assistant/<company_id>/availability"),
+    Route("GET", "/api/assistant/<company_id>/conversations"),
+    Route("GET", "/api/assistant/<company_id>/conversations/<phone>"),
+    Route("POST", "/api/assistant/<company_id>/conversations/<phone>/pause"),
+    Route("POST", "/api/assistant/<company_id>/conversations/<phone>/resume"),
+    Route("GET", "/api/assistant/<company_id>/stats"),
 ]
 
 # Admin-only routes; <company_id> is filled with the victim's id.
@@ -104,7 +132,7 @@ BODY_ROUTES = [
     Route("GET", "/api/whatsapp/send/<message_id>"),
 ]
 
-PROTECTED = COMPANY_ROUTES + ADMIN_ROUTES + BODY_ROUTES
+PROTECTED = COMPANY_ROUTES + ASSISTANT_ROUTES + ADMIN_ROUTES + BODY_ROUTES
 
 
 def _routes_of_app(**env: str) -> set[tuple[str, str]]:
@@ -124,7 +152,7 @@ def test_route_tables_cover_the_app() -> None:
     listed = {(r.method, r.rule) for r in PROTECTED + PUBLIC_ROUTES + PAGE_ROUTES + WEBHOOK_ROUTES}
     assert _routes_of_app() == listed, "a route of build_app is missing from the tables (or gone)"
     # Single-tenant mode adds id-less twins of the company routes, acting on DEFAULT_COMPANY_ID.
-    twins = {(r.method, r.rule.replace("/<company_id>", "")) for r in COMPANY_ROUTES}
+    twins = {(r.method, r.rule.replace("/<company_id>", "")) for r in COMPANY_ROUTES + ASSISTANT_ROUTES}
     assert _routes_of_app(WHATSAPP_MULTI_TENANT="false") == listed | twins
 
 
@@ -197,7 +225,7 @@ def test_each_company_gets_its_own_token(fleet: Fleet) -> None:
         assert token not in listing and token not in one
 
 
-@pytest.mark.parametrize("route", COMPANY_ROUTES, ids=str)
+@pytest.mark.parametrize("route", COMPANY_ROUTES + ASSISTANT_ROUTES, ids=str)
 @pytest.mark.parametrize("victim", ["beta", "gamma", "no-such-company"])
 def test_company_token_is_forbidden_on_other_companies_routes(
     fleet: Fleet, route: Route, victim: str
@@ -364,6 +392,13 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     # and none of that touched the other companies
     assert fleet.snapshot("beta")["status"] == "connected"
     assert fleet.snapshot("gamma")["status"] == "stopped"
+
+
+@pytest.mark.parametrize("route", ASSISTANT_ROUTES, ids=str)
+def test_company_token_opens_its_own_assistant_routes(fleet: Fleet, route: Route) -> None:
+    r = _send(fleet.node, route, "gamma", {"Authorization": f"Bearer {fleet.tokens['gamma']}"})
+    assert r.status_code not in (401, 403), f"{route}: {r.status_code} {r.text}"
+    assert r.status_code < 500 and r.headers["content-type"].startswith("application/json")
 
 
 def test_deleted_company_token_stops_working(fleet: Fleet) -> None:

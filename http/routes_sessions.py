@@ -117,7 +117,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ``status`` filters, ``q`` searches ids, names and phones."""
         ctx.auth.admin()
         query = bottle.request.query
-        wanted = query.get("status") or None
+        wanted = query.get("status")
         if wanted is not None and wanted not in STATES:
             raise ApiError(400, "invalid_query", f"status must be one of {', '.join(STATES)}")
         limit = _limit(query.get("limit"))

@@ -134,3 +134,29 @@ def test_pairing_cooldown_is_said_once(node_factory, browser) -> None:  # noqa: 
     # the cooldown holds QR codes too: the page does not offer one
     assert not by_id(browser, "initialize").is_enabled()
     browser.save_screenshot(str(ARTIFACTS / "connect-cooldown.png"))
+
+
+def test_the_page_follows_a_ban_to_its_end(node_factory, browser) -> None:  # noqa: F811
+    node: Node = node_factory().start()
+    token = node.create_company("brief", name="Brief Ban")
+    node.connect("brief")
+    login(browser, f"{node.base_url}/connect/brief", token)
+    until(browser, lambda d: state(d) == "connected", what="connected")
+    ends = datetime.now(UTC) + timedelta(seconds=3)
+    r = node.post(
+        "/api/sandbox/brief/disconnect",
+        {"reason": "banned", "until": ends.isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+    )
+    assert r.status_code == 202, r.text
+    until(browser, lambda d: by_id(d, "status-label").text == "Banned by WhatsApp", what="the ban")
+    assert not by_id(browser, "initialize").is_enabled()
+    # when the ban ends the page says so (or the session is already back): it never hangs
+    until(
+        browser,
+        lambda d: "the ban ended" in by_id(d, "status-detail").text or state(d) != "failed",
+        timeout=15,
+        what="the ban's end",
+    )
+    if state(browser) == "failed":
+        assert by_id(browser, "initialize").is_enabled()
+    until(browser, lambda d: state(d) == "connected", timeout=15, what="the session back by itself")

@@ -41,7 +41,9 @@
         return "WhatsApp has temporarily banned this number. The ban ends " + wafleet.when(banEnds) +
           " (in " + minutesUntil(banEnds) + " min); the session reconnects by itself then.";
       }
-      return "WhatsApp temporarily banned this number; the ban ended " + wafleet.when(banEnds) +
+      var ended = banEnds;
+      banEnds = null;  // over: nothing left to wait for
+      return "WhatsApp temporarily banned this number; the ban ended " + wafleet.when(ended) +
         ". The session reconnects by itself, or press the button.";
     }
     banEnds = null;

@@ -69,7 +69,7 @@ class FleetConfig:
     escalate_after: int = 20  # crashes inside escalate_period, at least; or half the fleet
     escalate_period: float = 10.0
     gauge_interval: float = 1.0
-    session_shutdown: float = 6.0  # seconds a session has to close its link and persist
+    session_shutdown: float = 4.0  # seconds a session has to close its link and persist
 
 
 class Fleet(SupervisedActor):

@@ -2,7 +2,8 @@
 
 Every ``interval`` it reads the directory (no actor round trip) and:
 
-* probes each ``connected`` session through its link (the Fleet forwards a ``Probe`` to the
+* probes each ``connected`` session (connected for at least an interval: a boot that restores
+  thousands is not slowed by probing links that have just answered) through its link (the Fleet forwards a ``Probe`` to the
   session, which asks ``link.ping()``): a link that does not answer within ``probe_timeout`` --
   or answers that it is not connected -- is a **zombie** (``link_silent``);
 * flags sessions **stuck** in ``starting`` longer than ``connection_timeout``, or in
@@ -108,10 +109,12 @@ class HealthMonitor(SupervisedActor):
         """One pass over the fleet: stuck sessions now, probes spread over the interval."""
         now = now_ms()
         timeout_ms = self.config.connection_timeout * 1000
+        interval_ms = self.config.interval * 1000
         to_probe: list[tuple[str, int]] = []
         for record in list(self.directory.records.values()):
             if record.status == Status.CONNECTED:
-                to_probe.append((record.company_id, record.since))
+                if now - record.since >= interval_ms:  # a link that just connected has answered
+                    to_probe.append((record.company_id, record.since))
             elif record.status == Status.STARTING and now - record.since > timeout_ms:
                 self._revive(
                     record,

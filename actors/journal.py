@@ -84,26 +84,27 @@ class Journal:
         if retry_in is not None:
             payload["retryIn"] = entry["retryIn"]
         fields: dict[str, Any] = {"status": status, "since": now, "restarts": record.restarts}
+        # The record changes only once the rows are committed: a reader never sees half a state.
+        changes: dict[str, Any] = {}
         if error:
-            record.last_error = {"reason": reason, "message": message or "", "at": now}
+            changes["last_error"] = {"reason": reason, "message": message or "", "at": now}
             fields.update(last_error_reason=reason, last_error_message=message or "", last_error_at=now)
         if entry_effects.phone is Phone.SAVE:
             fields["phone"] = record.phone
         elif entry_effects.phone is Phone.FORGET:
-            record.phone = None
-            fields["phone"] = None
+            changes["phone"] = fields["phone"] = None
         if entry_effects.keeps_until:
-            record.blocked_until = until
-            fields["blocked_until"] = until
+            changes["blocked_until"] = fields["blocked_until"] = until
         elif record.blocked_until is not None:
-            record.blocked_until = None
-            fields["blocked_until"] = None
+            changes["blocked_until"] = fields["blocked_until"] = None
         with self.db.work(), self.db.atomic():
             event_id = events.append(
                 record.company_id, "status", state=status, reason=reason, data=payload, at=now
             )
             companies.save_session(self.db, record.company_id, **fields)
         previous = record.status
+        for name, value in changes.items():
+            setattr(record, name, value)
         if status == Status.CONNECTED and previous != status:
             self.metrics.figures.connected(record.company_id)
         record.status = status

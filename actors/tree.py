@@ -65,7 +65,7 @@ class Tree:
             # The Fleet's budget covers its sessions' (they stop concurrently, each within
             # FleetConfig.session_shutdown) plus persisting their last words.
             ChildSpec("fleet", start_fleet, shutdown=fleet_config.session_shutdown + 2.0),
-            ChildSpec("deliverer", start_deliverer, shutdown=3.0),
+            ChildSpec("deliverer", start_deliverer, shutdown=2.0),
             *(extra_children or []),
         ]
         self.shutdown_budget = Root.budget(specs)

@@ -270,9 +270,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                     ChildSpec(
                         "linkhosts",
                         lambda on_exit: LinkHostPool.start(
-                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=6.0
+                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=3.0
                         ),
-                        shutdown=LinkHostPool.budget(6.0),
+                        shutdown=LinkHostPool.budget(3.0),
                     )
                 ]
                 if links.web_store_dir
@@ -300,12 +300,27 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                     ),
                     on_exit=on_exit,
                 ),
+                shutdown=2.0,
             ),
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(
                 "inbox",
-                lambda on_exit: InboxProcessor.start(db, message_log.announce, metrics, on_exit=on_exit),
-                shutdown=3.0,
+                lambda on_exit: InboxProcessor.start(
+                    db,
+                    message_log.announce,
+                    metrics,
+                    on_exit=on_exit,
+                    status_hold_ms=settings.webhook_status_hold_ms,
+                    busy_share=settings.webhook_busy_share / 100,
+                    burst_backlog=settings.webhook_burst_backlog,
+                ),
+                shutdown=2.0,
+            ),
+            # The assistant: one temporary actor per active customer chat.
+            ChildSpec(
+                "assistant",
+                lambda on_exit: Conversations.start(assistant, on_exit=on_exit),
+                shutdown=6.0,  # its conversations stop together, each within 5 s
             ),
             # Zombies and stuck starts: probes every session's link, has the Fleet reconnect them.
             ChildSpec(
@@ -344,8 +359,6 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                 ),
                 shutdown=3.0,
             ),
-            # The assistant: one temporary actor per active customer chat.
-            ChildSpec("assistant", lambda on_exit: Conversations.start(assistant, on_exit=on_exit)),
         ],
     )
     trees.append(tree)

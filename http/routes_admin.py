@@ -167,9 +167,9 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ctx.auth.admin()
         _existing(ctx, company_id)
         ctx.tree.call(m.DeleteCompany(company_id))
-        ctx.broadcaster.end(lambda listener: listener.company_id == company_id)
         if ctx.assistant is not None:
             ctx.assistant.forget(company_id)
+        ctx.broadcaster.end(lambda listener: listener.company_id == company_id)
         return respond(200, {"deleted": company_id})
 
     @app.post("/admin/companies/<company_id>/token")

@@ -130,7 +130,14 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         record = ctx.directory.get(company_id)
         if record is None:
             return page("message", 404, title="Not found", message=f"Company {company_id} does not exist.")
-        return page("connect", company_id=company_id, name=record.name, admin=principal.admin)
+        return page(
+            "connect",
+            company_id=company_id,
+            name=record.name,
+            phone=record.company_phone,
+            max_codes=ctx.settings.max_pairing_per_hour,
+            admin=principal.admin,
+        )
 
     @app.post("/connect/<company_id>/login")
     def connect_login(company_id: str) -> Any:

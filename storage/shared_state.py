@@ -398,8 +398,6 @@ class SharedState:
     def clear_pairing(self, company_id: str) -> None:
         self._write(lambda s: s.clear_pairing(company_id))
 
-    # Session-state cache --------------------------------------------------------------------
-
     # Failed authentications ------------------------------------------------------------------
 
     def count_failure(self, key: str, window: float) -> tuple[int, float]:

@@ -192,7 +192,7 @@ def test_connect_page_qr_scan_pairing_and_dashboard_live(node_factory, browser) 
     assert "crash" in browser.find_element("css selector", "#rows tr[data-company=acme]").text
     assert browser.execute_script("return window.__noReload;") == 7
 
-    # filter and search, client side
+    # filter and search (on the server)
     from selenium.webdriver.support.ui import Select
 
     Select(by_id(browser, "filter-status")).select_by_value("connected")
@@ -285,7 +285,11 @@ def test_page_login_holds_a_revocable_session_not_the_token(node_factory, browse
     with httpx.Client(base_url=node.base_url, cookies={"wafleet_session": session["value"]}) as copy:
         assert copy.get("/api/whatsapp/sessions/acme/status").status_code == 200
         # the page's own live stream is open with this session
-        until(browser, lambda d: by_id(d, "live").text == "live", what="the live stream open")
+        until(
+            browser,
+            lambda d: by_id(d, "live").get_attribute("data-state") == "open",
+            what="the live stream open",
+        )
 
         from selenium.webdriver.common.by import By
 

@@ -12,9 +12,19 @@ import peewee
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Outbox
+from wafleet.storage.sql import Insert, Statement, table
 
 # A row still to be sent ('sending': an attempt was under way when the process stopped).
 PENDING = ("queued", "sending")
+
+# enqueue runs for every reply the assistant sends: pre-built (query building cost as much as
+# SQLite's work). "+ 0" keeps SQLite from answering MAX by walking every pending row in next_at
+# order.
+_LAST_PENDING = Statement(
+    f"SELECT MAX(next_at + 0) FROM {table(Outbox)} WHERE company = ? AND peer = ? "
+    f"AND state IN ({', '.join(repr(state) for state in PENDING)})"
+)
+_INSERT = Insert(Outbox, ("company", "peer", "text", "state", "attempts", "next_at", "created_at"))
 
 
 @dataclass(frozen=True)
@@ -65,22 +75,9 @@ def enqueue(db: Database, company_id: str, peer: str, text: str) -> OutboxRow:
     customer's messages go out in the order accepted, so a later row waits with an earlier one."""
     now = now_ms()
     with db.work(), db.atomic():
-        # "+ 0": keeps SQLite from answering MAX by walking every pending row in next_at order
-        waiting = (
-            Outbox.select(peewee.fn.MAX(Outbox.next_at + 0))
-            .where((Outbox.company == company_id) & (Outbox.peer == peer) & Outbox.state.in_(PENDING))
-            .scalar()
-        )
-        next_at = max(now, waiting or 0)
-        row_id = Outbox.insert(
-            company=company_id,
-            peer=peer,
-            text=text,
-            state="queued",
-            attempts=0,
-            next_at=next_at,
-            created_at=now,
-        ).execute()
+        waiting = _LAST_PENDING.one(db, (company_id, peer))
+        next_at = max(now, (waiting[0] if waiting else None) or 0)
+        row_id = _INSERT.run(db, (company_id, peer, text, "queued", 0, next_at, now))
     return OutboxRow(row_id, company_id, peer, text, "queued", 0, next_at, None, None, now)
 
 

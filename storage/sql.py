@@ -37,11 +37,11 @@ class Statement:
 class Insert:
     """``INSERT`` of a fixed column list; :meth:`run` returns the new row's id."""
 
-    def __init__(self, model: type[peewee.Model], columns: Sequence[str]) -> None:
+    def __init__(self, model: type[peewee.Model], fields: Sequence[str]) -> None:
         table = model._meta.table_name
-        names = ", ".join(f'"{c}"' for c in columns)
-        marks = ", ".join("?" for _ in columns)
-        self.columns = tuple(columns)
+        names = ", ".join(f'"{c}"' for c in fields)
+        marks = ", ".join("?" for _ in fields)
+        self.columns = tuple(fields)
         self._sqlite = Statement(f'INSERT INTO "{table}" ({names}) VALUES ({marks})')
         self._pg = Statement(f'INSERT INTO "{table}" ({names}) VALUES ({marks}) RETURNING "id"')
 
@@ -54,3 +54,8 @@ class Insert:
 def table(model: type[peewee.Model]) -> str:
     """The model's table name, quoted for SQL text."""
     return f'"{model._meta.table_name}"'
+
+
+def columns(names: Sequence[str]) -> str:
+    """A quoted column list for SQL text."""
+    return ", ".join(f'"{name}"' for name in names)

@@ -16,6 +16,12 @@ from wafleet.storage import events
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Message
+from wafleet.storage.sql import Insert, Statement, table
+
+# Every message in and out is stored: pre-built statements (query building cost as much as
+# SQLite's work).
+_BY_WA_ID = Statement(f"SELECT id FROM {table(Message)} WHERE wa_id = ?")
+_INSERTS: dict[tuple[str, ...], Insert] = {}  # by the columns given
 
 # Delivery statuses of our messages, in the only order they may move. ``failed`` is final.
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
@@ -32,20 +38,24 @@ def _clip(value: str | None, size: int) -> str | None:
 
 def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
     wa_id = fields.get("wa_id")
+    names = tuple(fields)
+    insert = _INSERTS.get(names)
+    if insert is None:
+        insert = _INSERTS[names] = Insert(Message, names)
     with db.work():
         if wa_id is not None:
-            existing = Message.select(Message.id).where(Message.wa_id == wa_id).first()
+            existing = _BY_WA_ID.one(db, (wa_id,))
             if existing is not None:
-                return existing.id, False
+                return existing[0], False
         try:
             with db.atomic():  # a savepoint inside a caller's transaction
-                return Message.insert(**fields).execute(), True
+                return insert.run(db, tuple(fields.values())), True
         except peewee.IntegrityError:
             # Another writer stored the same WhatsApp id between our look and our insert.
-            existing = Message.select(Message.id).where(Message.wa_id == wa_id).first()
-            if wa_id is None or existing is None:
+            existing = _BY_WA_ID.one(db, (wa_id,)) if wa_id is not None else None
+            if existing is None:
                 raise
-            return existing.id, False
+            return existing[0], False
 
 
 def store_inbound(

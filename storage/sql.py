@@ -15,6 +15,12 @@ import peewee
 
 from wafleet.storage.database import Database
 
+Target = Database | peewee.Database | peewee.DatabaseProxy  # ours, or a model's database
+
+
+def _peewee(db: Target) -> Any:
+    return db.db if isinstance(db, Database) else db
+
 
 class Statement:
     """One SQL text, valid on SQLite and PostgreSQL; ``?`` marks a parameter."""
@@ -23,14 +29,15 @@ class Statement:
         self.text = text
         self._pg = text.replace("?", "%s")
 
-    def run(self, db: Database, params: Sequence[Any] = ()) -> Any:
+    def run(self, db: Target, params: Sequence[Any] = ()) -> Any:
         """Execute inside the caller's unit of work; returns the driver's cursor."""
-        return db.db.execute_sql(self._pg if db.kind == "postgresql" else self.text, params)
+        raw = _peewee(db)
+        return raw.execute_sql(self._pg if raw.param == "%s" else self.text, params)
 
-    def one(self, db: Database, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    def one(self, db: Target, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self.run(db, params).fetchone()
 
-    def all(self, db: Database, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def all(self, db: Target, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.run(db, params).fetchall()
 
 
@@ -45,8 +52,8 @@ class Insert:
         self._sqlite = Statement(f'INSERT INTO "{table}" ({names}) VALUES ({marks})')
         self._pg = Statement(f'INSERT INTO "{table}" ({names}) VALUES ({marks}) RETURNING "id"')
 
-    def run(self, db: Database, params: Sequence[Any]) -> int:
-        if db.kind == "postgresql":
+    def run(self, db: Target, params: Sequence[Any]) -> int:
+        if _peewee(db).param == "%s":  # PostgreSQL: no lastrowid
             return self._pg.one(db, params)[0]  # type: ignore[index]
         return self._sqlite.run(db, params).lastrowid
 

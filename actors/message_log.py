@@ -94,7 +94,7 @@ class MessageLog:
         if at < 10**12:  # whatsmeow reports seconds
             at *= 1000
         for wa_id in data.get("ids") or []:
-            messages.apply_status(self.db, str(wa_id), status, None, at)
+            messages.apply_status(self.db, company_id, str(wa_id), status, None, at)
 
     def sent(self, row: OutboxRow, wa_id: str) -> None:
         row_id = messages.store_outbound(self.db, row.company_id, row.peer, row.text, wa_id, "sent")

@@ -246,35 +246,95 @@ def parse(body: str | bytes, received_at: int) -> Parsed:
 
 
 # -- applying -----------------------------------------------------------------------------------
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))} | {0x5C: "\\\\"}
+
+
+def printable(value: Any, size: int = 200) -> str:
+    """Payload text for a log line: control characters escaped (no forged lines, no terminal
+    escapes), clipped."""
+    text = str(value)
+    clipped = text[:size] + ("..." if len(text) > size else "")
+    return clipped.translate(_CONTROL)
+
+
 @dataclass
 class Outcome:
     stored: list[dict[str, Any]] = field(default_factory=list)  # new inbound messages
     duplicates: int = 0
     statuses_applied: int = 0
-    statuses_ignored: int = 0  # backwards, repeated, or for a message we do not know
+    statuses_ignored: int = 0  # backwards, repeated, or for a message that is not ours to move
+    statuses_parked: int = 0  # for an outgoing message whose row does not exist yet
     errors: int = 0
-    unrouted: list[str] = field(default_factory=list)
+    routed: list[str] = field(default_factory=list)  # numbers applied, this time or before
+    unrouted: list[str] = field(default_factory=list)  # numbers no company owns (global URL only)
+    rejected: list[str] = field(default_factory=list)  # numbers this URL may not touch
+    companies: list[str] = field(default_factory=list)  # companies the applied changes went to
+    ms: float = 0.0  # time it took
 
 
-def company_for_number(phone_number_id: str) -> str | None:
-    row = Company.select(Company.id).where(Company.cloud_phone_number_id == phone_number_id).first()
-    return row.id if row else None
+@dataclass(frozen=True)
+class Owner:
+    company_id: str
+    own_app: bool  # the company has its own Meta app (and its own webhook URL)
 
 
-def apply(db: Database, parsed: Parsed, inbox_id: int | None, now: int) -> Outcome:
-    """Store what a parsed payload says; the caller holds the transaction."""
-    out = Outcome()
-    routes: dict[str, str | None] = {}
+def owner_of(phone_number_id: str) -> Owner | None:
+    row = (
+        Company.select(Company.id, Company.cloud_app_secret)
+        .where(Company.cloud_phone_number_id == phone_number_id)
+        .first()
+    )
+    return Owner(row.id, bool(row.cloud_app_secret)) if row else None
 
-    def route(pid: str | None) -> str | None:
-        if pid is None:
-            return None
-        if pid not in routes:
-            routes[pid] = company_for_number(pid)
-            if routes[pid] is None:
-                out.unrouted.append(pid)
-        return routes[pid]
 
+def owner_exists(company_id: str) -> bool:
+    return Company.select(Company.id).where(Company.id == company_id).exists()
+
+
+class Router:
+    """Which company a number's changes go to, for the URL a payload came in on. The global URL
+    (source None) is the platform's app: it routes to companies without an app of their own and
+    keeps payloads of numbers nobody owns. A company's own URL routes to that company only."""
+
+    def __init__(self, source: str | None, done: list[str], owners: dict[str, Owner | None]) -> None:
+        self.source = source
+        self.done = set(done)  # applied when the row was processed before
+        self.owners = owners  # phone_number_id -> owner, shared by the rows of one transaction
+        self.routes: dict[str, str | None] = {}
+        self.outcome = Outcome(routed=list(done))
+
+    def __call__(self, pid: str) -> str | None:
+        if pid in self.routes:
+            return self.routes[pid]
+        if pid not in self.owners:
+            self.owners[pid] = owner_of(pid)
+        owner = self.owners[pid]
+        company: str | None = None
+        if pid in self.done:
+            pass  # applied already: never twice
+        elif self.source is None and owner is None:
+            self.outcome.unrouted.append(pid)
+        elif (self.source is None and owner is not None and owner.own_app) or (
+            self.source is not None and (owner is None or owner.company_id != self.source)
+        ):
+            self.outcome.rejected.append(pid)
+        elif owner is not None:
+            company = owner.company_id
+            self.outcome.routed.append(pid)
+            if company not in self.outcome.companies:
+                self.outcome.companies.append(company)
+        self.routes[pid] = company
+        return company
+
+
+def apply(
+    db: Database, parsed: Parsed, row: inbox.InboxRow, now: int, owners: dict[str, Owner | None] | None = None
+) -> Outcome:
+    """Store what a parsed payload says; the caller holds the transaction. A change is applied
+    once: a requeued row applies only the numbers it could not route before, and writes each
+    event once."""
+    route = Router(row.source, row.routed, {} if owners is None else owners)
+    out = route.outcome
     for pid in parsed.phone_number_ids:
         route(pid)
     for msg in parsed.messages:
@@ -306,32 +366,63 @@ def apply(db: Database, parsed: Parsed, inbox_id: int | None, now: int) -> Outco
         company_id = route(status.phone_number_id)
         if company_id is None:
             continue
-        if messages.apply_status(db, status.wa_id, status.status, status.error, status.at):
+        result = messages.apply_status(
+            db, company_id, status.wa_id, status.status, status.error, status.at, park=True
+        )
+        if result is messages.StatusResult.APPLIED:
             out.statuses_applied += 1
+        elif result is messages.StatusResult.PARKED:
+            out.statuses_parked += 1
         else:
             out.statuses_ignored += 1
     for error in parsed.errors:
-        company_id = route(error.phone_number_id)
+        if error.phone_number_id is None:
+            company_id = None
+            if not row.first_time:
+                continue  # written when the row was first processed
+        else:
+            company_id = route(error.phone_number_id)
+            if company_id is None:
+                continue  # written when (if) its number is routed
         code = error.error.get("code")
         events.append(
             company_id,
             "cloud_error",
             state=None,
             reason=str(code)[:64] if code is not None else None,
-            data={"inboxId": inbox_id, "phoneNumberId": error.phone_number_id, "error": error.error},
+            data={"inboxId": row.id, "phoneNumberId": error.phone_number_id, "error": error.error},
             at=now,
         )
         out.errors += 1
-    if out.unrouted:
+    new_unrouted = [pid for pid in out.unrouted if pid not in row.unrouted]
+    if new_unrouted:
         events.append(
             None,
             "unrouted",
             state=None,
             reason="unknown_phone_number_id",
-            data={"inboxId": inbox_id, "phoneNumberIds": out.unrouted},
+            data={"inboxId": row.id, "phoneNumberIds": new_unrouted},
+            at=now,
+        )
+    new_rejected = [pid for pid in out.rejected if pid not in row.rejected]
+    if new_rejected:
+        events.append(
+            None,
+            "webhook_rejected",
+            state=None,
+            reason="not_this_urls_number",
+            data={"inboxId": row.id, "source": row.source, "phoneNumberIds": new_rejected},
             at=now,
         )
     return out
+
+
+def _single_company(row: inbox.InboxRow, outcome: Outcome) -> str | None:
+    """The one company whose data a global payload holds, or None (none, or several: such a row
+    is found by its numbers when a company is deleted)."""
+    before: set[str | None] = {row.company} if row.routed else set()
+    owners = before | set(outcome.companies)
+    return owners.pop() if len(owners) == 1 else None
 
 
 # -- the actor ----------------------------------------------------------------------------------
@@ -340,13 +431,19 @@ class Wake:
     """A row was committed (``row_id``), or: look for unprocessed rows (None)."""
 
     row_id: int | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 class InboxProcessor(SupervisedActor):
     """Supervised by the Root like any child: a crash restarts it with backoff, and it drains
-    what is pending when it starts (a crash between commit and processing loses nothing)."""
+    what is pending when it starts (a crash between commit and processing loses nothing). Its
+    sweeper greenlet ends with it, however it ends (a crash skips ``on_stop``)."""
 
-    BATCH = 200
+    BATCH = 200  # rows listed per query
+    BATCH_ROWS = 50  # rows per transaction at most
+    BUDGET = 0.005  # seconds of processing per transaction, then requests get their turn
+    BUSY_WINDOW = 0.05  # seconds since the last acknowledged payload that count as a burst
+    BACKLOG_CHECK = 0.2  # seconds between two counts of the rows waiting
     REMEMBER = 10_000
     SWEEP = 30.0
 
@@ -356,13 +453,26 @@ class InboxProcessor(SupervisedActor):
         on_message: OnMessage | None = None,
         metrics: Any = None,
         on_exit: Callable[[Exit], None] | None = None,
+        status_hold_ms: int = 86_400_000,
+        busy_share: float = 0.25,
+        burst_backlog: int = 10_000,
     ) -> None:
         super().__init__(on_exit)
         self.db = db
         self.on_message = on_message
         self.metrics = metrics
+        self.status_hold_ms = status_hold_ms
+        self.busy_share = min(1.0, max(0.01, busy_share))
+        self._drain_started = float("-inf")
+        self.burst_backlog = burst_backlog
+        self._backlog_at = float("-inf")
+        self._backlog = 0
         self._done: OrderedDict[int, None] = OrderedDict()  # recently processed row ids
         self._sweeper: gevent.Greenlet | None = None
+
+    def _start_actor_loop(self) -> None:
+        super()._start_actor_loop()
+        self.actor_greenlet.link(lambda _greenlet: self.cleanup())
 
     def on_start(self) -> None:
         pending = inbox.pending_count(self.db)
@@ -372,7 +482,8 @@ class InboxProcessor(SupervisedActor):
         self._sweeper = gevent.spawn(self._sweep)
 
     def _sweep(self) -> None:
-        """A wake-up lost to a restart is caught within ``SWEEP`` seconds."""
+        """A wake-up lost to a restart is caught within ``SWEEP`` seconds, and so are parked
+        statuses whose message row was written while they were being parked."""
         while True:
             gevent.sleep(self.SWEEP)
             try:
@@ -381,8 +492,9 @@ class InboxProcessor(SupervisedActor):
                 return
 
     def cleanup(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.kill(block=False)
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None and sweeper is not gevent.getcurrent():
+            sweeper.kill(block=False)
 
     def on_stop(self) -> None:
         self.cleanup()
@@ -391,6 +503,8 @@ class InboxProcessor(SupervisedActor):
         if isinstance(message, Wake):
             if message.row_id is not None and message.row_id in self._done:
                 return None  # an earlier drain already took it
+            if message.at < self._drain_started:
+                return None  # sent before the last drain began: that drain saw its row
             return self.drain()
         if isinstance(message, Shutdown):
             self.cleanup()
@@ -398,46 +512,150 @@ class InboxProcessor(SupervisedActor):
         return None
 
     def drain(self) -> int:
-        """Process every unprocessed row; returns how many."""
+        """Process every unprocessed row, then apply statuses whose row appeared; returns how
+        many rows. While payloads keep arriving (acknowledged in the last ``BUSY_WINDOW``) and fewer
+        than ``burst_backlog`` rows wait, it pauses after each batch so that processing takes at
+        most ``busy_share`` of the time: a burst is acknowledged first and processed right after."""
+        self._drain_started = time.monotonic()
         count = 0
         while True:
-            rows = inbox.unprocessed(self.db, self.BATCH)
-            if not rows:
-                return count
-            for row in rows:
-                self.process(row)
-                count += 1
-                gevent.sleep(0)  # SQLite never yields: let waiting requests in between rows
+            ids = inbox.unprocessed_ids(self.db, self.BATCH)
+            if not ids:
+                break
+            while ids:
+                started = time.perf_counter()
+                taken = self.process_batch(ids)
+                ids = ids[taken:]
+                count += taken
+                self._step_aside(time.perf_counter() - started)
+        applied = messages.apply_parked(self.db, now_ms() - self.status_hold_ms)
+        if applied and self.metrics is not None:
+            self.metrics.incr("webhook.statuses", applied)
+        return count
 
-    def process(self, row: inbox.InboxRow) -> None:
+    def _step_aside(self, spent: float) -> None:
+        """After a batch that took ``spent`` seconds: let waiting requests in (SQLite never
+        yields), and while a burst is being acknowledged, wait long enough for processing to
+        take only ``busy_share`` of the time — in short slices, so that the end of the burst or
+        a backlog grown too long ends the wait at once."""
+        gevent.sleep(0)
+        until = time.perf_counter() + spent * (1 / self.busy_share - 1)
+        while (
+            time.perf_counter() < until and inbox.acknowledging(self.BUSY_WINDOW) and not self._backlogged()
+        ):
+            gevent.sleep(min(self.BUSY_WINDOW, until - time.perf_counter()))
+
+    def _backlogged(self) -> bool:
+        """More than ``burst_backlog`` rows wait: the burst has lasted long enough, processing
+        stops stepping aside (sustained traffic must not grow the inbox without bound). Counted
+        at most every ``BACKLOG_CHECK`` seconds."""
+        now = time.monotonic()
+        if now - self._backlog_at >= self.BACKLOG_CHECK:
+            self._backlog_at = now
+            self._backlog = inbox.pending_count(self.db, limit=self.burst_backlog + 1)
+        return self._backlog > self.burst_backlog
+
+    def process_batch(self, ids: list[int]) -> int:
+        """Process rows from the head of ``ids`` in ONE transaction (a commit per row would cost
+        more than the row), for at most ``BUDGET`` seconds so that requests are not kept
+        waiting; returns how many ids were taken. If a row fails for a reason other than the
+        database, the batch is rolled back and its rows are redone one transaction each, so that
+        the poison row is marked alone."""
         now = now_ms()
+        deadline = time.perf_counter() + self.BUDGET
+        done: list[tuple[inbox.InboxRow, Outcome | None]] = []
+        taken = 0
+        try:
+            with self.db.work(), self.db.atomic():
+                claimed = inbox.claim_many(self.db, ids[: self.BATCH_ROWS])
+                owners: dict[str, Owner | None] = {}
+                for row_id in ids[: self.BATCH_ROWS]:
+                    taken += 1
+                    row = claimed.get(row_id)
+                    if row is not None:
+                        done.append((row, self._apply_row(row, now, owners)))
+                    if time.perf_counter() > deadline:
+                        break
+        except (peewee.OperationalError, peewee.InterfaceError):
+            raise  # the database is away: fail, be restarted, and redo these rows then
+        except Exception:
+            for row_id in ids[:taken]:
+                self._process_alone(row_id, now)
+            return taken
+        for row, outcome in done:
+            self._after(row, outcome)
+        return taken
+
+    def _process_alone(self, row_id: int, now: int) -> None:
+        row = None
+        try:
+            with self.db.work(), self.db.atomic():
+                row = inbox.claim_many(self.db, [row_id]).get(row_id)
+                if row is None:
+                    return  # another node took it, or it was processed meanwhile
+                outcome = self._apply_row(row, now, {})
+        except (peewee.OperationalError, peewee.InterfaceError):
+            raise
+        except Exception as exc:  # a poison payload must not stop the inbox
+            # The message escaped (payload text may be in it); the traceback only at debug level.
+            log.error("webhook inbox row %d could not be applied: %s", row_id, printable(exc))
+            log.debug("webhook inbox row %d: traceback", row_id, exc_info=True)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            inbox.mark(self.db, row_id, now, error, None, company=row.source if row else None)
+            self._remember(row_id)
+            return
+        self._after(row, outcome)
+
+    def _apply_row(self, row: inbox.InboxRow, now: int, owners: dict[str, Owner | None]) -> Outcome | None:
+        """Inside the caller's transaction: apply one row and mark it processed. None: the body
+        is not a webhook payload (marked with the reason)."""
+        started = time.perf_counter()
+        if row.source is not None and not owner_exists(row.source):
+            # Received on a company's own URL in the seconds before its deletion reached the
+            # secrets cache: the company's data is erased, this payload too.
+            inbox.erase_rows(self.db, [row.id])
+            return None
         try:
             parsed = parse(row.body, row.received_at)
         except PayloadError as exc:
-            log.warning("webhook inbox row %d is not a webhook payload: %s", row.id, exc)
-            inbox.mark(self.db, row.id, now, str(exc), None)
-            self._remember(row.id)
-            return
-        started = time.perf_counter()
-        try:
-            with self.db.work(), self.db.atomic():
-                outcome = apply(self.db, parsed, row.id, now)
-                inbox.mark(self.db, row.id, now, None, outcome.unrouted)
-        except (peewee.OperationalError, peewee.InterfaceError):
-            raise  # the database is away: fail, be restarted, and redo this row then
-        except Exception as exc:  # a poison payload must not stop the inbox
-            log.error("webhook inbox row %d could not be applied: %s", row.id, exc, exc_info=True)
-            inbox.mark(self.db, row.id, now, f"{type(exc).__name__}: {exc}"[:2000], None)
-            self._remember(row.id)
-            return
+            log.warning("webhook inbox row %d is not a webhook payload: %s", row.id, printable(exc))
+            inbox.mark(self.db, row.id, now, str(exc)[:2000], None, company=row.source, before=row)
+            return None
+        outcome = apply(self.db, parsed, row, now, owners)
+        inbox.mark(
+            self.db,
+            row.id,
+            now,
+            None,
+            outcome.unrouted,
+            routed=outcome.routed,
+            rejected=outcome.rejected,
+            company=row.source or _single_company(row, outcome),
+            before=row,
+        )
+        outcome.ms = (time.perf_counter() - started) * 1000
+        return outcome
+
+    def _after(self, row: inbox.InboxRow, outcome: Outcome | None) -> None:
+        """Once committed: remember, log, count, announce."""
         self._remember(row.id)
+        if outcome is None:
+            return
         if outcome.unrouted:
             log.warning(
                 "webhook inbox row %d names phone_number_id(s) no company owns: %s (payload kept)",
                 row.id,
-                ", ".join(outcome.unrouted),
+                ", ".join(printable(pid) for pid in outcome.unrouted),
             )
-        self._count(outcome, (time.perf_counter() - started) * 1000)
+        if outcome.rejected:
+            log.warning(
+                "webhook inbox row %d from %s names phone_number_id(s) that URL may not touch: %s "
+                "(not applied; payload kept)",
+                row.id,
+                f"company {printable(row.source)}'s own URL" if row.source else "the global URL",
+                ", ".join(printable(pid) for pid in outcome.rejected),
+            )
+        self._count(outcome, outcome.ms)
         if self.on_message is not None:
             for stored in outcome.stored:
                 try:
@@ -460,8 +678,12 @@ class InboxProcessor(SupervisedActor):
             self.metrics.incr("webhook.duplicates", outcome.duplicates)
         if outcome.statuses_applied:
             self.metrics.incr("webhook.statuses", outcome.statuses_applied)
+        if outcome.statuses_parked:
+            self.metrics.incr("webhook.statuses_parked", outcome.statuses_parked)
         if outcome.errors:
             self.metrics.incr("webhook.cloud_errors", outcome.errors)
         if outcome.unrouted:
             self.metrics.incr("webhook.unrouted")
+        if outcome.rejected:
+            self.metrics.incr("webhook.rejected")
         self.metrics.timing("webhook.process", ms)

@@ -302,7 +302,15 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(
                 "inbox",
-                lambda on_exit: InboxProcessor.start(db, message_log.announce, metrics, on_exit=on_exit),
+                lambda on_exit: InboxProcessor.start(
+                    db,
+                    message_log.announce,
+                    metrics,
+                    on_exit=on_exit,
+                    status_hold_ms=settings.webhook_status_hold_ms,
+                    busy_share=settings.webhook_busy_share / 100,
+                    burst_backlog=settings.webhook_burst_backlog,
+                ),
             ),
             # The assistant: one temporary actor per active customer chat.
             ChildSpec("assistant", lambda on_exit: Conversations.start(assistant, on_exit=on_exit)),

@@ -55,6 +55,10 @@ class Settings:
     pairing_cooldown_ms: int
     webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
+    webhook_max_body: int = 4 * 1024 * 1024  # WAFLEET_WEBHOOK_MAX_BODY, bytes (Meta: up to 3 MB)
+    webhook_status_hold_ms: int = 86_400_000  # WAFLEET_WEBHOOK_STATUS_HOLD: early statuses kept
+    webhook_busy_share: int = 10  # WAFLEET_WEBHOOK_BUSY_SHARE: % of time processing takes in a burst
+    webhook_burst_backlog: int = 10_000  # WAFLEET_WEBHOOK_BURST_BACKLOG: rows; past it, no stepping aside
     send_concurrency: int = 64  # WAFLEET_SEND_CONCURRENCY: companies sent to at once
     send_quantum: int = 50  # WAFLEET_SEND_QUANTUM: messages a company sends before yielding its turn
     batch_window_ms: int = 2000  # WAFLEET_BATCH_WINDOW: a customer's burst is answered as one turn
@@ -96,6 +100,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name}: expected a whole number >= {minimum}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name}: expected a whole number >= {minimum}, got {raw!r}")
+    return value
+
+
+def _percent(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default, minimum=1)
+    if value > 100:
+        raise ConfigError(f"{name}: expected a percentage from 1 to 100, got {value}")
     return value
 
 
@@ -247,6 +258,10 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),
         webhook_secret=env.get("WHATSAPP_WEBHOOK_SECRET") or None,
         verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        webhook_max_body=_int(env, "WAFLEET_WEBHOOK_MAX_BODY", 4 * 1024 * 1024, minimum=3 * 1024 * 1024),
+        webhook_status_hold_ms=_int(env, "WAFLEET_WEBHOOK_STATUS_HOLD", 86_400_000, minimum=1000),
+        webhook_busy_share=_percent(env, "WAFLEET_WEBHOOK_BUSY_SHARE", 10),
+        webhook_burst_backlog=_int(env, "WAFLEET_WEBHOOK_BURST_BACKLOG", 10_000, minimum=0),
         send_concurrency=_int(env, "WAFLEET_SEND_CONCURRENCY", 64, minimum=1),
         send_quantum=_int(env, "WAFLEET_SEND_QUANTUM", 50, minimum=1),
         batch_window_ms=_int(env, "WAFLEET_BATCH_WINDOW", 2000),

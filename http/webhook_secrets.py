@@ -1,21 +1,32 @@
-"""Which secrets may sign a webhook, and which verify tokens answer Meta's handshake.
+"""Which app secret signs which webhook URL, and which verify token answers its handshake.
 
-The global ones (WHATSAPP_WEBHOOK_SECRET, WHATSAPP_VERIFY_TOKEN) and each company's own, which
-are stored encrypted. Decrypting every company's secret on every request would be wasteful, so
-they are cached for a few seconds, and a signature that matches nothing refreshes the cache once
-(a company whose secret was just changed is not refused for long).
+One Meta app, one secret (Meta's own model): the global URL takes the platform's
+WHATSAPP_WEBHOOK_SECRET and WHATSAPP_VERIFY_TOKEN only; a company with its own app secret has its
+own URL, checked against its own secret and verify token only. So every request costs exactly one
+HMAC, whatever the number of companies.
+
+Company secrets are stored encrypted; decrypting them on every request would be wasteful, so the
+map of companies with their own app is cached for a few seconds, and a company missing from it
+(just created) reloads the map at most once a second.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from wafleet.storage import companies
 from wafleet.storage.crypto import Cipher
 from wafleet.storage.database import Database
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppKeys:
+    secret: bytes | None
+    verify_token: bytes | None
 
 
 class WebhookSecrets:
@@ -29,41 +40,37 @@ class WebhookSecrets:
     ) -> None:
         self.db = db
         self.cipher = cipher
-        self.global_secret = secret
-        self.global_verify = verify_token
+        self.platform = AppKeys(
+            secret.encode() if secret else None, verify_token.encode() if verify_token else None
+        )
         self.ttl = ttl
-        self._secrets: list[bytes] = []
-        self._verify: list[bytes] = []
+        self._companies: dict[str, AppKeys] = {}
         self._loaded_at = float("-inf")
 
-    def configured(self) -> bool:
-        return bool(self.global_secret) or bool(self.secrets())
-
-    def secrets(self, refresh: bool = False) -> list[bytes]:
-        self._load(refresh)
-        return self._secrets
-
-    def verify_tokens(self) -> list[bytes]:
-        self._load(False)
-        return self._verify
+    def company(self, company_id: str) -> AppKeys | None:
+        """The company's own app keys, or None when it has no app secret of its own."""
+        self._load(refresh=False)
+        keys = self._companies.get(company_id)
+        if keys is None:
+            self._load(refresh=True)
+            keys = self._companies.get(company_id)
+        return keys if keys is not None and keys.secret else None
 
     def _load(self, refresh: bool) -> None:
         now = time.monotonic()
         if now - self._loaded_at < (1.0 if refresh else self.ttl):
             return
         self._loaded_at = now
-        secrets = [self.global_secret.encode()] if self.global_secret else []
-        verify = [self.global_verify.encode()] if self.global_verify else []
+        loaded: dict[str, AppKeys] = {}
         if self.cipher is not None:
             for company_id, app_secret, verify_token in companies.webhook_secret_columns(self.db):
                 try:
-                    if app_secret:
-                        secrets.append(self.cipher.decrypt(app_secret, aad=company_id).encode())
-                    if verify_token:
-                        verify.append(self.cipher.decrypt(verify_token, aad=company_id).encode())
+                    loaded[company_id] = AppKeys(
+                        self.cipher.decrypt(app_secret, aad=company_id).encode() if app_secret else None,
+                        self.cipher.decrypt(verify_token, aad=company_id).encode() if verify_token else None,
+                    )
                 except ValueError:
                     log.warning(
                         "company %s: its webhook secrets cannot be decrypted (key changed?)", company_id
                     )
-        self._secrets = list(dict.fromkeys(secrets))
-        self._verify = list(dict.fromkeys(verify))
+        self._companies = loaded

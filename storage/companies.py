@@ -7,7 +7,7 @@ from typing import Any
 
 import peewee
 
-from wafleet.storage import endpoints
+from wafleet.storage import endpoints, inbox
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import (
@@ -20,6 +20,7 @@ from wafleet.storage.models import (
     Message,
     Outbox,
     PairingCode,
+    PendingStatus,
     Session,
 )
 
@@ -165,8 +166,10 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 def delete(db: Database, company_id: str) -> None:
     """Erase everything the company had: events, messages, outbox, pairing history, webhooks and
-    their deliveries, assistant config, bookings, conversations, the row."""
+    their deliveries, assistant config, bookings, conversations, raw webhook payloads (and statuses
+    waiting for a message), the row."""
     with db.work(), db.atomic():
+        inbox.erase_company(db, company_id)
         endpoints.delete_company(company_id)
         for model, column in (
             (AssistantConfig, AssistantConfig.company),
@@ -175,6 +178,7 @@ def delete(db: Database, company_id: str) -> None:
             (Conversation, Conversation.company),
             (Event, Event.company),
             (Message, Message.company),
+            (PendingStatus, PendingStatus.company),
             (Outbox, Outbox.company),
             (PairingCode, PairingCode.company),
         ):

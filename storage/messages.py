@@ -1,13 +1,15 @@
 """Messages in and out, from any link: stored once (unique WhatsApp id), statuses only forward.
 
 Every function takes the connection itself (``db.work()`` is re-entrant) and is safe inside a
-caller's transaction: a duplicate insert is absorbed in a savepoint, so on PostgreSQL it does not
-abort the surrounding transaction.
+caller's transaction: a duplicate insert yields to the unique key (INSERT ... ON CONFLICT DO
+NOTHING), so on PostgreSQL it does not abort the surrounding transaction.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+from contextlib import nullcontext
 from typing import Any
 
 import peewee
@@ -15,13 +17,7 @@ import peewee
 from wafleet.storage import events
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.models import Message
-from wafleet.storage.sql import Insert, Statement, table
-
-# Every message in and out is stored: pre-built statements (query building cost as much as
-# SQLite's work).
-_BY_WA_ID = Statement(f"SELECT id FROM {table(Message)} WHERE wa_id = ?")
-_INSERTS: dict[tuple[str, ...], Insert] = {}  # by the columns given
+from wafleet.storage.models import Message, PendingStatus
 
 # Delivery statuses of our messages, in the only order they may move. ``failed`` is final.
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
@@ -37,25 +33,19 @@ def _clip(value: str | None, size: int) -> str | None:
 
 
 def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
+    """One statement whether or not the WhatsApp id is known (INSERT that yields to the unique
+    key): no savepoint, so it costs no extra round trips inside a caller's transaction."""
     wa_id = fields.get("wa_id")
-    names = tuple(fields)
-    insert = _INSERTS.get(names)
-    if insert is None:
-        insert = _INSERTS[names] = Insert(Message, names)
     with db.work():
-        if wa_id is not None:
-            existing = _BY_WA_ID.one(db, (wa_id,))
-            if existing is not None:
-                return existing[0], False
-        try:
-            with db.atomic():  # a savepoint inside a caller's transaction
-                return insert.run(db, tuple(fields.values())), True
-        except peewee.IntegrityError:
-            # Another writer stored the same WhatsApp id between our look and our insert.
-            existing = _BY_WA_ID.one(db, (wa_id,)) if wa_id is not None else None
-            if existing is None:
-                raise
-            return existing[0], False
+        if wa_id is None:
+            return Message.insert(**fields).execute(), True
+        cursor = db.db.execute(Message.insert(**fields).on_conflict_ignore())
+        if cursor.rowcount == 1:
+            return (cursor.lastrowid if db.kind == "sqlite" else cursor.fetchone()[0]), True
+        existing = Message.select(Message.id).where(Message.wa_id == wa_id).first()
+        if existing is None:
+            raise peewee.IntegrityError(f"message {wa_id!r} could not be stored")
+        return existing.id, False
 
 
 def store_inbound(
@@ -89,8 +79,10 @@ def store_inbound(
 def store_outbound(
     db: Database, company_id: str, peer: str, text: str, wa_id: str | None, status: str, at: int | None = None
 ) -> int:
-    """Record a message we sent (or queued); a known ``wa_id`` returns the row it already has."""
-    row_id, _ = _insert(
+    """Record a message we sent (or queued); a known ``wa_id`` returns the row it already has.
+    Statuses that arrived before this row (Meta's webhook can overtake the send's answer) are
+    applied now."""
+    row_id, created = _insert(
         db,
         {
             "company": company_id,
@@ -105,6 +97,15 @@ def store_outbound(
             "at": at if at is not None else now_ms(),
         },
     )
+    if created and wa_id is not None:
+        with db.work(), db.atomic():
+            parked = list(
+                PendingStatus.select().where(
+                    (PendingStatus.company == company_id) & (PendingStatus.wa_id == wa_id)
+                )
+            )
+            if parked:
+                _apply_parked(db, parked)
     return row_id
 
 
@@ -130,42 +131,128 @@ def store_from_phone(
     )
 
 
-def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | None, at: int) -> bool:
-    """Move a message's status forward; True when it changed.
+class StatusResult(enum.Enum):
+    APPLIED = "applied"  # the message's status moved
+    IGNORED = "ignored"  # backwards, repeated, unknown status, or not an outgoing message
+    PARKED = "parked"  # no such outgoing message yet: kept until its row appears
 
-    sent < delivered < read < played; ``failed`` is final and keeps Meta's error. A status that
-    would move backwards (Meta's are not ordered), a repeat, an unknown status or an unknown
-    ``wa_id`` change nothing and give False. One conditional UPDATE: no read-modify-write race.
-    ``at`` (the status time) is not stored on the message: the table keeps the message's own
-    time; the ``message_status`` event it records is stamped now.
-    """
-    del at
+
+# What each status may replace. ``failed`` is final, and it never replaces a status that proves
+# the message reached the customer (Meta's statuses arrive out of order: a late ``failed`` of an
+# earlier attempt must not turn a read message into a failed one).
+REPLACES: dict[str, tuple[str, ...]] = {
+    **{s: tuple(p for p, rank in STATUS_RANK.items() if rank < r) for s, r in STATUS_RANK.items()},
+    FINAL: ("queued", "sent"),
+}
+
+
+def _update_status(db: Database, company_id: str, wa_id: str, status: str, error: Any) -> bool:
+    """One conditional UPDATE (no read-modify-write race) and, when it moved the status, a
+    ``message_status`` event in the same transaction (audit, and the company's
+    ``message.status`` webhooks), stamped now. ``error``: Meta's, as a dict or as stored JSON."""
+    if isinstance(error, str):
+        error = json.loads(error)
+    fields: dict[str, Any] = {"status": status}
     if status == FINAL:
-        fields: dict[str, Any] = {"status": FINAL, "error": _dumps(error)}
-        allowed = list(STATUS_RANK)
-    elif status in STATUS_RANK:
-        fields = {"status": status}
-        allowed = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
-    else:
-        return False
-    with db.work(), db.atomic():
+        fields["error"] = _dumps(error)
+    with db.work(), nullcontext() if db.db.in_transaction() else db.atomic():
         changed = (
             Message.update(**fields)
             .where(
-                (Message.wa_id == wa_id)
+                (Message.company == company_id)
+                & (Message.wa_id == wa_id)
                 & (Message.direction == "out")
-                & (Message.status.is_null() | Message.status.in_(allowed))
+                & (Message.status.is_null() | Message.status.in_(list(REPLACES[status])))
             )
             .execute()
         )
         if changed:
-            # Recorded as an event (audit, and the company's ``message.status`` webhooks).
-            row = Message.get(Message.wa_id == wa_id)
+            row = Message.get((Message.company == company_id) & (Message.wa_id == wa_id))
             data = {"messageId": row.id, "waId": wa_id, "peer": row.peer}
             if status == FINAL and error:
                 data["error"] = error
-            events.append(row.company, "message_status", state=status, reason=None, data=data, at=now_ms())
+            events.append(company_id, "message_status", state=status, reason=None, data=data, at=now_ms())
     return changed > 0
+
+
+def apply_status(
+    db: Database,
+    company_id: str,
+    wa_id: str,
+    status: str,
+    error: dict[str, Any] | None,
+    at: int,
+    *,
+    park: bool = False,
+) -> StatusResult:
+    """Move the company's outgoing message ``wa_id`` forward: sent < delivered < read < played;
+    ``failed`` only from queued or sent, keeping Meta's error. One conditional UPDATE: no
+    read-modify-write race. Never by WhatsApp id alone: another company's message with the same
+    id is not touched. With ``park``, a status for a message this company has no row for yet is
+    kept (PendingStatus) and applied by :func:`store_outbound` when the row appears. ``at`` (the
+    status time) is not stored: the table keeps the message's own time."""
+    del at
+    if status not in REPLACES:
+        return StatusResult.IGNORED
+    with db.work():
+        if _update_status(db, company_id, wa_id, status, error):
+            return StatusResult.APPLIED
+        exists = (
+            Message.select(Message.id)
+            .where((Message.company == company_id) & (Message.wa_id == wa_id))
+            .exists()
+        )
+        if exists or not park:
+            return StatusResult.IGNORED
+        PendingStatus.insert(
+            company=company_id, wa_id=wa_id, status=status, error=_dumps(error), received_at=now_ms()
+        ).execute()
+    return StatusResult.PARKED
+
+
+def _apply_parked(db: Database, parked: list[PendingStatus]) -> int:
+    """Apply parked statuses in arrival order (each only moves forward), then forget them."""
+    applied = 0
+    for row in sorted(parked, key=lambda r: r.id):
+        applied += _update_status(db, row.company, row.wa_id, row.status, row.error)
+    ids = [row.id for row in parked]
+    for start in range(0, len(ids), 500):
+        PendingStatus.delete().where(PendingStatus.id.in_(ids[start : start + 500])).execute()
+    return applied
+
+
+def apply_parked(db: Database, older_than: int | None = None) -> int:
+    """Apply every parked status whose message row exists now (a status and the row that were
+    written at the same moment by two transactions miss each other: this catches them), and
+    drop those received before ``older_than`` whose row never came. Returns statuses applied.
+    Reads first and writes only when there is something to write (on SQLite any write takes the
+    one write lock)."""
+    with db.work():
+        if not PendingStatus.select(PendingStatus.id).exists():
+            return 0
+        parked = list(
+            PendingStatus.select(PendingStatus)
+            .join(
+                Message,
+                on=(Message.company == PendingStatus.company) & (Message.wa_id == PendingStatus.wa_id),
+            )
+            .limit(5000)
+        )
+        expired = older_than is not None and (
+            PendingStatus.select(PendingStatus.id).where(PendingStatus.received_at < older_than).exists()
+        )
+        if not parked and not expired:
+            return 0
+        with db.atomic():
+            applied = _apply_parked(db, parked) if parked else 0
+            if expired:
+                PendingStatus.delete().where(PendingStatus.received_at < older_than).execute()
+    return applied
+
+
+def parked_count(db: Database) -> int:
+    with db.work():
+        return PendingStatus.select().count()
 
 
 def as_dict(row: Message) -> dict[str, Any]:

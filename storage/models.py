@@ -105,6 +105,37 @@ class WebhookInbox(BaseModel):
     processed_at = peewee.BigIntegerField(null=True, index=True)
     error = peewee.TextField(null=True)
     unrouted = peewee.TextField(null=True)  # JSON list of phone_number_ids no company owns
+    # The company whose own URL received it (signed by its own app secret); None: the global URL.
+    source = peewee.CharField(max_length=64, null=True)
+    # Whose data it holds: the source, or the one company a global payload was routed to; a
+    # company's deletion erases its rows.
+    company = peewee.CharField(max_length=64, null=True, index=True)
+    routed = peewee.TextField(null=True)  # JSON list of phone_number_ids already applied
+    rejected = peewee.TextField(null=True)  # JSON list of phone_number_ids this URL may not touch
+
+
+class WebhookUnrouted(BaseModel):
+    """One row per (kept payload, number nobody owned): a company claiming the number finds
+    every payload of it, however old, through the index."""
+
+    id = peewee.BigAutoField()
+    inbox = peewee.BigIntegerField(index=True)
+    phone_number_id = peewee.CharField(max_length=64, index=True)
+
+
+class PendingStatus(BaseModel):
+    """A delivery status that arrived before the row of its outgoing message existed; applied
+    when the row appears, dropped after a while."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64)
+    wa_id = peewee.CharField(max_length=191)
+    status = peewee.CharField(max_length=16)
+    error = peewee.TextField(null=True)
+    received_at = peewee.BigIntegerField(index=True)
+
+    class Meta:
+        indexes = ((("company", "wa_id"), False),)
 
 
 class Outbox(BaseModel):
@@ -260,4 +291,6 @@ ALL_MODELS: list[type[BaseModel]] = [
     AssistantTurn,
     Endpoint,
     Delivery,
+    WebhookUnrouted,
+    PendingStatus,
 ]

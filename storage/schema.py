@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -22,9 +23,11 @@ from wafleet.storage.models import (
     Message,
     Outbox,
     PairingCode,
+    PendingStatus,
     SchemaVersion,
     Session,
     WebhookInbox,
+    WebhookUnrouted,
 )
 
 log = logging.getLogger(__name__)
@@ -127,6 +130,42 @@ def _assistant(db: Database) -> None:
     )
 
 
+def _webhook_tenants(db: Database) -> None:
+    """Webhooks bound to tenants: an inbox row knows its source URL and its company, kept numbers
+    are indexed, and statuses that overtake their message wait in their own table."""
+    table = WebhookInbox._meta.table_name
+    columns = {c.name for c in db.db.get_columns(table)}
+    migrator = SchemaMigrator.from_database(db.db)
+    ops = [
+        migrator.add_column(table, name, field)
+        for name, field in (
+            ("source", peewee.CharField(max_length=64, null=True)),
+            ("company", peewee.CharField(max_length=64, null=True)),
+            ("routed", peewee.TextField(null=True)),
+            ("rejected", peewee.TextField(null=True)),
+        )
+        if name not in columns
+    ]
+    if ops:
+        run_migrations(*ops)
+    indexes = {i.name for i in db.db.get_indexes(table)}
+    if "webhook_inbox_company" not in indexes:
+        run_migrations(migrator.add_index(table, ("company",), False))
+    backfill = not db.db.table_exists(WebhookUnrouted._meta.table_name)
+    db.db.create_tables([WebhookUnrouted, PendingStatus])
+    if backfill:
+        kept = WebhookInbox.select(WebhookInbox.id, WebhookInbox.unrouted).where(
+            WebhookInbox.unrouted.is_null(False)
+        )
+        rows = [
+            {"inbox": r.id, "phone_number_id": pid}
+            for r in kept
+            for pid in dict.fromkeys(json.loads(r.unrouted))
+        ]
+        for start in range(0, len(rows), 500):
+            WebhookUnrouted.insert_many(rows[start : start + 500]).execute()
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _v2,
@@ -135,6 +174,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _company_id_nocase,
     _outbound,
     _assistant,
+    _webhook_tenants,
 ]
 
 

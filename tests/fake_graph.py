@@ -140,6 +140,9 @@ class FakeGraph:
         self.sent: list[dict[str, Any]] = []  # accepted messages
         self.requests: list[dict[str, Any]] = []  # every request: method, path, status, code
         self.webhooks: list[dict[str, Any]] = []  # webhooks posted: url, payload, status
+        # Called with the new wamid after a send is accepted and before it is answered: Meta's
+        # status webhooks can overtake the answer, and a test reproduces that here.
+        self.before_reply: Callable[[str], None] | None = None
         self._failures: deque[tuple[int, dict[str, Any] | str]] = deque()
         self._buckets: dict[str, tuple[float, float]] = {}  # phone_number_id -> (tokens, at)
         self._last_to: dict[tuple[str, str], float] = {}  # (phone_number_id, to) -> last accepted
@@ -318,6 +321,8 @@ class FakeGraph:
                     "outside_window": to in self.outside_window,
                 }
             )
+        if self.before_reply is not None:
+            self.before_reply(wamid)
         return self._reply(
             200,
             {

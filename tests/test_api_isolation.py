@@ -94,6 +94,7 @@ ADMIN_ROUTES = [
     Route("GET", "/api/whatsapp/metrics"),
     Route("GET", "/api/whatsapp/events"),
     Route("GET", "/api/whatsapp/webhook/unrouted"),
+    Route("GET", "/api/whatsapp/webhook/rejected"),
     Route("GET", "/api/whatsapp/alert-webhook/deliveries"),
     Route("POST", "/api/whatsapp/alert-webhook/deliveries/<delivery_id>/redeliver"),
     Route("POST", "/api/whatsapp/alert-webhook/deliveries/redeliver"),
@@ -104,7 +105,12 @@ PUBLIC_ROUTES = [Route("GET", "/healthz"), Route("GET", "/readyz")]
 
 # Meta's webhook: no bearer token; the verify token (GET) and the body's signature (POST) guard it,
 # see test_webhook.py.
-WEBHOOK_ROUTES = [Route("GET", "/api/whatsapp/webhook/cloud"), Route("POST", "/api/whatsapp/webhook/cloud")]
+WEBHOOK_ROUTES = [
+    Route("GET", "/api/whatsapp/webhook/cloud"),
+    Route("POST", "/api/whatsapp/webhook/cloud"),
+    Route("GET", "/api/whatsapp/webhook/cloud/<company_id>"),
+    Route("POST", "/api/whatsapp/webhook/cloud/<company_id>"),
+]
 
 # Pages: a login form for anyone; what they show needs the token (cookie), see test_pages.py.
 PAGE_ROUTES = [

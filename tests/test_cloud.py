@@ -157,7 +157,7 @@ def test_a_company_with_its_own_meta_app_signs_with_its_own_secret(
         headers=cloud_node.admin(),
     )
     assert r.status_code == 201 and "company-own-app-secret" not in r.text
-    hook = f"{cloud_node.base_url}/api/whatsapp/webhook/cloud"
+    hook = f"{cloud_node.base_url}/api/whatsapp/webhook/cloud/own"  # its own app, its own URL
     ok = cloud_node.client.get(
         hook, params={"hub.mode": "subscribe", "hub.verify_token": "own-verify", "hub.challenge": "42"}
     )

@@ -327,8 +327,8 @@ def test_bad_signature_is_401_and_stores_nothing(node_factory, database_url: str
         )
         assert r.status_code == 401, (name, r.status_code, r.text)
         assert r.json()["error"]["code"] == "invalid_signature"
-    # too big: refused before reading it all
-    big = b'{"x":"' + b"a" * (1024 * 1024) + b'"}'
+    # too big (past WAFLEET_WEBHOOK_MAX_BODY, 4 MiB by default): refused before reading it all
+    big = b'{"x":"' + b"a" * (4 * 1024 * 1024) + b'"}'
     assert post(node, big).status_code == 413
     assert store.inbox_rows() == [] and store.rows() == []
     # the same body, rightly signed, goes in (the node was fine all along)

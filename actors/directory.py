@@ -10,19 +10,10 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from wafleet.actors.status import ExitReason, Status
 from wafleet.storage.clock import iso
 
-STATES = (
-    "stopped",
-    "starting",
-    "qr",
-    "pairing",
-    "connected",
-    "reconnecting",
-    "blocked",
-    "logged_out",
-    "failed",
-)
+STATES = tuple(Status)
 HISTORY_LENGTH = 20
 
 
@@ -44,7 +35,8 @@ class SessionRecord:
     qr: dict[str, Any] | None = None
     pairing: dict[str, Any] | None = None
     pairing_phone: str | None = None  # set by initialize{usePairingCode}: how the next start connects
-    blocked_until: int | None = None  # ms; the pairing-code cooldown
+    # ms: the end of the pairing-code cool-down (blocked) or of a ban (failed, reason banned)
+    blocked_until: int | None = None
     cloud_number: str | None = None  # the Cloud API phone_number_id (secrets are never kept here)
 
     def company_json(self) -> dict[str, Any]:
@@ -62,17 +54,19 @@ class SessionRecord:
         last_error = None
         if self.last_error:
             last_error = dict(self.last_error, at=iso(self.last_error.get("at")))
+            if self.status == Status.FAILED and self.last_error.get("reason") == ExitReason.BANNED:
+                last_error["until"] = iso(self.blocked_until)  # None: a ban without an end
         return {
             "companyId": self.company_id,
             "status": self.status,
-            "connected": self.status == "connected",
+            "connected": self.status == Status.CONNECTED,
             "phoneNumber": self.phone,
             "qr": _expiring(self.qr),
             "pairingCode": _expiring(self.pairing),
             "restarts": self.restarts,
             "lastError": last_error,
             "since": iso(self.since),
-            "blockedUntil": iso(self.blocked_until) if self.status == "blocked" else None,
+            "blockedUntil": iso(self.blocked_until) if self.status == Status.BLOCKED else None,
             "history": [dict(h, at=iso(h["at"])) for h in self.history],
         }
 

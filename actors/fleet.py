@@ -1,10 +1,10 @@
 """Fleet: simple_one_for_one supervisor with one CompanySession per running company.
 
-It owns the directory of session records, starts and stops sessions, and decides after every
-exit: restart now (``restart_required``), back off with full jitter (crash, ``transient``,
-``replaced`` after a cool-off), or stay down (``logged_out``, ``banned``, ``auth``, too many
-restarts inside the window -> ``failed``). Many sessions crashing together trips the Fleet's
-own intensity: it stops its children and escalates to the Root.
+Mechanism only: its children (``wafleet.actors.supervisor.Children``), their restart timers,
+the operator's commands (serialized: the Fleet is one actor), the boot. What happens after a
+session ends is not decided here but in ``wafleet.actors.exit_policy``: the Fleet asks
+``decide`` for a plan and applies it. Many sessions crashing together trips the Fleet's own
+intensity: it stops its children and escalates to the Root.
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
 import pykka
 
+from wafleet.actors import cooldown, gauges
+from wafleet.actors.company_admin import CompanyAdmin
 from wafleet.actors.directory import HISTORY_LENGTH, Directory, SessionRecord
-from wafleet.actors.errors import RateLimited
+from wafleet.actors.error_classes import exit_class
+from wafleet.actors.errors import AtCapacity, Banned, Conflict, NotFound
+from wafleet.actors.exit_policy import Backoff, Plan, Restart, decide, rule_for
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
-from wafleet.actors.links.base import LinkConflict
-from wafleet.actors.links.factory import LinkUnavailable
 from wafleet.actors.messages import (
     ChildExited,
     Cleanup,
@@ -32,10 +34,13 @@ from wafleet.actors.messages import (
     Crash,
     CreateCompany,
     DeleteCompany,
+    Expire,
     Initialize,
     Ping,
+    Probe,
     Reconnect,
     RequestPairing,
+    Revive,
     Sandbox,
     Send,
     Shutdown,
@@ -43,29 +48,15 @@ from wafleet.actors.messages import (
     StopSession,
     UpdateCompany,
 )
-from wafleet.actors.restart import Intensity, RestartPolicy, RestartTracker
+from wafleet.actors.restart import Intensity, RestartPolicy
 from wafleet.actors.session import CompanySession, SessionDeps
-from wafleet.storage import companies, events, inbox
-from wafleet.storage.clock import now_ms
+from wafleet.actors.status import ACTIVE, ExitReason, Status
+from wafleet.actors.supervisor import Children, ChildSpec, RestartType, Slot
+from wafleet.storage import companies, events
+from wafleet.storage.clock import iso, now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.tokens import hash_token, new_token
 
 log = logging.getLogger(__name__)
-
-RUNNING = ("starting", "qr", "pairing", "connected")
-FINAL_REASONS = {"logged_out", "banned", "auth"}
-
-
-class NotFound(Exception):
-    pass
-
-
-class Conflict(Exception):
-    pass
-
-
-class AtCapacity(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -77,16 +68,7 @@ class FleetConfig:
     escalate_after: int = 20  # crashes inside escalate_period, at least; or half the fleet
     escalate_period: float = 10.0
     gauge_interval: float = 1.0
-
-
-@dataclass
-class Child:
-    generation: int
-    tracker: RestartTracker
-    ref: pykka.ActorRef[Any] | None = None
-    timer: gevent.Greenlet | None = None
-    closing: bool = False  # the fleet itself asked it to stop
-    replaced: deque[float] = field(default_factory=deque)
+    session_shutdown: float = 4.0  # seconds a session has to close its link and persist
 
 
 class Fleet(SupervisedActor):
@@ -106,11 +88,13 @@ class Fleet(SupervisedActor):
         self.deps = deps
         self.journal = deps.journal
         self.config = config
-        self.rng = rng or random.Random()
-        self.children: dict[str, Child] = {}
+        self.children = Children(lambda: self.actor_ref, config.policy, rng)
+        self.admin = CompanyAdmin(db, directory, deps.journal)
         self.intensity = Intensity(config.escalate_after, config.escalate_period)
+        # When each company's session was replaced, inside the restart window: a loop is an alert.
+        self.replaced: dict[str, deque[float]] = {}
         self._background: list[gevent.Greenlet] = []
-        self._stopping = False
+        self._restoring: set[str] = set()  # restored at boot, staggered: not started yet
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -140,11 +124,14 @@ class Fleet(SupervisedActor):
                 record.history.append(entry)
             records.append(record)
         for record in records:
+            if self._banned(record):
+                self._schedule_unblock(record)  # the ban's end brings it back, not the boot
+                continue
             self._restore_block(record)
             if record.desired == "running" and record.status != "blocked":
                 restore.append(record)
         for record in records:
-            if record.status in RUNNING + ("reconnecting",) and record.desired != "running":
+            if record.status in ACTIVE and record.desired != "running":
                 self.journal.transition(record, "stopped", reason="boot")
         to_start = []
         for record in restore:
@@ -157,10 +144,15 @@ class Fleet(SupervisedActor):
             to_start.append(record.company_id)
         # Published only now: nobody reads a stale "connected" from before the boot.
         self.directory.replace_all(records)
+        self._restoring = set(to_start)
         if to_start:
             log.info("restoring %d sessions at %.0f/s", len(to_start), self.config.boot_rate)
         self._background.append(gevent.spawn(self._restore, to_start))
-        self._background.append(gevent.spawn(self._publish_gauges))
+        self._background.append(
+            gevent.spawn(
+                gauges.publish_forever, self.directory, self.deps.metrics, self.config.gauge_interval
+            )
+        )
 
     def _restore_block(self, record: SessionRecord) -> None:
         """A pairing cooldown outlives the process: from the database, or from Redis."""
@@ -168,21 +160,12 @@ class Fleet(SupervisedActor):
         until = max(record.blocked_until or 0, int(shared_until * 1000) if shared_until else 0)
         if until > now_ms():
             if record.status != "blocked" or record.blocked_until != until:
-                record.blocked_until = until
-                self.journal.transition(record, "blocked", reason="pairing_limit", data={"until": until})
+                self.journal.transition(
+                    record, "blocked", reason="pairing_limit", data={"until": until}, until=until
+                )
             self._schedule_unblock(record)
         elif record.status == "blocked":
             self.journal.transition(record, "stopped", reason="cooldown_over")
-
-    def _schedule_unblock(self, record: SessionRecord) -> None:
-        delay = max(0.0, ((record.blocked_until or 0) - now_ms()) / 1000)
-        self._background.append(gevent.spawn_later(delay, self._tell, _Unblock(record.company_id)))
-
-    def _tell(self, message: Any) -> None:
-        try:
-            self.actor_ref.tell(message)
-        except pykka.ActorDeadError:
-            pass
 
     def _restore(self, company_ids: list[str]) -> None:
         """Staggered boot: no reconnect storm against WhatsApp or the database."""
@@ -195,55 +178,44 @@ class Fleet(SupervisedActor):
             if step:
                 gevent.sleep(step)
 
-    def _publish_gauges(self) -> None:
-        while True:
-            for state, count in self.directory.counts().items():
-                self.deps.metrics.gauge(f"sessions.{state}", count)
-            now = now_ms()
-            pending = sum(
-                1 for r in self.directory.records.values() if r.pairing and r.pairing["expiresAt"] > now
-            )
-            self.deps.metrics.gauge("pairing.pending", pending)
-            gevent.sleep(self.config.gauge_interval)
+    def _tell(self, message: Any) -> None:
+        try:
+            self.actor_ref.tell(message)
+        except pykka.ActorDeadError:
+            pass
 
     def cleanup(self) -> None:
         for greenlet in self._background:
             greenlet.kill(block=False)
-
-    def on_stop(self) -> None:
-        self.cleanup()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self.cleanup()
+        for slot in self.children.slots.values():
+            self.children.cancel_timer(slot)
 
     # -- messages -------------------------------------------------------------------------------
     def on_receive(self, message: Any) -> Any:
         match message:
             case ChildExited():
                 return self._child_exited(message)
-            case StartChild(id=company_id, generation=generation):
-                child = self.children.get(company_id)
-                if child is not None and child.generation == generation and child.ref is None:
-                    self._start(company_id)
+            case StartChild():
+                slot = self.children.due(message)
+                if slot is not None:
+                    self._start(slot.spec.id)
                 return None
             case _Unblock(id=company_id):
-                record = self.directory.get(company_id)
-                if (
-                    record is not None
-                    and record.status == "blocked"
-                    and (record.blocked_until or 0) <= now_ms()
-                ):
-                    self.journal.transition(record, "stopped", reason="cooldown_over")
-                return None
+                return self._unblock(company_id)
             case _Restore(id=company_id):
+                self._restoring.discard(company_id)
                 record = self.directory.get(company_id)
                 if record is not None and record.desired == "running" and company_id not in self.children:
-                    self._start(company_id)
+                    if not self._ban_pending(record):
+                        self._start(company_id)
                 return None
             case CreateCompany():
-                return self._create(message)
+                return self.admin.create(message)
             case UpdateCompany(id=company_id, fields=fields):
-                return self._update(company_id, fields)
+                record = self._record(company_id)
+                if "link" in fields and fields["link"] != record.link and company_id in self.children:
+                    raise Conflict("stop the session before changing its link")
+                return self.admin.update(record, fields)
             case DeleteCompany(id=company_id):
                 return self._delete(company_id)
             case Initialize(id=company_id, pairing_phone=phone):
@@ -263,10 +235,20 @@ class Fleet(SupervisedActor):
                 return None
             case Sandbox(id=company_id):
                 return self._running_ref(company_id).ask(message, block=False)
+            case Probe(id=company_id):
+                ref = self.children.ref(company_id)
+                record = self.directory.get(company_id)
+                if ref is None or record is None or record.status != Status.CONNECTED:
+                    return None  # nothing connected to probe (any more)
+                return ref.ask(message, block=False)
+            case Revive():
+                return self._revive(message)
             case Ping():
                 return True  # answered only once on_start (the boot) has finished
             case Shutdown():
-                return self._shutdown()
+                self.children.stop_all(message=Close("node"))
+                self.exit("normal", "shutdown")
+                return None
         return super().on_receive(message)
 
     # -- companies ------------------------------------------------------------------------------
@@ -276,85 +258,47 @@ class Fleet(SupervisedActor):
             raise NotFound(f"company {company_id!r} does not exist")
         return record
 
-    def _create(self, msg: CreateCompany) -> tuple[SessionRecord, str]:
-        token = new_token()
-        row = companies.create(
-            self.db,
-            id=msg.id,
-            name=msg.name,
-            phone=msg.phone,
-            link=msg.link,
-            token_hash=hash_token(token),
-            cloud=msg.cloud,
-        )
-        record = SessionRecord(
-            company_id=row.id,
-            name=row.name,
-            link=row.link,
-            company_phone=row.phone,
-            token_hash=row.token_hash,
-            cloud_number=row.cloud_phone_number_id,
-            created_at=row.created_at,
-            since=row.created_at,
-        )
-        self.directory.add(record)
-        self.journal.event(row.id, "company", reason="created", data={"link": row.link})
-        self._claim_unrouted(row.id, row.cloud_phone_number_id)
-        return record, token
-
-    def _update(self, company_id: str, fields: dict[str, Any]) -> SessionRecord:
-        record = self._record(company_id)
-        if "link" in fields and fields["link"] != record.link and company_id in self.children:
-            raise Conflict("stop the session before changing its link")
-        companies.update(self.db, company_id, **fields)
-        record.name = fields.get("name", record.name)
-        record.company_phone = fields.get("phone", record.company_phone)
-        record.link = fields.get("link", record.link)
-        record.cloud_number = fields.get("cloud_phone_number_id", record.cloud_number)
-        self.journal.event(company_id, "company", reason="updated", data={"fields": sorted(fields)})
-        self._claim_unrouted(company_id, fields.get("cloud_phone_number_id"))
-        return record
-
-    def _claim_unrouted(self, company_id: str, phone_number_id: str | None) -> None:
-        """Webhooks Meta sent for this number before any company owned it are processed again."""
-        if not phone_number_id:
-            return
-        count = inbox.requeue_unrouted(self.db, phone_number_id)
-        if count:
-            self.journal.event(company_id, "company", reason="unrouted_claimed", data={"payloads": count})
-
     def _delete(self, company_id: str) -> None:
         self._record(company_id)
-        self._close_child(company_id, "logout")
+        self.children.stop(company_id, Close("logout"))
+        self.replaced.pop(company_id, None)
         self.deps.auth.wipe(company_id)
-        companies.delete(self.db, company_id)
         self.deps.shared.forget(company_id)
         self.deps.links.forget(company_id)
-        self.directory.remove(company_id)
-        self.journal.event(None, "company", reason="deleted", data={"company": company_id})
+        self.admin.delete(company_id)
+        self.deps.metrics.figures.forget(company_id)
 
-    # -- sessions -------------------------------------------------------------------------------
-    def _check_not_blocked(self, record: SessionRecord) -> None:
-        until = record.blocked_until if record.status == "blocked" else None
-        shared_until = self.deps.shared.blocked_until(record.company_id)
-        if shared_until:
-            until = max(until or 0, int(shared_until * 1000))
-        if until and until > now_ms():
-            minutes = max(1, round((until - now_ms()) / 60000))
-            raise RateLimited(
-                (until - now_ms()) / 1000,
-                f"the company is blocked after too many pairing codes: try again in {minutes} min",
-            )
+    # -- operator commands (one at a time: the Fleet is one actor) ------------------------------
+    def _check_may_start(self, record: SessionRecord) -> None:
+        """A pairing cool-down (429) or a ban with an end (409) still running refuses a start."""
+        if cooldown.lapsed(record):  # the unblock timer has not run yet: end the cool-down now
+            self.journal.transition(record, Status.STOPPED, reason="cooldown_over")
+        cooldown.check_not_blocked(record, self.deps.shared)
+        if self._ban_pending(record):
+            raise Banned(iso(record.blocked_until) or "")
+
+    @staticmethod
+    def _banned(record: SessionRecord) -> bool:
+        """Failed by a ban that has an end (``blocked_until``)."""
+        return (
+            record.status == Status.FAILED
+            and record.last_error is not None
+            and record.last_error.get("reason") == ExitReason.BANNED
+            and record.blocked_until is not None
+        )
+
+    def _ban_pending(self, record: SessionRecord) -> bool:
+        return self._banned(record) and (record.blocked_until or 0) > now_ms()
 
     def _initialize(self, company_id: str, pairing_phone: str | None) -> SessionRecord:
         record = self._record(company_id)
-        self._check_not_blocked(record)
-        child = self.children.get(company_id)
-        if record.status == "connected":
+        self._check_may_start(record)
+        if record.status == Status.CONNECTED:
             raise Conflict("the session is already connected")
-        if child is not None and child.ref is not None:
+        ref = self.children.ref(company_id)
+        if ref is not None:
             if pairing_phone:
-                child.ref.tell(RequestPairing(company_id, pairing_phone))
+                ref.tell(RequestPairing(company_id, pairing_phone))
             return record  # already connecting: initialize is idempotent
         self._check_capacity(company_id)
         record.pairing_phone = pairing_phone
@@ -364,25 +308,25 @@ class Fleet(SupervisedActor):
 
     def _reconnect(self, company_id: str) -> SessionRecord:
         record = self._record(company_id)
-        self._check_not_blocked(record)
+        self._check_may_start(record)
         self._check_capacity(company_id)
-        self._close_child(company_id, "stop")
+        self.children.stop(company_id, Close("stop"))
         self._set_desired(record, "running")
         self._fresh_start(company_id)
         return record
 
     def _stop_session(self, company_id: str, mode: str) -> SessionRecord:
         record = self._record(company_id)
-        if record.status == "blocked" and mode == "stop":
+        if record.status == Status.BLOCKED and mode == "stop":
             return record  # already down; the cooldown protects the number and stays
         self._set_desired(record, "stopped")
-        self._close_child(company_id, mode)
+        self.children.stop(company_id, Close(mode))
         if mode == "logout":
             self.deps.auth.wipe(company_id)
             record.phone = None
-        if record.status != "stopped" or mode == "logout":
+        if record.status != Status.STOPPED or mode == "logout":
             reason = "cleanup" if mode == "logout" else "stopped by request"
-            self.journal.transition(record, "stopped", reason=reason)
+            self.journal.transition(record, Status.STOPPED, reason=reason)
         return record
 
     def _request_pairing(self, msg: RequestPairing) -> Any:
@@ -391,25 +335,26 @@ class Fleet(SupervisedActor):
             raise Conflict(
                 "the Cloud API has no QR or pairing codes: the number is linked in Meta's dashboard"
             )
-        self._check_not_blocked(record)
-        child = self.children.get(msg.id)
-        if child is None or child.ref is None:
-            if record.status == "connected":
+        self._check_may_start(record)
+        ref = self.children.ref(msg.id)
+        if ref is None:
+            if record.status == Status.CONNECTED:
                 raise Conflict("the session is already connected")
             self._check_capacity(msg.id)
             record.pairing_phone = msg.phone
             self._set_desired(record, "running")
             self._fresh_start(msg.id)
-            child = self.children[msg.id]
-        assert child.ref is not None
-        return child.ref.ask(msg, block=False)
+            ref = self.children.ref(msg.id)
+            if ref is None:  # it could not start (its link is unavailable): the status says why
+                raise Conflict(f"the session is {record.status}: it could not start")
+        return ref.ask(msg, block=False)
 
     def _running_ref(self, company_id: str) -> pykka.ActorRef[Any]:
         record = self._record(company_id)
-        child = self.children.get(company_id)
-        if child is None or child.ref is None:
+        ref = self.children.ref(company_id)
+        if ref is None:
             raise Conflict(f"the session is {record.status}: no live session to act on")
-        return child.ref
+        return ref
 
     def _check_capacity(self, company_id: str) -> None:
         if company_id not in self.children and len(self.children) >= self.config.max_sessions:
@@ -422,178 +367,171 @@ class Fleet(SupervisedActor):
             self.journal.set_desired(record.company_id, desired)
             record.desired = desired
 
+    def _unblock(self, company_id: str) -> None:
+        """A cool-down's or a ban's end: blocked -> stopped; a ban with an end -> restart."""
+        record = self.directory.get(company_id)
+        if record is None or (record.blocked_until or 0) > now_ms():
+            return
+        if record.status == Status.BLOCKED:
+            self.journal.transition(record, Status.STOPPED, reason="cooldown_over")
+        elif self._banned(record) and company_id not in self.children and record.desired == "running":
+            self.journal.transition(record, Status.RECONNECTING, reason="ban_over", retry_in=0.0)
+            self._start(company_id)
+
+    def _revive(self, msg: Revive) -> bool:
+        """The health monitor found a zombie: record it, and end the session (its exit policy
+        restarts it) or start it when its restart was lost. False when it was stale: the
+        session moved on since the monitor looked (its state, or a start now under way)."""
+        record = self.directory.get(msg.id)
+        if record is None or record.since != msg.since or record.desired != "running":
+            return False
+        ref = self.children.ref(msg.id)
+        if record.status != REVIVE_FROM.get(msg.why):
+            return False
+        if record.status == Status.RECONNECTING:
+            slot = self.children.get(msg.id)
+            pending = msg.id in self._restoring or (
+                slot is not None and slot.timer is not None and not slot.timer.dead
+            )
+            if ref is not None or pending or self._ban_pending(record):
+                return False  # starting now, or a restart (a boot restore, a ban's end) is due
+        elif ref is None:
+            return False
+        self.journal.event(
+            msg.id, "zombie", state=record.status, reason=msg.why, data={"message": msg.message}
+        )
+        self.deps.metrics.incr("health.zombies")
+        self.deps.metrics.incr(f"health.zombies.{msg.why}")
+        self.deps.metrics.figures.zombie()
+        log.warning("company %s: zombie (%s): %s", msg.id, msg.why, msg.message)
+        if ref is not None:
+            ref.tell(Expire(msg.message))
+        else:
+            self._start(msg.id)
+        return True
+
+    def _schedule_unblock(self, record: SessionRecord) -> None:
+        delay = max(0.0, ((record.blocked_until or 0) - now_ms()) / 1000)
+        self._background.append(gevent.spawn_later(delay, self._tell, _Unblock(record.company_id)))
+
     # -- children -------------------------------------------------------------------------------
     def _fresh_start(self, company_id: str) -> None:
         """An operator's start: forget past failures (this is what clears ``failed``)."""
-        child = self.children.get(company_id)
-        if child is not None:
-            self._cancel_timer(child)
-            child.tracker.reset()
-            child.replaced.clear()
+        slot = self.children.get(company_id)
+        if slot is not None:
+            self.children.cancel_timer(slot)
+            slot.tracker.reset()
+        self.replaced.pop(company_id, None)
         self._start(company_id)
+
+    def _spec(self, record: SessionRecord) -> ChildSpec:
+        deps = self.deps
+
+        def start(on_exit: Callable[[Exit], None]) -> pykka.ActorRef[Any]:
+            return CompanySession.start(record, deps, on_exit)
+
+        return ChildSpec(
+            record.company_id,
+            start,
+            RestartType.TRANSIENT,  # what comes next is the exit policy's call
+            shutdown=self.config.session_shutdown,
+            stop_message=Close("node"),
+        )
 
     def _start(self, company_id: str) -> None:
         record = self.directory.get(company_id)
-        if record is None or self._stopping:
+        if record is None or self.children.stopping:
             return
-        child = self.children.get(company_id)
-        if child is None:
-            child = Child(generation=0, tracker=RestartTracker(self.config.policy, self.rng))
-            self.children[company_id] = child
-        self._cancel_timer(child)
-        child.generation += 1
-        child.closing = False
-        generation = child.generation
-        me = self.actor_ref
-
-        def on_exit(exit_: Exit) -> None:
-            me.tell(ChildExited(company_id, generation, exit_))
-
-        try:
-            child.ref = CompanySession.start(record, self.deps, on_exit)
-        except LinkUnavailable as exc:
-            if exc.transient:  # back off like any transient close
-                child.tracker.started(time.monotonic())
-                self._child_exited(ChildExited(company_id, generation, Exit("transient", str(exc))))
-                return
-            del self.children[company_id]
-            self.journal.transition(record, "failed", reason="link_unavailable", message=str(exc), error=True)
-            return
-        child.tracker.started(time.monotonic())
-
-    def _close_child(self, company_id: str, mode: str) -> None:
-        """Stop a child and wait for it: its last words are persisted before we answer."""
-        child = self.children.pop(company_id, None)
-        if child is None:
-            return
-        self._cancel_timer(child)
-        if child.ref is not None:
-            child.closing = True
-            try:
-                child.ref.ask(Close(mode), timeout=10)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                child.ref.stop(block=False)
-            except Exception:
-                log.exception("company %s: session failed while closing", company_id)
-
-    def _cancel_timer(self, child: Child) -> None:
-        if child.timer is not None:
-            child.timer.kill(block=False)
-            child.timer = None
+        self.children.add(self._spec(record))
+        self.children.start(company_id)
 
     def _child_exited(self, msg: ChildExited) -> None:
-        company_id, exit_ = msg.id, msg.exit
-        child = self.children.get(company_id)
-        if child is None or child.generation != msg.generation or child.closing:
+        slot = self.children.exited(msg)
+        if slot is None:
             return  # a child we stopped on purpose, or one already replaced
-        child.ref = None
+        company_id, exit_ = msg.id, msg.exit
         record = self.directory.get(company_id)
-        if record is None or self._stopping:
+        if record is None:
             return
         now = time.monotonic()
         reason = exit_.reason
         self.deps.metrics.incr(f"sessions.exits.{reason}")
-
-        if reason == "normal":
-            del self.children[company_id]
-            if record.status != "stopped":
-                self.journal.transition(record, "stopped", reason="session ended")
+        if record.status == Status.CONNECTED:
+            self.deps.metrics.figures.disconnected()  # a live link dropped (not a stop we asked for)
+        error_class = exit_class(reason)
+        if error_class is not None:
+            self.deps.metrics.figures.error(company_id, error_class)
+        rule = rule_for(reason)
+        if rule.escalates and self._escalating(now, company_id):
             return
-
-        if reason == "blocked":
-            del self.children[company_id]
-            self._set_desired(record, "stopped")
-            record.blocked_until = int(exit_.data.get("until") or now_ms())
-            self.journal.transition(
-                record,
-                "blocked",
-                reason="pairing_limit",
-                message=exit_.message,
-                error=True,
-                data={"until": record.blocked_until},
+        backoff = None
+        if rule.counted:
+            decision = slot.tracker.exited(now)
+            backoff = Backoff(
+                decision.give_up, decision.delay, len(slot.tracker.times), self.config.policy.window
             )
-            self.journal.alert(company_id, "pairing_limit", exit_.message)
-            self._schedule_unblock(record)
-            return
-
-        if reason == "qr_exhausted":
-            del self.children[company_id]
-            self._set_desired(record, "stopped")
-            self.journal.transition(
-                record, "stopped", reason=reason, message=exit_.message, error=True, data=dict(exit_.data)
-            )
-            return
-
-        if reason in FINAL_REASONS:
-            del self.children[company_id]
-            if reason == "logged_out":
-                record.phone = None
-                self.journal.transition(
-                    record, "logged_out", reason=reason, message=exit_.message, error=True
-                )
-            else:
-                self.journal.transition(
-                    record,
-                    "failed",
-                    reason=reason,
-                    message=exit_.message,
-                    error=True,
-                    data=dict(exit_.data) or None,
-                )
-                if "until" in exit_.data and record.last_error is not None:
-                    record.last_error["until"] = exit_.data["until"]
-            return
-
-        if reason == "restart_required":
-            child.tracker.exited(now, counted=False)
-            self.journal.transition(record, "starting", reason=reason, message=exit_.message)
-            self._start(company_id)
-            return
-
-        if reason == "crash" and self._escalating(now, company_id):
-            return
-
-        decision = child.tracker.exited(now)
-        record.restarts += 1
-        self.deps.metrics.incr("sessions.restarts")
-        self.deps.metrics.incr(f"sessions.restarts.{reason}")
-        if decision.give_up:
-            del self.children[company_id]
-            message = (
-                f"{len(child.tracker.times)} restarts within {self.config.policy.window:.0f}s "
-                f"(last: {reason}: {exit_.message})"
-            )
-            self.journal.transition(record, "failed", reason="too_many_restarts", message=message, error=True)
-            self.journal.alert(company_id, "session_failed", message)
-            return
-        delay = decision.delay
-        if reason == "replaced":
-            delay += self.config.replaced_cooloff
-            child.replaced.append(now)
-            while child.replaced and child.replaced[0] <= now - self.config.policy.window:
-                child.replaced.popleft()
-            if len(child.replaced) == 3:
-                self.journal.alert(
-                    company_id,
-                    "replaced_loop",
-                    "the session was replaced 3 times: is it open on another server?",
-                )
-        self.journal.transition(
-            record, "reconnecting", reason=reason, message=exit_.message, retry_in=delay, error=True
+        elif rule.restart is Restart.NOW:
+            slot.tracker.exited(now, counted=False)
+        replaced = 0
+        if rule.cooloff:
+            times = self.replaced.setdefault(company_id, deque())
+            times.append(now)
+            while times and times[0] <= now - self.config.policy.window:
+                times.popleft()
+            replaced = len(times)
+        plan = decide(
+            reason,
+            exit_.message,
+            exit_.data,
+            now_ms=now_ms(),
+            backoff=backoff,
+            replaced_recently=replaced,
+            cooloff=self.config.replaced_cooloff,
         )
-        generation = child.generation
-        child.timer = gevent.spawn_later(delay, self._tell_start, company_id, generation)
+        self._apply(record, slot, plan)
 
-    def _tell_start(self, company_id: str, generation: int) -> None:
-        try:
-            self.actor_ref.tell(StartChild(company_id, generation))
-        except pykka.ActorDeadError:
-            pass
+    def _apply(self, record: SessionRecord, slot: Slot, plan: Plan) -> None:
+        """Carry out a plan: count, record the transition, alert, forget, restart or not."""
+        company_id = record.company_id
+        if plan.counted and plan.status == Status.RECONNECTING:
+            record.restarts += 1
+            self.deps.metrics.incr("sessions.restarts")
+            self.deps.metrics.incr(f"sessions.restarts.{plan.reason}")
+            self.deps.metrics.figures.restarted()
+        if plan.stop_desired:
+            self._set_desired(record, "stopped")
+        if plan.forget_credentials:
+            self.deps.auth.wipe(company_id)
+        if plan.status == record.status == Status.STOPPED and not plan.error:
+            self.children.remove(company_id)  # it ended while already stopped: nothing to record
+            return
+        self.journal.transition(
+            record,
+            plan.status,
+            reason=plan.reason,
+            message=plan.message,
+            retry_in=plan.retry_in,
+            error=plan.error,
+            data=plan.data or None,
+            until=plan.until,
+        )
+        for alert in plan.alerts:
+            self.journal.alert(company_id, alert.kind, alert.message)
+        if plan.restart is Restart.NOW:
+            self._start(company_id)
+        elif plan.restart is Restart.BACKOFF:
+            self.children.restart_later(slot, plan.delay)
+        elif plan.restart is Restart.AT_UNTIL:
+            self.children.remove(company_id)
+            self._schedule_unblock(record)
+        else:
+            self.children.remove(company_id)
+            if plan.status == Status.BLOCKED:
+                self._schedule_unblock(record)
 
     def _escalating(self, now: float, company_id: str) -> bool:
         """Many sessions crashing at once means the node is sick (database down): escalate."""
-        live = sum(1 for c in self.children.values() if c.ref is not None)
-        limit = max(self.config.escalate_after, live // 2)
+        limit = max(self.config.escalate_after, self.children.live() // 2)
         if not self.intensity.failed(now, company_id, limit):
             return False
         message = f"more than {limit} sessions crashed within {self.config.escalate_period:.0f}s"
@@ -602,32 +540,17 @@ class Fleet(SupervisedActor):
             self.journal.alert(None, "fleet_escalated", message)
         except Exception:
             log.exception("could not record the escalation")
-        self._stop_children()
-        self.exit("escalated", message)
+        self.children.stop_all(message=Close("node"))
+        self.exit(ExitReason.ESCALATED, message)
         return True
 
-    def _shutdown(self) -> None:
-        self._stop_children()
-        self.exit("normal", "shutdown")
 
-    def _stop_children(self) -> None:
-        """Stop every child concurrently (never one by one: 10,000 sessions)."""
-        self._stopping = True
-        futures = []
-        for child in self.children.values():
-            self._cancel_timer(child)
-            child.closing = True
-            if child.ref is not None:
-                try:
-                    futures.append(child.ref.ask(Close("node"), block=False))
-                except pykka.ActorDeadError:
-                    pass
-        for future in futures:
-            try:
-                future.get(timeout=10)
-            except Exception:
-                pass
-        self.children.clear()
+# What the health monitor may call a zombie, by the state it was seen in.
+REVIVE_FROM: dict[str, Status] = {
+    "link_silent": Status.CONNECTED,  # connected, but the link does not answer
+    "stuck_starting": Status.STARTING,  # starting longer than the connection timeout
+    "stuck_reconnecting": Status.RECONNECTING,  # its restart is long overdue and not pending
+}
 
 
 @dataclass(frozen=True)
@@ -640,4 +563,4 @@ class _Unblock:
     id: str
 
 
-__all__ = ["AtCapacity", "Conflict", "Fleet", "FleetConfig", "LinkConflict", "NotFound"]
+__all__ = ["AtCapacity", "Conflict", "Fleet", "FleetConfig", "NotFound"]

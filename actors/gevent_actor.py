@@ -1,7 +1,7 @@
 """pykka actors on gevent greenlets, hardened for supervision.
 
 pykka 4 dropped its gevent runtime; this is the ~50-line port on pykka's documented implementor
-hooks, plus the fixes ARCHITECTURE §2 asks for:
+hooks, plus what supervision needs and pykka does not give:
 
 * every exit is observable: the actor's greenlet is linked, and the exit carries a reason
   (``normal``, ``crash`` or whatever the actor passed to :meth:`SupervisedActor.exit`),
@@ -64,7 +64,7 @@ class ActorInterrupted(Exception):
 class Exit:
     """Why an actor's life ended. ``reason`` drives the supervisor's decision."""
 
-    reason: str
+    reason: str  # an ExitReason (wafleet.actors.status)
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -108,8 +108,17 @@ class SupervisedActor(GeventActor):
         super()._start_actor_loop()
         self.actor_greenlet.link(self._report_exit)
 
+    def cleanup(self) -> None:
+        """Release timers and helper greenlets. Runs once the actor has ended, however it
+        ended (a stop, a failure, an exception in ``on_start``); in the hub, so it must not
+        block: kill greenlets with ``block=False``."""
+
     def _report_exit(self, greenlet: Greenlet) -> None:
         # Runs in the hub: must not block. Telling a supervisor only enqueues.
+        try:
+            self.cleanup()
+        except Exception:
+            log.exception("cleanup of %s failed", self)
         exit_ = self._exit
         if exit_ is None:
             if greenlet.exception is not None:

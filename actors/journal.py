@@ -2,6 +2,8 @@
 
 Called only from inside actors (the session, or the fleet while the session is down). The event
 row and the session row are written in one transaction, so history and state never disagree.
+Only legal edges of the state machine (``wafleet.actors.status.LEGAL_FROM``) are taken; what
+entering a state does to the record is ``wafleet.actors.exit_policy.ENTRY``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 
 from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import SessionRecord
+from wafleet.actors.exit_policy import ENTRY, Phone
 from wafleet.actors.metrics import Metrics
+from wafleet.actors.status import IllegalTransition, Status, check_edge
 from wafleet.storage import companies, events
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
@@ -29,10 +33,19 @@ def clean(text: str | None) -> str | None:
 
 
 class Journal:
-    def __init__(self, db: Database, metrics: Metrics, broadcaster: Broadcaster | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        metrics: Metrics,
+        broadcaster: Broadcaster | None = None,
+        *,
+        strict: bool = False,
+    ) -> None:
         self.db = db
         self.metrics = metrics
         self.broadcaster = broadcaster or Broadcaster()
+        # strict (tests): an illegal edge raises; otherwise it is logged and refused.
+        self.strict = strict
 
     def transition(
         self,
@@ -44,7 +57,22 @@ class Journal:
         retry_in: float | None = None,
         error: bool = False,
         data: dict[str, Any] | None = None,
-    ) -> None:
+        until: int | None = None,
+    ) -> bool:
+        """Enter ``status``; False (and nothing written) when it is not a legal edge.
+
+        ``until`` (epoch ms): the end of a cool-down or a ban, kept by the states whose entry
+        is set by a transition into a state that keeps it, and cleared by every other."""
+        status = Status(status).value  # plain text from here on: the wire and the database
+        try:
+            check_edge(record.status, status)
+        except IllegalTransition as exc:
+            if self.strict:
+                raise
+            log.error("company %s: %s (reason %s): refused", record.company_id, exc, reason)
+            self.metrics.incr("sessions.illegal_transitions")
+            return False
+        entry_effects = ENTRY[status]
         now = now_ms()
         reason, message = clean(reason), clean(message)
         entry: dict[str, Any] = {"status": status, "at": now, "reason": reason}
@@ -56,28 +84,35 @@ class Journal:
         if retry_in is not None:
             payload["retryIn"] = entry["retryIn"]
         fields: dict[str, Any] = {"status": status, "since": now, "restarts": record.restarts}
+        # The record changes only once the rows are committed: a reader never sees half a state.
+        changes: dict[str, Any] = {}
         if error:
-            record.last_error = {"reason": reason, "message": message or "", "at": now}
+            changes["last_error"] = {"reason": reason, "message": message or "", "at": now}
             fields.update(last_error_reason=reason, last_error_message=message or "", last_error_at=now)
-        if status == "connected":
+        if entry_effects.phone is Phone.SAVE:
             fields["phone"] = record.phone
-        if status == "blocked":
-            fields["blocked_until"] = record.blocked_until
+        elif entry_effects.phone is Phone.FORGET:
+            changes["phone"] = fields["phone"] = None
+        if entry_effects.keeps_until:
+            changes["blocked_until"] = fields["blocked_until"] = until
         elif record.blocked_until is not None:
-            record.blocked_until = None
-            fields["blocked_until"] = None
+            changes["blocked_until"] = fields["blocked_until"] = None
         with self.db.work(), self.db.atomic():
             event_id = events.append(
                 record.company_id, "status", state=status, reason=reason, data=payload, at=now
             )
             companies.save_session(self.db, record.company_id, **fields)
         previous = record.status
+        for name, value in changes.items():
+            setattr(record, name, value)
+        if status == Status.CONNECTED and previous != status:
+            self.metrics.figures.connected(record.company_id)
         record.status = status
         record.since = now
         record.history.append(entry)
-        if status not in ("qr", "pairing"):
+        if not entry_effects.keeps_qr:
             record.qr = None
-        if status != "pairing":
+        if not entry_effects.keeps_pairing:
             record.pairing = None
         self.broadcaster.publish(
             EventRow(event_id, record.company_id, "status", status, reason, payload, now)
@@ -91,6 +126,7 @@ class Journal:
             status,
             f" ({reason})" if reason else "",
         )
+        return True
 
     def event(
         self,
@@ -111,7 +147,17 @@ class Journal:
         with self.db.work():
             companies.save_session(self.db, company_id, desired_state=desired)
 
-    def alert(self, company_id: str | None, kind: str, message: str, **data: Any) -> None:
-        self.event(company_id, "alert", reason=kind, data=dict(data, message=message))
-        self.metrics.incr(f"alerts.{kind}")
-        log.warning("ALERT %s%s: %s", kind, f" company {company_id}" if company_id else "", message)
+    def alert(
+        self, company_id: str | None, kind: str, message: str, *, state: str | None = None, **data: Any
+    ) -> None:
+        """An ``alert`` event (reason: its kind). Alerts that hold while a condition does (the
+        thresholds) have ``state`` ``firing``, and a later ``resolved`` one when it clears."""
+        self.event(company_id, "alert", reason=kind, state=state, data=dict(data, message=message))
+        self.metrics.incr(f"alerts.{kind}" if state != "resolved" else f"alerts.{kind}.resolved")
+        log.warning(
+            "ALERT %s%s%s: %s",
+            kind,
+            " resolved" if state == "resolved" else "",
+            f" company {company_id}" if company_id else "",
+            message,
+        )

@@ -1,15 +1,17 @@
-"""The node side of the link hosts (ARCHITECTURE §3 ``LinkHosts``, §5 ``web``).
+"""The node side of the link hosts: the worker processes that run WhatsApp Web (neonize).
 
 * :class:`LinkHost` — one actor per worker process (``wafleet.actors.linkhost_worker``, whose
   docstring is the protocol). It writes commands to the worker's stdin and reads its events with
   gevent's cooperative subprocess pipes, in a greenlet: events are in the hub from the start,
-  no foreign thread and no cross-thread ``tell``. An event is routed to the :class:`WebLink`
-  registered for its session. If the worker dies, every session on it gets
-  ``closed{reason: transient}`` and the actor exits ``crash`` so its supervisor restarts it.
-* :class:`LinkHostPool` — the supervisor of the hosts: places sessions on hosts up to
-  ``sessions_per_host`` (opening a new host when all are full), restarts a dead host with the
-  full-jitter backoff of :mod:`wafleet.actors.restart`; stopping it (``ref.stop()`` or
-  ``Shutdown``) stops every worker: no process or greenlet is left behind.
+  no foreign thread and no cross-thread ``tell``. An event is handed to the callback its
+  session's link registered with ``Open`` (into the session's inbox: this actor never touches
+  a link). If the worker dies, every session on it gets ``closed{reason: transient}`` and the
+  actor exits ``crash`` so its supervisor restarts it.
+* :class:`LinkHostPool` — the supervisor of the hosts (the mechanism of
+  :mod:`wafleet.actors.supervisor`): places sessions on hosts up to ``sessions_per_host``
+  (opening a new host when all are full), restarts a dead host with the full-jitter backoff of
+  its restart policy; stopping it (``ref.stop()`` or ``Shutdown``) stops every worker: no
+  process or greenlet is left behind.
 
 Wiring::
 
@@ -25,19 +27,18 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import gevent
 import gevent.subprocess
 import pykka
 
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
-from wafleet.actors.messages import Shutdown
-from wafleet.actors.restart import RestartPolicy, RestartTracker
-
-if TYPE_CHECKING:
-    from wafleet.actors.links.web import WebLink
+from wafleet.actors.messages import ChildExited, Shutdown, StartChild
+from wafleet.actors.restart import RestartPolicy
+from wafleet.actors.status import ExitReason
+from wafleet.actors.supervisor import Children, ChildSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,16 @@ WORKER_COMMAND = [sys.executable, "-m", "wafleet.actors.linkhost_worker"]
 
 
 # -- messages ---------------------------------------------------------------------------------
+Deliver = Callable[[dict[str, Any]], None]
+
+
 @dataclass(frozen=True)
 class Open:
-    """Register ``link`` for ``session`` and send its ``start`` command."""
+    """Register ``deliver`` (the session's callback for this host's events about it) and send
+    the session's ``start`` command."""
 
     session: str
-    link: WebLink
+    deliver: Deliver
     command: dict[str, Any]
 
 
@@ -89,19 +94,6 @@ class HostPids:
     """To the pool: the pid of every running worker process, by slot."""
 
 
-@dataclass(frozen=True)
-class _HostExited:
-    slot: int
-    generation: int
-    exit: Exit
-
-
-@dataclass(frozen=True)
-class _StartHost:
-    slot: int
-    generation: int
-
-
 class HostUnavailable(Exception):
     """The host for this session is restarting: the session should back off."""
 
@@ -132,7 +124,7 @@ class LinkHost(SupervisedActor):
         self.env = env
         self.stop_timeout = stop_timeout
         self.on_event = on_event
-        self.sessions: dict[str, WebLink] = {}
+        self.sessions: dict[str, Deliver] = {}
         self.proc: gevent.subprocess.Popen | None = None
         self.reader: gevent.Greenlet | None = None
         self.pid: int | None = None
@@ -172,8 +164,8 @@ class LinkHost(SupervisedActor):
 
     def on_receive(self, message: Any) -> Any:
         match message:
-            case Open(session=session, link=link, command=command):
-                self.sessions[session] = link
+            case Open(session=session, deliver=deliver, command=command):
+                self.sessions[session] = deliver
                 self._send(command)
             case Command(command=command, release=release):
                 self._send(command)
@@ -195,16 +187,14 @@ class LinkHost(SupervisedActor):
         try:
             self._write(command)
         except HostUnavailable as exc:
-            link = self.sessions.get(str(command.get("session")))
-            if link is None:
+            deliver = self.sessions.get(str(command.get("session")))
+            if deliver is None:
                 return
             if command.get("cmd") == "send":
-                link.host_event(
-                    {"event": "error", "op": "send", "ref": command.get("ref"), "message": str(exc)}
-                )
+                deliver({"event": "error", "op": "send", "ref": command.get("ref"), "message": str(exc)})
             elif command.get("cmd") in ("start", "pair"):
-                link.host_event(
-                    {"event": "closed", "reason": "transient", "message": str(exc), "attempt": None}
+                deliver(
+                    {"event": "closed", "reason": ExitReason.TRANSIENT, "message": str(exc), "attempt": None}
                 )
 
     def _write(self, command: dict[str, Any]) -> None:
@@ -225,14 +215,17 @@ class LinkHost(SupervisedActor):
             except Exception:
                 log.exception("link host observer failed")
         session = event.get("session")
-        link = self.sessions.get(str(session)) if session is not None else None
-        if link is None:
+        deliver = self.sessions.get(str(session)) if session is not None else None
+        if deliver is None:
             if kind == "error":
                 log.warning("link host %s: %s", self.name, event.get("message"))
             return
         if kind == "stopped":
             return
-        link.host_event(event)
+        try:
+            deliver(event)
+        except Exception:
+            log.exception("link host %s: delivering %s to %s failed", self.name, kind, session)
 
     def _worker_exited(self, returncode: int | None) -> None:
         if self.stopping:
@@ -240,8 +233,13 @@ class LinkHost(SupervisedActor):
         message = f"link host {self.name} (pid {self.pid}) exited with code {returncode}"
         log.error("%s; %d sessions closed as transient", message, len(self.sessions))
         sessions, self.sessions = self.sessions, {}
-        for link in sessions.values():
-            link.host_event({"event": "closed", "reason": "transient", "message": message, "attempt": None})
+        for deliver in sessions.values():
+            try:
+                deliver(
+                    {"event": "closed", "reason": ExitReason.TRANSIENT, "message": message, "attempt": None}
+                )
+            except Exception:
+                log.exception("link host %s: telling a session it closed failed", self.name)
         self.exit("crash", message, returncode=returncode)
 
     def on_stop(self) -> None:
@@ -279,14 +277,8 @@ class LinkHost(SupervisedActor):
 
 
 # -- the pool / supervisor ---------------------------------------------------------------------
-@dataclass
-class _Slot:
-    index: int
-    tracker: RestartTracker
-    generation: int = 0
-    ref: pykka.ActorRef[Any] | None = None
-    sessions: set[str] = field(default_factory=set)
-    timer: gevent.Greenlet | None = None
+def _host_id(index: int) -> str:
+    return f"linkhost-{index}"
 
 
 class LinkHostPool(SupervisedActor):
@@ -294,10 +286,11 @@ class LinkHostPool(SupervisedActor):
 
     ``LinkHostPool(sessions_per_host, on_exit=None, policy=None, command=None, env=None,
     stop_timeout=15.0, on_event=None, rng=None)``: ``policy`` is the hosts' restart policy
-    (default ``RestartPolicy()``: 5 s base, 5 min max, 10 restarts in 10 min); when a host trips
-    it, the pool exits ``crash`` (escalation to its own supervisor). ``on_event(kind, data)``
-    observes ``host_started`` {slot, pid}, ``host_exited`` {slot, reason, delay} and, through
-    the hosts, every worker event (``worker_event`` {slot, event}).
+    (the node passes its configured one; default ``RestartPolicy()``: 5 s base, 5 min max, 10
+    restarts in 10 min); when a host trips it, the pool exits ``crash`` (escalation to its own
+    supervisor). ``on_event(kind, data)`` observes ``host_started`` {slot, pid},
+    ``host_exited`` {slot, reason, delay} and, through the hosts, every worker event
+    (``worker_event`` {slot, event}).
 
     Asks: ``Place(session)`` -> the host's ref (raises :class:`HostUnavailable` while the
     chosen host is restarting), ``Release(session)``, ``HostPids()`` -> {slot: pid}.
@@ -318,15 +311,13 @@ class LinkHostPool(SupervisedActor):
         if sessions_per_host < 1:
             raise ValueError("sessions_per_host must be at least 1")
         self.sessions_per_host = sessions_per_host
-        self.policy = policy or RestartPolicy()
         self.command = command
         self.env = env
         self.stop_timeout = stop_timeout
         self.on_event = on_event
-        self.rng = rng or random.Random()
-        self.slots: list[_Slot] = []
+        self.children = Children(lambda: self.actor_ref, policy or RestartPolicy(), rng)
+        self.sessions: list[set[str]] = []  # by host index: the sessions placed there
         self.placement: dict[str, int] = {}
-        self.stopping = False
 
     def _notify(self, kind: str, data: dict[str, Any]) -> None:
         if self.on_event is not None:
@@ -342,16 +333,20 @@ class LinkHostPool(SupervisedActor):
             case Release(session=session):
                 index = self.placement.pop(session, None)
                 if index is not None:
-                    self.slots[index].sessions.discard(session)
+                    self.sessions[index].discard(session)
                 return None
             case HostPids():
-                return {s.index: s.ref.ask(HostPids()) for s in self.slots if s.ref is not None}
-            case _HostExited(slot=index, generation=generation, exit=exit_):
-                return self._host_exited(index, generation, exit_)
-            case _StartHost(slot=index, generation=generation):
-                slot = self.slots[index]
-                if slot.generation == generation and slot.ref is None and not self.stopping:
-                    self._start_host(slot)
+                return {
+                    i: ref.ask(HostPids())
+                    for i in range(len(self.sessions))
+                    if (ref := self.children.ref(_host_id(i))) is not None
+                }
+            case ChildExited():
+                return self._host_exited(message)
+            case StartChild():
+                slot = self.children.due(message)
+                if slot is not None:
+                    self._start_host(int(slot.spec.id.rsplit("-", 1)[1]))
                 return None
             case Shutdown():
                 self.exit("normal", "shutdown")
@@ -359,55 +354,57 @@ class LinkHostPool(SupervisedActor):
         return None
 
     def _place(self, session: str) -> pykka.ActorRef[Any]:
-        if self.stopping:
+        if self.children.stopping:
             raise HostUnavailable("the link hosts are stopping")
         index = self.placement.get(session)
         if index is None:
-            candidates = [s for s in self.slots if len(s.sessions) < self.sessions_per_host]
+            candidates = [i for i, placed in enumerate(self.sessions) if len(placed) < self.sessions_per_host]
             # running hosts first, then the least loaded
-            candidates.sort(key=lambda s: (s.ref is None, len(s.sessions), s.index))
+            candidates.sort(key=lambda i: (self.children.ref(_host_id(i)) is None, len(self.sessions[i]), i))
             if candidates:
-                slot = candidates[0]
+                index = candidates[0]
             else:
-                slot = _Slot(len(self.slots), RestartTracker(self.policy, self.rng))
-                self.slots.append(slot)
-                self._start_host(slot)
-            slot.sessions.add(session)
-            self.placement[session] = slot.index
-            index = slot.index
-        slot = self.slots[index]
-        if slot.ref is None:
+                index = len(self.sessions)
+                self.sessions.append(set())
+                self._start_host(index)
+            self.sessions[index].add(session)
+            self.placement[session] = index
+        ref = self.children.ref(_host_id(index))
+        if ref is None:
             raise HostUnavailable(f"link host {index} is restarting")
-        return slot.ref
+        return ref
 
-    def _start_host(self, slot: _Slot) -> None:
-        slot.generation += 1
-        generation = slot.generation
-        me = self.actor_ref
-
-        def on_exit(exit_: Exit) -> None:
-            try:
-                me.tell(_HostExited(slot.index, generation, exit_))
-            except pykka.ActorDeadError:
-                pass
-
+    def _spec(self, index: int) -> ChildSpec:
         def on_event(_name: str, event: dict[str, Any]) -> None:
-            self._notify("worker_event", {"slot": slot.index, "event": event})
+            self._notify("worker_event", {"slot": index, "event": event})
 
-        slot.ref = LinkHost.start(
-            f"linkhost-{slot.index}", on_exit, self.command, self.env, self.stop_timeout, on_event
-        )
-        slot.tracker.started(time.monotonic())
-        self._notify("host_started", {"slot": slot.index, "pid": slot.ref.ask(HostPids())})
+        def start(on_exit: Callable[[Exit], None]) -> pykka.ActorRef[Any]:
+            return LinkHost.start(
+                _host_id(index), on_exit, self.command, self.env, self.stop_timeout, on_event
+            )
 
-    def _host_exited(self, index: int, generation: int, exit_: Exit) -> None:
-        slot = self.slots[index]
-        if slot.generation != generation or self.stopping:
+        # A host stops by closing its worker's stdin and waiting up to stop_timeout (then SIGKILL).
+        return ChildSpec(_host_id(index), start, shutdown=self.stop_timeout + 1.0)
+
+    @staticmethod
+    def budget(stop_timeout: float) -> float:
+        """The pool's own shutdown budget: its hosts stop together, each within its own."""
+        return stop_timeout + 2.0
+
+    def _start_host(self, index: int) -> None:
+        self.children.add(self._spec(index))
+        slot = self.children.start(_host_id(index))
+        assert slot.ref is not None
+        self._notify("host_started", {"slot": index, "pid": slot.ref.ask(HostPids())})
+
+    def _host_exited(self, msg: ChildExited) -> None:
+        slot = self.children.exited(msg)
+        if slot is None:
             return
-        slot.ref = None
-        for session in slot.sessions:  # they were told "transient" and will come back on Place
+        index, exit_ = int(msg.id.rsplit("-", 1)[1]), msg.exit
+        for session in self.sessions[index]:  # they were told "transient" and come back on Place
             self.placement.pop(session, None)
-        slot.sessions.clear()
+        self.sessions[index].clear()
         decision = slot.tracker.exited(time.monotonic())
         if decision.give_up:
             message = f"link host {index} failed {len(slot.tracker.times)} times ({exit_.message})"
@@ -417,37 +414,10 @@ class LinkHostPool(SupervisedActor):
             return
         log.error("link host %d exited (%s); restarting in %.2fs", index, exit_.message, decision.delay)
         self._notify("host_exited", {"slot": index, "reason": exit_.reason, "delay": decision.delay})
-        slot.timer = gevent.spawn_later(decision.delay, self._tell_start, index, generation)
-
-    def _tell_start(self, index: int, generation: int) -> None:
-        try:
-            self.actor_ref.tell(_StartHost(index, generation))
-        except pykka.ActorDeadError:
-            pass
+        self.children.restart_later(slot, decision.delay)
 
     def on_stop(self) -> None:
-        self._stop_hosts()
+        self.children.stop_all()
 
     def on_failure(self, *exc_info: Any) -> None:
-        self._stop_hosts()
-
-    def _stop_hosts(self) -> None:
-        self.stopping = True
-        for slot in self.slots:
-            if slot.timer is not None:
-                slot.timer.kill(block=False)
-                slot.timer = None
-        refs = [s.ref for s in self.slots if s.ref is not None]
-        for slot in self.slots:
-            slot.ref = None
-        futures = []
-        for ref in refs:
-            try:
-                futures.append(ref.stop(block=False))
-            except pykka.ActorDeadError:
-                pass
-        for future in futures:  # concurrently: each host waits for its own worker
-            try:
-                future.get(timeout=self.stop_timeout + 10)
-            except Exception:
-                log.debug("a link host did not stop cleanly", exc_info=True)
+        self.children.stop_all()

@@ -1,6 +1,6 @@
 """The link-host worker: many neonize (WhatsApp Web) clients in one plain-Python process.
 
-ARCHITECTURE §5: neonize cannot run inside the gevent node (its ``connect()`` blocks in C for
+neonize cannot run inside the gevent node (its ``connect()`` blocks in C for
 the life of a session and its Go side is not safe for concurrent connect/stop), so web sessions
 live here. This module never imports gevent. Run it as::
 
@@ -24,6 +24,7 @@ Commands (node -> worker)::
     {"cmd": "send",   "session": S, "to": "15551234567", "text": "...", "ref": R}
     {"cmd": "logout", "session": S}
     {"cmd": "stop",   "session": S}
+    {"cmd": "ping",   "session": S, "ref": R}
 
 ``store`` is the client's neonize database: a sqlite file path (its folder is created) or a
 ``postgres…`` URL shared by many sessions (then ``creds.jid`` picks the stored device to resume;
@@ -44,10 +45,12 @@ Events (worker -> node); all but ``ready`` carry ``session`` and, when known, ``
     {"event": "receipt", "peer", "ids": [...], "type", "at"}
     {"event": "sent", "ref": R, "id": "3EB0…"}
     {"event": "stopped"}                                        # after stop/logout finished
+    {"event": "pong", "ref": R, "alive": true|false}            # the client is connected
     {"event": "error", "ref"?: R, "op": "send"|"pair"|"logout"|"start"|"protocol", "message": "..."}
 
 ``closed`` is final for that attempt (the client is stopped) and is never sent after a ``stop``
-or ``logout`` the node asked for. Reasons (ARCHITECTURE §4, ``links/base.CLOSE_REASONS``):
+or ``logout`` the node asked for. Reasons (``wafleet.actors.status.ExitReason``; what the node
+does after each is ``wafleet.actors.exit_policy``):
 
 * ``LoggedOutEv`` -> ``logged_out`` (the store is wiped);
 * ``StreamReplacedEv`` -> ``replaced``;
@@ -72,13 +75,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from wafleet.actors.links.web_store import wipe_store
+from wafleet.actors.status import ExitReason
+
 log = logging.getLogger("wafleet.linkhost_worker")
 
 LAUNCH_GRACE = 2.0  # longest the connect/stop lock is held while a client registers in Go
 QR_FIRST_TTL = 60
 QR_NEXT_TTL = 20
 PAIRING_TTL = 60
-OUTDATED_REASON = "auth"  # final; see the module docstring
+OUTDATED_REASON = ExitReason.AUTH  # final; see the module docstring
 
 
 class Output:
@@ -133,7 +139,7 @@ class Tenant:
                 self.previous = None
             self._connect()
         except Exception as exc:  # noqa: BLE001 - every failure becomes a close
-            self.close("transient", f"connection failed: {exc}")
+            self.close(ExitReason.TRANSIENT, f"connection failed: {exc}")
         finally:
             with self.lock:
                 self.returned = True
@@ -182,7 +188,7 @@ class Tenant:
             client.connect()
         finally:
             timer.cancel()
-        self.close("transient", "the WhatsApp Web connection ended")
+        self.close(ExitReason.TRANSIENT, "the WhatsApp Web connection ended")
 
     def _release_launch(self) -> None:
         with self._launch_guard:
@@ -215,7 +221,7 @@ class Tenant:
         try:
             self.stop_client()
         finally:
-            if reason == "logged_out":
+            if reason == ExitReason.LOGGED_OUT:
                 self._wait_finished(30)
                 wipe_store(self.store)
 
@@ -255,6 +261,17 @@ class Tenant:
         except Exception as exc:  # noqa: BLE001
             self.emit("error", {"op": "send", "ref": ref, "message": str(exc) or type(exc).__name__})
 
+    def ping(self, ref: Any) -> None:
+        """Answer whether this client is connected (asked of the Go side, off the reader)."""
+        with self.lock:
+            alive = self.launched and not self.returned and not self.closed and not self.stopping
+        if alive and self.client is not None:
+            try:
+                alive = bool(getattr(self.client, "is_connected", True))
+            except Exception:  # noqa: BLE001
+                alive = False
+        self.emit("pong", {"ref": ref, "alive": alive})
+
     def logout(self) -> None:
         with self.lock:
             connected = self.launched and not self.returned and not self.closed
@@ -287,11 +304,11 @@ class Tenant:
     def on_login_status(self, status: str) -> None:
         self._release_launch()
         if status == "timeout":
-            self.close("transient", "the QR codes ran out without a scan")
+            self.close(ExitReason.TRANSIENT, "the QR codes ran out without a scan")
         elif status == "err-client-outdated":
             self._on_outdated(None, None)
         elif status.startswith("err"):
-            self.close("transient", f"login failed: {status}")
+            self.close(ExitReason.TRANSIENT, f"login failed: {status}")
 
     def _on_qr(self, _client: Any, data: bytes) -> None:
         self._release_launch()
@@ -323,15 +340,15 @@ class Tenant:
     def _on_logged_out(self, _client: Any, event: Any) -> None:
         reason = _enum_name(event, "Reason")
         when = "at connect" if getattr(event, "OnConnect", False) else "while connected"
-        self.close("logged_out", f"WhatsApp logged this device out {when} ({reason})", detail=reason)
+        self.close(ExitReason.LOGGED_OUT, f"WhatsApp logged this device out {when} ({reason})", detail=reason)
 
     def _on_replaced(self, _client: Any, _event: Any) -> None:
-        self.close("replaced", "the session was opened elsewhere (stream replaced)")
+        self.close(ExitReason.REPLACED, "the session was opened elsewhere (stream replaced)")
 
     def _on_ban(self, _client: Any, event: Any) -> None:
         until = ban_until_ms(int(getattr(event, "Expire", 0) or 0))
         code = _enum_name(event, "Code")
-        self.close("banned", f"temporarily banned by WhatsApp ({code})", until=until, detail=code)
+        self.close(ExitReason.BANNED, f"temporarily banned by WhatsApp ({code})", until=until, detail=code)
 
     def _on_outdated(self, _client: Any, _event: Any) -> None:
         self.close(
@@ -441,6 +458,11 @@ class Host:
                 self._error(session, "send", "the session is not running", cmd.get("ref"))
             else:
                 self.pool.submit(tenant.send, str(cmd["to"]), str(cmd["text"]), cmd.get("ref"))
+        elif name == "ping":
+            if tenant is None:
+                self.out.send({"event": "pong", "session": session, "ref": cmd.get("ref"), "alive": False})
+            else:
+                self.pool.submit(tenant.ping, cmd.get("ref"))
         elif name in ("stop", "logout"):
             self.pool.submit(self._finish, session, tenant, name, cmd.get("store"))
         else:
@@ -476,23 +498,6 @@ class Host:
         for tenant in tenants:
             tenant.finished.wait(60)
         self.pool.shutdown(wait=True)
-
-
-def wipe_store(store: str) -> None:
-    """Delete a session's sqlite store (and its journal files); Postgres stores are left to whatsmeow,
-    which deletes the device's rows itself on logout."""
-    if store.startswith("postgres"):
-        return
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
-            os.unlink(store + suffix)
-        except FileNotFoundError:
-            pass
-    folder = Path(store).parent
-    try:
-        folder.rmdir()  # only if empty
-    except OSError:
-        pass
 
 
 def ban_until_ms(expire: int, now: float | None = None) -> int:

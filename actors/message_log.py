@@ -122,5 +122,10 @@ class MessageLog:
             "text": text[:TEXT_IN_EVENT] if isinstance(text, str) else None,
         }
         self.journal.event(company_id, "message", reason=stored.get("direction"), data=data)
+        figures = self.journal.metrics.figures
+        if stored.get("direction") == "in":
+            figures.message_received(company_id)
+        elif stored.get("direction") == "out":
+            figures.message_sent(company_id)
         if self.on_stored is not None:
             self.on_stored(company_id, stored)

@@ -75,6 +75,25 @@ class Send:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """Does the session's link still answer? Answers an AsyncResult (True: it answered), or
+    None when the session has no connected link to ask (nothing to probe)."""
+
+    id: str
+
+
+@dataclass(frozen=True)
+class Revive:
+    """From the health monitor: the session is a zombie (``why``: link_silent, stuck_starting,
+    stuck_reconnecting) as of its state entered at ``since`` (ms); a later state makes it stale."""
+
+    id: str
+    why: str
+    message: str
+    since: int
+
+
+@dataclass(frozen=True)
 class ChildExited:
     id: str
     generation: int
@@ -109,6 +128,13 @@ class Close:
     """Stop the session: ``stop`` keeps the login, ``logout`` wipes it, ``node`` is a node stop."""
 
     mode: str
+
+
+@dataclass(frozen=True)
+class Expire:
+    """From the Fleet: the link is silent or the start is stuck; end with ``zombie``."""
+
+    message: str
 
 
 @dataclass(frozen=True)

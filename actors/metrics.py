@@ -1,4 +1,8 @@
-"""StatsD figures. One UDP client per process (safe to share); a missing daemon breaks nothing."""
+"""StatsD figures. One UDP client per process (safe to share); a missing daemon breaks nothing.
+
+``figures`` keeps what the node's own metrics routes show (``wafleet.actors.figures``); an
+operation timed with :meth:`Metrics.observe` goes to both.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,16 @@ import logging
 
 import statsd
 
+from wafleet.actors.figures import Figures
+
 log = logging.getLogger(__name__)
 
 
 class Metrics:
-    def __init__(self, host: str | None, port: int = 8125, prefix: str = "wafleet") -> None:
+    def __init__(
+        self, host: str | None, port: int = 8125, prefix: str = "wafleet", figures: Figures | None = None
+    ) -> None:
+        self.figures = figures if figures is not None else Figures()
         self._client: statsd.StatsClient | None = None
         if host:
             try:
@@ -38,3 +47,10 @@ class Metrics:
                 self._client.timing(name, ms)
             except OSError:
                 pass
+
+    def observe(self, operation: str, ms: float) -> None:
+        """Time one operation (``wafleet.actors.figures.Op``): a StatsD timer ``ops.<name>`` and
+        the node's percentiles. The assistant reports a model call's ``Usage.latency_ms`` here:
+        ``metrics.observe(Op.AI_CALL, usage.latency_ms)``."""
+        self.figures.observe(operation, ms)
+        self.timing(f"ops.{operation}", ms)

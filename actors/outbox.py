@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ import gevent
 import peewee
 import pykka
 
+from wafleet.actors.error_classes import send_class
+from wafleet.actors.figures import Op
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.links.base import SendError
 from wafleet.actors.messages import Send, Shutdown
@@ -224,16 +227,21 @@ class Deliverer(SupervisedActor):
     def _deliver(self, row: outbox.OutboxRow) -> _Wait | None:
         """One attempt; says until when the row (and those behind it) must wait, if it must."""
         outbox.update(self.db, row.id, state="sending")
+        started = time.perf_counter()
         try:
             wa_id = self.fleet().ask(Send(row.company_id, row.peer, row.text), timeout=60)
             if isinstance(wa_id, pykka.Future):
                 wa_id = wa_id.get(timeout=60)
         except SendError as exc:
+            self.metrics.observe(Op.SEND, (time.perf_counter() - started) * 1000)
+            final = exc.final or row.attempts + 1 >= MAX_ATTEMPTS
+            self.metrics.figures.send_failed(row.company_id, send_class(exc), final)
             return self._failed_attempt(row, exc)
         except (peewee.OperationalError, peewee.InterfaceError):
             raise  # the database is away: the actor fails and is restarted
         except Exception as exc:  # session down, fleet restarting: keep the row, try later
             return _Wait(self._retry(row, NOT_CONNECTED_WAIT, {"message": str(exc)}, counted=False), False)
+        self.metrics.observe(Op.SEND, (time.perf_counter() - started) * 1000)
         outbox.update(self.db, row.id, state="sent", wa_id=wa_id, attempts=row.attempts + 1, error=None)
         self.metrics.incr("messages.sent")
         self.on_sent(row, wa_id)

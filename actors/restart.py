@@ -10,13 +10,6 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass
-from enum import Enum
-
-
-class RestartType(Enum):
-    PERMANENT = "permanent"  # always restarted (sessions, singletons)
-    TRANSIENT = "transient"  # restarted unless the exit reason is terminal
-    TEMPORARY = "temporary"  # never restarted (conversations)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""CompanySession: one company's WhatsApp session and its state machine (ARCHITECTURE §4).
+"""CompanySession: one company's WhatsApp session, from opening its link to its link closing.
 
-One actor lives for one connection attempt. When the link closes, the actor ends with the close
-reason and its supervisor (the Fleet) decides what comes next: restart now, back off, or stay
-down. A bug in here is a crash like any other: the Fleet restarts the session with backoff.
+One actor lives for one connection attempt and drives the states a live link goes through
+(starting, qr, pairing, connected). When the link closes, the actor ends with the close reason
+and its supervisor (the Fleet) applies ``wafleet.actors.exit_policy``: restart now, back off, or
+stay down. A bug in here is a crash like any other: the Fleet restarts the session with backoff.
 """
 
 from __future__ import annotations
@@ -18,13 +19,24 @@ import pykka
 
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.errors import RateLimited
+from wafleet.actors.figures import Op
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.journal import Journal
-from wafleet.actors.links.base import Link, LinkConflict
-from wafleet.actors.links.factory import LinkFactory
+from wafleet.actors.links.base import HOST_EVENT, Link, LinkConflict
+from wafleet.actors.links.factory import LinkFactory, LinkUnavailable
 from wafleet.actors.links.sandbox import SandboxLink
-from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox, Send
+from wafleet.actors.messages import (
+    Close,
+    Crash,
+    Expire,
+    LinkEvent,
+    Probe,
+    RequestPairing,
+    Sandbox,
+    Send,
+)
 from wafleet.actors.metrics import Metrics
+from wafleet.actors.status import ExitReason, Status
 from wafleet.storage import pairing as pairing_log
 from wafleet.storage.authstate import AuthStore
 from wafleet.storage.clock import now_ms
@@ -39,7 +51,8 @@ class InjectedCrash(RuntimeError):
 
 @dataclass(frozen=True)
 class ConnectLimits:
-    """Seed 000: QR rounds before falling back to a pairing code; pairing codes per hour."""
+    """QR rounds before falling back to a pairing code; pairing codes per hour and the cool-down
+    when that limit trips (WhatsApp bans numbers that ask too often)."""
 
     max_qr_attempts: int = 3
     pairing_per_hour: int = 5
@@ -69,6 +82,8 @@ class CompanySession(SupervisedActor):
         self.pending_pair: str | None = None
         self.pairing_for: str | None = None
         self.pair_waiters: list[gevent.event.AsyncResult] = []
+        self.blocked_until: int | None = None  # set when this session trips the pairing limit
+        self.started_at = now_ms()  # the connect time is measured from here
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -76,19 +91,20 @@ class CompanySession(SupervisedActor):
         creds = self.deps.auth.load(record.company_id, record.link)
         if creds is None and record.pairing_phone:
             self.pending_pair = record.pairing_phone
-        self.link = self.deps.links.create(record.link, record.company_id, self._emit)
-        if record.status != "starting":  # the fleet may have said so already (restart_required)
+        try:
+            self.link = self.deps.links.create(record.link, record.company_id, self._emit)
+        except LinkUnavailable as exc:
+            reason = ExitReason.TRANSIENT if exc.transient else ExitReason.LINK_UNAVAILABLE
+            self.exit(reason, str(exc))
+            return
+        if record.status != Status.STARTING:  # the fleet may have said so already (restart_required)
             reason = "resume" if creds else ("pairing" if self.pending_pair else "qr")
-            self.deps.journal.transition(record, "starting", reason=reason)
+            self.deps.journal.transition(record, Status.STARTING, reason=reason)
         self.link.start(creds)
 
-    def on_stop(self) -> None:
-        self._release()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self._release()
-
-    def _release(self) -> None:
+    def cleanup(self) -> None:
+        """However the session ended (even in ``on_start``): its link's timers and connection go,
+        and whoever waits for a pairing code hears why."""
         if self.link is not None:
             self.link.stop()
         for waiter in self.pair_waiters:
@@ -114,6 +130,15 @@ class CompanySession(SupervisedActor):
                 if self.record.status != "connected" or self.link is None:
                     raise LinkConflict(f"the session is {self.record.status}, not connected")
                 return self.link.send(to, text)
+            case Probe():
+                if self.record.status != Status.CONNECTED or self.link is None:
+                    return None
+                return self.link.ping()
+            case Expire(message=text):
+                if self.link is not None:
+                    self.link.stop()
+                self.exit(ExitReason.ZOMBIE, text)
+                return None
             case Close(mode=mode):
                 return self._close(mode)
             case Crash():
@@ -181,17 +206,21 @@ class CompanySession(SupervisedActor):
             if record.pairing is not None:
                 pairing_log.settle(journal.db, record.company_id, "used")
                 self.deps.shared.clear_pairing(record.company_id)
+            if record.status == Status.STARTING:  # no human in the loop: the link's own time
+                self.deps.metrics.observe(Op.CONNECT, now_ms() - self.started_at)
             journal.transition(record, "connected", reason="linked")
+        elif kind == HOST_EVENT:
+            host_event = getattr(self.link, "host_event", None)
+            if host_event is not None:
+                host_event(data)  # the link turns it into the events above, in this greenlet
         elif kind == "message":
             self.deps.inbound(record.company_id, data)
         elif kind == "receipt":
             self.deps.receipt(record.company_id, data)
         elif kind == "closed":
-            reason = str(data.get("reason", "transient"))
+            reason = str(data.get("reason", ExitReason.TRANSIENT))
             if self.link is not None:
                 self.link.stop()
-            if reason == "logged_out":
-                self.deps.auth.wipe(record.company_id)
             extra = {k: v for k, v in data.items() if k not in ("reason", "message")}
             self.exit(reason, str(data.get("message", "")), **extra)
         else:
@@ -207,12 +236,15 @@ class CompanySession(SupervisedActor):
             link.enter_code(args["code"])
         elif action == "inbound":
             link.inbound(args["from"], args["text"])
+        elif action == "zombie":
+            link.zombie()
+            self.deps.links.silence_starts(self.record.company_id, int(args.get("starts", 0)))
         elif action == "disconnect":
             link.disconnect(
                 args["reason"], args.get("message") or "sandbox: injected disconnect", **args.get("data", {})
             )
         else:
-            raise ValueError(f"unknown sandbox action {action!r}")
+            raise LinkConflict(f"the sandbox has no action {action!r}")
 
     def _request_pairing(self, phone: str) -> gevent.event.AsyncResult:
         if self.record.status == "connected":
@@ -220,7 +252,7 @@ class CompanySession(SupervisedActor):
         waiter = gevent.event.AsyncResult()
         if self.record.status in ("qr", "pairing"):
             if not self._pair(phone):
-                until = self.record.blocked_until or 0
+                until = self.blocked_until or 0
                 raise RateLimited(until / 1000 - time.time(), self._limit_message(until))
         else:
             self.pending_pair = phone  # asked for as soon as the link shows its first QR
@@ -235,15 +267,15 @@ class CompanySession(SupervisedActor):
             record.company_id, limits.pairing_per_hour, 3600.0, limits.pairing_cooldown
         )
         if not allowed:
-            until = int((time.time() + retry_after) * 1000)
-            record.blocked_until = until
+            until = int((time.time() + retry_after) * 1000)  # the Fleet records it from the exit
             self.deps.metrics.incr("pairing.limit_trips")
             pairing_log.record(self.deps.journal.db, record.company_id, phone, "refused")
             message = self._limit_message(until)
             for waiter in self.pair_waiters:
                 waiter.set_exception(RateLimited(retry_after, message))
             self.pair_waiters.clear()
-            self.exit("blocked", message, until=until)
+            self.blocked_until = until
+            self.exit(ExitReason.BLOCKED, message, until=until)
             return False
         assert self.link is not None
         self.pairing_for = phone
@@ -258,7 +290,7 @@ class CompanySession(SupervisedActor):
         )
 
     def _qr_exhausted(self, rounds: int) -> None:
-        """Seed 000 step 4: nobody scanned; switch to a pairing code for the stored phone."""
+        """Nobody scanned: switch to a pairing code for the stored phone, or stop asking."""
         record = self.record
         phone = record.pairing_phone or record.company_phone
         self.deps.shared.reset_qr(record.company_id)
@@ -270,7 +302,7 @@ class CompanySession(SupervisedActor):
             self._pair(phone)
             return
         self.exit(
-            "qr_exhausted",
+            ExitReason.QR_EXHAUSTED,
             f"no scan after {rounds} QR codes: give a phone number to get a pairing code instead",
             needs="phoneNumber",
         )

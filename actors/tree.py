@@ -18,18 +18,16 @@ import gevent.event
 import pykka
 
 from wafleet.actors.directory import Directory
+from wafleet.actors.errors import Unavailable
 from wafleet.actors.fleet import Fleet, FleetConfig
 from wafleet.actors.messages import Ping, Shutdown
 from wafleet.actors.outbox import Deliverer, DelivererConfig, Wake
 from wafleet.actors.restart import RestartPolicy
-from wafleet.actors.root import ChildSpec, GetChild, Root
+from wafleet.actors.root import GetChild, Root
 from wafleet.actors.session import SessionDeps
+from wafleet.actors.supervisor import ChildSpec
 from wafleet.storage.database import Database
 from wafleet.storage.outbox import OutboxRow
-
-
-class Unavailable(Exception):
-    pass
 
 
 class Tree:
@@ -66,16 +64,15 @@ class Tree:
                 rng=rng,
             )
 
-        self.root = Root.start(
-            [
-                ChildSpec("fleet", start_fleet),
-                ChildSpec("deliverer", start_deliverer),
-                *(extra_children or []),
-            ],
-            root_policy,
-            on_give_up,
-            rng,
-        )
+        specs = [
+            # The Fleet's budget covers its sessions' (they stop concurrently, each within
+            # FleetConfig.session_shutdown) plus persisting their last words.
+            ChildSpec("fleet", start_fleet, shutdown=fleet_config.session_shutdown + 2.0),
+            ChildSpec("deliverer", start_deliverer, shutdown=2.0),
+            *(extra_children or []),
+        ]
+        self.shutdown_budget = Root.budget(specs)
+        self.root = Root.start(specs, root_policy, on_give_up, rng)
 
     def _lookup(self, name: str) -> pykka.ActorRef[Any] | None:
         """The live ref of one of the Root's children: the one kept while its actor runs, else
@@ -139,8 +136,9 @@ class Tree:
         except (Unavailable, pykka.ActorDeadError, pykka.Timeout):
             return False
 
-    def shutdown(self, timeout: float = 25.0) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop the tree top-down within the children's budgets (``timeout`` overrides)."""
         try:
-            self.root.ask(Shutdown(), timeout=timeout)
+            self.root.ask(Shutdown(), timeout=timeout or self.shutdown_budget + 1.0)
         except (pykka.ActorDeadError, pykka.Timeout):
             pass

@@ -16,11 +16,9 @@ from typing import Any
 import bottle
 import pykka
 
-from wafleet.actors.errors import RateLimited
-from wafleet.actors.fleet import AtCapacity, Conflict, NotFound
-from wafleet.actors.links.base import LinkConflict
+from wafleet.actors import errors
+from wafleet.actors.figures import Op
 from wafleet.actors.metrics import Metrics
-from wafleet.actors.tree import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -141,31 +139,48 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
 
+# Refusal -> (status, code, Retry-After). The first class that matches wins: subclasses first.
+REFUSALS: tuple[tuple[type[errors.Refusal], int, str, str | None], ...] = (
+    (errors.NotFound, 404, "not_found", None),
+    (errors.AlreadyExists, 409, "exists", None),
+    (errors.Banned, 409, "banned", None),
+    (errors.Conflict, 409, "wrong_state", None),
+    (errors.WrongCode, 400, "wrong_code", None),
+    (errors.AtCapacity, 503, "at_capacity", "60"),
+    (errors.Unavailable, 503, "unavailable", "2"),
+)
+
+
 def _to_response(exc: Exception) -> bottle.HTTPResponse:
     if isinstance(exc, ApiError):
         return respond(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, errors.RateLimited):
         return respond(
             429,
             {"error": {"code": "rate_limited", "message": str(exc), "retryAfter": exc.retry_after}},
             {"Retry-After": str(exc.retry_after)},
         )
-    if isinstance(exc, NotFound):
-        return respond(404, {"error": {"code": "not_found", "message": str(exc)}})
-    if isinstance(exc, (Conflict, LinkConflict)):
-        return respond(409, {"error": {"code": "wrong_state", "message": str(exc)}})
-    if isinstance(exc, AtCapacity):
-        return respond(503, {"error": {"code": "at_capacity", "message": str(exc)}}, {"Retry-After": "60"})
-    if isinstance(exc, Unavailable):
-        return respond(503, {"error": {"code": "unavailable", "message": str(exc)}}, {"Retry-After": "2"})
+    for kind, status, code, retry_after in REFUSALS:
+        if isinstance(exc, kind):
+            headers = {"Retry-After": retry_after} if retry_after else None
+            return respond(status, {"error": {"code": code, "message": str(exc)}}, headers)
     if isinstance(exc, pykka.Timeout):
         return respond(504, {"error": {"code": "timeout", "message": "the session did not answer in time"}})
     log.error("unhandled error in %s %s", bottle.request.method, bottle.request.path, exc_info=exc)
     return respond(500, {"error": {"code": "internal", "message": "internal error"}})
 
 
+# Routes whose latency is also an operation of ``/metrics/performance``: Meta's webhook is
+# acknowledged (200) once its payload is committed, so the route's time is the ack's.
+OPERATION_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/api/whatsapp/webhook/cloud"): Op.WEBHOOK_ACK,
+    ("POST", "/api/whatsapp/webhook/cloud/<company_id>"): Op.WEBHOOK_ACK,
+}
+
+
 def guard(metrics: Metrics) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Bottle plugin: turns every exception into a JSON error and counts every request."""
+    """Bottle plugin: turns every exception into a JSON error, counts and times every request
+    (by route rule: the figures never carry a company id)."""
 
     def decorator(callback: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -187,8 +202,15 @@ def guard(metrics: Metrics) -> Callable[[Callable[..., Any]], Callable[..., Any]
                 status = response.status_code
                 return response
             finally:
+                elapsed = (time.perf_counter() - start) * 1000
                 metrics.incr(f"http.requests.{status // 100}xx")
-                metrics.timing("http.latency", (time.perf_counter() - start) * 1000)
+                metrics.timing("http.latency", elapsed)
+                route = bottle.request.route
+                key = (bottle.request.method, route.rule)
+                metrics.figures.observe_route(f"{key[0]} {key[1]}", elapsed)
+                operation = OPERATION_ROUTES.get(key)
+                if operation is not None and status < 300:
+                    metrics.observe(operation, elapsed)
 
         return wrapper
 

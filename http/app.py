@@ -12,6 +12,7 @@ from wafleet.http import (
     routes_events,
     routes_health,
     routes_messages,
+    routes_metrics,
     routes_pages,
     routes_sandbox,
     routes_send,
@@ -29,6 +30,7 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)
     routes_sessions.install(app, ctx)
+    routes_metrics.install(app, ctx)
     routes_webhook.install(app, ctx)
     routes_messages.install(app, ctx)
     routes_deliveries.install(app, ctx)

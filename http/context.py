@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wafleet.actors.alerts import AlertBoard
 from wafleet.actors.assistant.service import Assistant
 from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import Directory, SessionRecord
 from wafleet.actors.links.factory import LinkFactory
+from wafleet.actors.metrics import Metrics
+from wafleet.actors.process_stats import ProcessMeter
 from wafleet.actors.tree import Tree
 from wafleet.http.api import ApiError
 from wafleet.http.auth import Authenticator, Principal
@@ -28,6 +31,9 @@ class Context:
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     shared: SharedState = field(default_factory=SharedState)
     cipher: Cipher | None = None  # set when WAFLEET_ENCRYPTION_KEY is: Cloud API secrets at rest
+    metrics: Metrics = field(default_factory=lambda: Metrics(None))  # StatsD and the node's figures
+    alerts: AlertBoard = field(default_factory=AlertBoard)  # threshold alerts firing now
+    process: ProcessMeter = field(default_factory=ProcessMeter)
     assistant: Assistant | None = None  # conversations, bookings (routes_assistant)
 
     def company_id(self, value: str) -> str:

@@ -1,6 +1,6 @@
 """The process entry point and composition root: ``wafleet serve`` and ``wafleet migrate``.
 
-The first lines patch the world for gevent, before anything else is imported (ARCHITECTURE §2):
+The first lines patch the world for gevent, before anything else is imported:
 patching late leaves blocking sockets behind, and psycopg2 needs its own wait callback.
 """
 
@@ -20,18 +20,23 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
 from wafleet.actors import messages as m  # noqa: E402
+from wafleet.actors.alerts import AlertBoard, Limits  # noqa: E402
 from wafleet.actors.assistant.config import DEMO as DEMO_ASSISTANT  # noqa: E402
 from wafleet.actors.assistant.conversations import Conversations  # noqa: E402
 from wafleet.actors.assistant.service import Assistant, AssistantSettings, LiveChild, build_model  # noqa: E402
 from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
+from wafleet.actors.errors import AlreadyExists, Unavailable  # noqa: E402
+from wafleet.actors.figures import Figures  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
+from wafleet.actors.health import HealthConfig, HealthMonitor  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
 from wafleet.actors.linkhost import LinkHostPool  # noqa: E402
 from wafleet.actors.links.cloud import CloudConfig  # noqa: E402
@@ -41,9 +46,11 @@ from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
 from wafleet.actors.outbound_url import UrlRefused, parse  # noqa: E402
 from wafleet.actors.outbox import DelivererConfig, Wake  # noqa: E402
+from wafleet.actors.process_stats import ProcessMeter  # noqa: E402
+from wafleet.actors.recorder import MetricsRecorder, RecorderConfig  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
-from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
+from wafleet.actors.supervisor import ChildSpec  # noqa: E402
 from wafleet.actors.tree import Tree  # noqa: E402
 from wafleet.actors.webhook import InboxProcessor  # noqa: E402
 from wafleet.actors.webhook_deliverer import WebhookConfig, WebhookDeliverer  # noqa: E402
@@ -55,7 +62,6 @@ from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
 from wafleet.storage import companies, endpoints  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
-from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
 from wafleet.storage.phone_vault import vault_for  # noqa: E402
@@ -171,7 +177,14 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             return 2
     endpoints.sync_alert_endpoint(db, outbound.alert_webhook)
 
-    metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
+    metrics = Metrics(
+        settings.statsd_host,
+        settings.statsd_port,
+        settings.statsd_prefix,
+        Figures(window=settings.metrics_window_ms / 1000),
+    )
+    alerts = AlertBoard()
+    process = ProcessMeter()
     broadcaster = Broadcaster()
     shared = SharedState(settings.redis_url)
     directory = Directory()
@@ -188,6 +201,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             base_url=settings.graph_url,
             version=settings.graph_version,
             throughput=settings.cloud_throughput,
+            check_every=settings.cloud_check_interval_ms / 1000,
         )
 
     links = LinkFactory(
@@ -198,7 +212,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             qr_first=settings.qr_first_ms / 1000, qr_next=settings.qr_next_ms / 1000
         ),
     )
-    journal = Journal(db, metrics, broadcaster)
+    journal = Journal(db, metrics, broadcaster, strict=settings.strict_transitions)
     try:
         model = build_model(os.environ)
     except ValueError as exc:  # ModelSettingsError: names the variable
@@ -240,6 +254,12 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     )
     state = {"exit_code": 0}
     server: NoDelayWSGIServer | None = None
+    trees: list[Tree] = []  # the tree, once built: the health monitor reaches the Fleet through it
+
+    def fleet() -> Any:
+        if not trees:
+            raise Unavailable("the tree is starting")
+        return trees[0].fleet()
 
     def give_up(reason: str) -> None:
         # Jittered: a fleet of nodes that lost the same database must not all restart at once.
@@ -265,12 +285,16 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             concurrency=settings.send_concurrency, quantum=settings.send_quantum
         ),
         extra_children=[
-            # WhatsApp Web: neonize clients live in link-host worker processes (ARCHITECTURE §5).
+            # WhatsApp Web: neonize clients live in link-host worker processes (neonize blocks
+            # in C for a session's life: it cannot run inside the gevent process).
             *(
                 [
                     ChildSpec(
                         "linkhosts",
-                        lambda on_exit: LinkHostPool.start(settings.web_sessions_per_host, on_exit=on_exit),
+                        lambda on_exit: LinkHostPool.start(
+                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=3.0
+                        ),
+                        shutdown=LinkHostPool.budget(3.0),
                     )
                 ]
                 if links.web_store_dir
@@ -298,6 +322,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                     ),
                     on_exit=on_exit,
                 ),
+                shutdown=2.0,
             ),
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(
@@ -311,11 +336,54 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
                     busy_share=settings.webhook_busy_share / 100,
                     burst_backlog=settings.webhook_burst_backlog,
                 ),
+                shutdown=2.0,
             ),
             # The assistant: one temporary actor per active customer chat.
-            ChildSpec("assistant", lambda on_exit: Conversations.start(assistant, on_exit=on_exit)),
+            ChildSpec(
+                "assistant",
+                lambda on_exit: Conversations.start(assistant, on_exit=on_exit),
+                shutdown=6.0,  # its conversations stop together, each within 5 s
+            ),
+            # Zombies and stuck starts: probes every session's link, has the Fleet reconnect them.
+            ChildSpec(
+                "health",
+                lambda on_exit: HealthMonitor.start(
+                    directory=directory,
+                    fleet=fleet,
+                    metrics=metrics,
+                    config=HealthConfig(
+                        interval=settings.health_check_interval_ms / 1000,
+                        connection_timeout=settings.connection_timeout_ms / 1000,
+                        probe_timeout=settings.health_probe_timeout_ms / 1000,
+                        concurrency=settings.health_concurrency,
+                    ),
+                    on_exit=on_exit,
+                ),
+                shutdown=2.0,
+            ),
+            # The per-minute timeseries and the threshold alerts.
+            ChildSpec(
+                "recorder",
+                lambda on_exit: MetricsRecorder.start(
+                    journal=journal,
+                    directory=directory,
+                    board=alerts,
+                    process=process,
+                    config=RecorderConfig(
+                        interval=settings.metrics_interval_ms / 1000,
+                        limits=Limits(
+                            error_rate=settings.alert_error_rate,
+                            disconnect_rate=settings.alert_disconnect_rate,
+                            memory_mb=settings.alert_memory_mb,
+                        ),
+                    ),
+                    on_exit=on_exit,
+                ),
+                shutdown=3.0,
+            ),
         ],
     )
+    trees.append(tree)
     links.web_pool = lambda: tree.child("linkhosts")
     assistant.conversations = LiveChild(lambda: tree.child("assistant"))
     deliverer = LiveChild(lambda: tree.child("deliverer"))
@@ -335,6 +403,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         broadcaster=broadcaster,
         shared=shared,
         cipher=cipher,
+        metrics=metrics,
+        alerts=alerts,
+        process=process,
         assistant=assistant,
     )
     app = build_app(ctx, metrics)
@@ -359,13 +430,13 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
 
 
 def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) -> None:
-    """Single-tenant mode (seed 001): routes without an id act on DEFAULT_COMPANY_ID."""
+    """Single-tenant mode: routes without an id act on DEFAULT_COMPANY_ID (created if missing)."""
     company_id = settings.default_company_id
     link = (links.available() or ["sandbox"])[0]
     try:
         tree.call(m.CreateCompany(company_id, company_id, None, link))
         log.info("single-tenant mode: created company %s", company_id)
-    except CompanyExists:
+    except AlreadyExists:
         pass
 
 
@@ -378,7 +449,7 @@ def _ensure_demo_salon(tree: Tree, assistant: Assistant) -> None:
     try:
         tree.call(m.CreateCompany(DEMO_COMPANY, "Salon Demo", None, "sandbox"))
         log.info("demo: created company %s", DEMO_COMPANY)
-    except CompanyExists:
+    except AlreadyExists:
         pass
     if assistant.config(DEMO_COMPANY) is None:
         assistant.put_config(DEMO_COMPANY, DEMO_ASSISTANT)

@@ -13,7 +13,6 @@ from wafleet.http import outbound_fields
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
 from wafleet.storage import companies, endpoints
-from wafleet.storage.companies import CompanyExists
 
 
 def _name(value: Any) -> str:
@@ -63,7 +62,7 @@ def _cloud(ctx: Context, company_id: str, value: Any) -> dict[str, Any]:
             raise ApiError(400, "invalid_field", "cloud.phoneNumberId must be Meta's numeric phone number id")
         owner = companies.number_owner(ctx.db, number)
         if owner is not None and owner != company_id:
-            raise ApiError(409, "number_taken", "another company already uses this phoneNumberId")
+            raise ApiError(409, "number_taken", "another company already uses this cloud.phoneNumberId")
         columns["cloud_phone_number_id"] = number
     for name, column in (
         ("accessToken", "cloud_token"),
@@ -106,18 +105,9 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             raise ApiError(
                 400, "invalid_field", "a cloud company needs cloud.phoneNumberId and cloud.accessToken"
             )
-        try:
-            record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
-            if cloud and "cloud_phone_number_id" in cloud:
-                ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
-        except CompanyExists as exc:
-            existing = exc.args[0] if exc.args else company_id
-            message = f"company {company_id!r} already exists"
-            if existing != company_id:
-                message = (
-                    f"company {company_id!r} clashes with {existing!r}: ids are unique regardless of case"
-                )
-            raise ApiError(409, "exists", message) from None
+        record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
+        if cloud and "cloud_phone_number_id" in cloud:
+            ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
         outbound_fields.save(ctx, company_id, outbound)
         return respond(201, {"company": _company_json(ctx, record), "token": token})
 

@@ -30,6 +30,7 @@ SSE_NAMES = {
     "pairing_code": "pairing-code",
     "message": "message",
     "alert": "alert",
+    "zombie": "zombie",
     "booking.created": "booking.created",
     "booking.cancelled": "booking.cancelled",
     "booking.rescheduled": "booking.rescheduled",

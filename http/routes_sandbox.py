@@ -8,11 +8,13 @@ from typing import Any
 import bottle
 
 from wafleet.actors import messages as m
+from wafleet.actors.status import CLOSE_REASONS, ExitReason
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
 from wafleet.http.routes_sessions import company_routes
 
-DISCONNECT_REASONS = ("transient", "restart_required", "replaced", "logged_out", "banned")
+# Every way a link can close, but ``auth`` (a Cloud API token Meta refused; not a sandbox event).
+DISCONNECT_REASONS = tuple(r for r in CLOSE_REASONS if r != ExitReason.AUTH)
 
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
@@ -36,10 +38,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         code = field(data, "code", str, required=True)
         if len(code) > 16:
             raise ApiError(400, "invalid_field", "code must look like ABCD-EFGH")
-        try:
-            return act(company_id, "enter_code", {"code": code})
-        except ValueError as exc:
-            raise ApiError(400, "wrong_code", str(exc)) from None
+        return act(company_id, "enter_code", {"code": code})
 
     def disconnect(company_id: str) -> Any:
         ctx.authorised_record(company_id)
@@ -54,9 +53,11 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                 raise ApiError(400, "invalid_field", "message must be at most 500 characters")
             text(message, "message", multiline=True)  # it ends up in the database, via the fleet
         extra: dict[str, Any] = {}
-        if reason == "banned":
+        if reason == ExitReason.BANNED:
             until = field(data, "until", str)
-            if until is None:
+            if "until" in data and until is None:
+                pass  # null: a ban without an end (it lasts until an operator acts)
+            elif until is None:
                 until = (
                     (datetime.now(UTC) + timedelta(hours=1))
                     .isoformat(timespec="seconds")
@@ -67,8 +68,19 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                     datetime.fromisoformat(until.replace("Z", "+00:00"))
                 except ValueError:
                     raise ApiError(400, "invalid_field", "until must be an ISO-8601 time") from None
-            extra["until"] = until
+            if until is not None:
+                extra["until"] = until
         return act(company_id, "disconnect", {"reason": reason, "message": message, "data": extra})
+
+    def zombie(company_id: str) -> Any:
+        """The link stops answering without closing; ``starts``: so do the next N starts."""
+        ctx.authorised_record(company_id)
+        data = json_body()
+        only_fields(data, {"starts"})
+        starts = field(data, "starts", int) or 0
+        if not 0 <= starts <= 10:
+            raise ApiError(400, "invalid_field", "starts must be a whole number from 0 to 10")
+        return act(company_id, "zombie", {"starts": starts})
 
     def crash(company_id: str) -> Any:
         ctx.authorised_record(company_id)
@@ -95,3 +107,4 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     company_routes(app, ctx, base, "enter-code", "POST", enter_code)
     company_routes(app, ctx, base, "disconnect", "POST", disconnect)
     company_routes(app, ctx, base, "crash", "POST", crash)
+    company_routes(app, ctx, base, "zombie", "POST", zombie)

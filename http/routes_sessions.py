@@ -113,17 +113,3 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                 item.pop("history")
                 sessions.append(item)
         return respond(200, {"sessions": sessions, "total": len(sessions)})
-
-    @app.get("/api/whatsapp/metrics")
-    def metrics() -> Any:
-        ctx.auth.admin()
-        records = ctx.directory.records.values()
-        return respond(
-            200,
-            {
-                "sessions": ctx.directory.counts(),
-                "companies": len(ctx.directory.records),
-                "restarts": sum(r.restarts for r in records),
-                "streams": ctx.broadcaster.count(),
-            },
-        )

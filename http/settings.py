@@ -1,6 +1,6 @@
 """Configuration, read from the environment once, by the composition root.
 
-The seeds' names and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
+Our users' previous names (WHATSAPP_*) and units (milliseconds) are kept; ours are WAFLEET_*. A bad value stops
 start-up with one line naming the variable and what it expects.
 """
 
@@ -53,8 +53,19 @@ class Settings:
     max_qr_attempts: int
     max_pairing_per_hour: int
     pairing_cooldown_ms: int
+    strict_transitions: bool = False  # WAFLEET_STRICT_TRANSITIONS: an illegal state edge raises
     webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
+    health_check_interval_ms: int = 30000  # WHATSAPP_HEALTH_CHECK_INTERVAL: a health round
+    connection_timeout_ms: int = 60000  # WHATSAPP_CONNECTION_TIMEOUT: longest start
+    health_probe_timeout_ms: int = 10000  # WAFLEET_HEALTH_PROBE_TIMEOUT: a link's answer to a probe
+    health_concurrency: int = 50  # WAFLEET_HEALTH_CONCURRENCY: probes in flight at once
+    cloud_check_interval_ms: int = 600000  # WAFLEET_CLOUD_CHECK_INTERVAL: a Cloud number's recheck
+    metrics_interval_ms: int = 60000  # WHATSAPP_METRICS_INTERVAL: figures saved, thresholds judged
+    metrics_window_ms: int = 300000  # WAFLEET_METRICS_WINDOW: rates, percentiles and thresholds
+    alert_error_rate: float = 0.1  # WHATSAPP_ALERT_ERROR_RATE: share of operations that failed
+    alert_disconnect_rate: float = 0.1  # WHATSAPP_ALERT_DISCONNECT_RATE: share of sessions dropped
+    alert_memory_mb: float = 1024.0  # WHATSAPP_ALERT_MEMORY_MB: resident memory
     webhook_max_body: int = 4 * 1024 * 1024  # WAFLEET_WEBHOOK_MAX_BODY, bytes (Meta: up to 3 MB)
     webhook_status_hold_ms: int = 86_400_000  # WAFLEET_WEBHOOK_STATUS_HOLD: early statuses kept
     webhook_busy_share: int = 10  # WAFLEET_WEBHOOK_BUSY_SHARE: % of time processing takes in a burst
@@ -253,11 +264,22 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         graph_version=env.get("WAFLEET_GRAPH_VERSION") or "v21.0",
         cloud_throughput=_float(env, "WAFLEET_CLOUD_THROUGHPUT", 80.0),
         web_link=_bool(env, "WAFLEET_WEB_LINK", True),
+        strict_transitions=_bool(env, "WAFLEET_STRICT_TRANSITIONS", False),
         max_qr_attempts=_int(env, "WHATSAPP_MAX_QR_ATTEMPTS", 3, minimum=1),
         max_pairing_per_hour=_int(env, "WAFLEET_MAX_PAIRING_PER_HOUR", 5, minimum=1),
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),
         webhook_secret=env.get("WHATSAPP_WEBHOOK_SECRET") or None,
         verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        health_check_interval_ms=_int(env, "WHATSAPP_HEALTH_CHECK_INTERVAL", 30000, minimum=100),
+        connection_timeout_ms=_int(env, "WHATSAPP_CONNECTION_TIMEOUT", 60000, minimum=100),
+        health_probe_timeout_ms=_int(env, "WAFLEET_HEALTH_PROBE_TIMEOUT", 10000, minimum=10),
+        health_concurrency=_int(env, "WAFLEET_HEALTH_CONCURRENCY", 50, minimum=1),
+        cloud_check_interval_ms=_int(env, "WAFLEET_CLOUD_CHECK_INTERVAL", 600000, minimum=1000),
+        metrics_interval_ms=_int(env, "WHATSAPP_METRICS_INTERVAL", 60000, minimum=100),
+        metrics_window_ms=_int(env, "WAFLEET_METRICS_WINDOW", 300000, minimum=60000),
+        alert_error_rate=_float(env, "WHATSAPP_ALERT_ERROR_RATE", 0.1),
+        alert_disconnect_rate=_float(env, "WHATSAPP_ALERT_DISCONNECT_RATE", 0.1),
+        alert_memory_mb=_float(env, "WHATSAPP_ALERT_MEMORY_MB", 1024.0),
         webhook_max_body=_int(env, "WAFLEET_WEBHOOK_MAX_BODY", 4 * 1024 * 1024, minimum=3 * 1024 * 1024),
         webhook_status_hold_ms=_int(env, "WAFLEET_WEBHOOK_STATUS_HOLD", 86_400_000, minimum=1000),
         webhook_busy_share=_percent(env, "WAFLEET_WEBHOOK_BUSY_SHARE", 10),

@@ -1,4 +1,4 @@
-"""Per-company link credentials, one folder per company (seed: data/sessions/company_{id}/).
+"""Per-company link credentials, one folder per company (``data/sessions/company_{id}/``).
 
 Kept apart from the database so that wiping a company's WhatsApp login is deleting one folder,
 and so that a link library that wants its own store (neonize's SQLite) gets that folder.

@@ -26,7 +26,32 @@ from wafleet.storage.models import (
 
 
 class CompanyExists(Exception):
-    pass
+    """A unique key clashed: ``key`` is the column, ``value`` the value that was taken."""
+
+    def __init__(self, key: str, value: str) -> None:
+        super().__init__(f"{key} {value!r} is taken")
+        self.key = key
+        self.value = value
+
+
+def _clash(fields: dict[str, Any], company_id: str | None = None) -> CompanyExists:
+    """Which unique key ``fields`` would clash on (checked after the database refused them)."""
+    for key in ("id", "cloud_phone_number_id", "token_hash"):
+        value = fields.get(key)
+        if value is None:
+            continue
+        if key == "id":  # unique regardless of case
+            row = Company.select(Company.id).where(peewee.fn.LOWER(Company.id) == str(value).lower()).first()
+            if row is not None and row.id != company_id:
+                return CompanyExists("id", row.id)
+            continue
+        column = getattr(Company, key)
+        query = Company.select(Company.id).where(column == value)
+        if company_id is not None:
+            query = query.where(Company.id != company_id)
+        if query.exists():
+            return CompanyExists(key, str(value))
+    return CompanyExists("id", str(fields.get("id") or company_id))
 
 
 @dataclass
@@ -97,26 +122,24 @@ def create(
     cloud: dict[str, Any] | None = None,
 ) -> CompanyRow:
     """``cloud``: cloud_* columns, secrets already encrypted (storage/crypto.py). Ids are unique
-    regardless of case: :class:`CompanyExists` carries the id that is already there."""
+    regardless of case: a clash on the id carries the id that is already there."""
     now = now_ms()
-    with db.work(), db.atomic():
+    values = dict(
+        id=id, name=name, phone=phone, link=link, token_hash=token_hash, created_at=now, updated_at=now
+    )
+    values.update(cloud or {})
+    with db.work():
         existing = same_id(db, id)
         if existing is not None:
-            raise CompanyExists(existing)
+            raise CompanyExists("id", existing)
         try:
-            row = Company.create(
-                id=id,
-                name=name,
-                phone=phone,
-                link=link,
-                token_hash=token_hash,
-                created_at=now,
-                updated_at=now,
-                **(cloud or {}),
-            )
-        except peewee.IntegrityError as exc:  # created meanwhile (the unique index on lower(id))
-            raise CompanyExists(id) from exc
-        Session.create(company=id, desired_state="stopped", status="stopped", since=now, updated_at=now)
+            with db.atomic():
+                row = Company.create(**values)
+                Session.create(
+                    company=id, desired_state="stopped", status="stopped", since=now, updated_at=now
+                )
+        except peewee.IntegrityError:  # created meanwhile: which unique key was it?
+            raise _clash(values) from None
     return _company(row)
 
 
@@ -159,7 +182,11 @@ def number_owner(db: Database, phone_number_id: str) -> str | None:
 def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
     fields["updated_at"] = now_ms()
     with db.work():
-        Company.update(**fields).where(Company.id == company_id).execute()
+        try:
+            with db.atomic():
+                Company.update(**fields).where(Company.id == company_id).execute()
+        except peewee.IntegrityError:
+            raise _clash(fields, company_id) from None
         row = Company.get_or_none(Company.id == company_id)
     return _company(row) if row else None
 

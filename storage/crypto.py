@@ -59,11 +59,6 @@ class Cipher:
             raise ValueError(f"{ENV_VAR} must decode to 32 bytes, not {len(key)} ({hint})")
         return cls(key)
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Cipher:
-        env = os.environ if environ is None else environ
-        return cls.from_key(env.get(ENV_VAR))
-
     def encrypt(self, text: str, aad: str | bytes | None = None) -> str:
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._aes.encrypt(nonce, text.encode("utf-8"), _aad(aad))

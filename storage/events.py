@@ -78,3 +78,19 @@ def after(db: Database, company_id: str | None, last_id: int, limit: int = 500) 
         if company_id is not None:
             query = query.where(Event.company == company_id)
         return [_row(e) for e in query.order_by(Event.id).limit(limit)]
+
+
+def latest_alerts(db: Database, kinds: tuple[str, ...]) -> dict[str, EventRow]:
+    """The newest node-wide ``alert`` event of each kind (to learn which are still firing)."""
+    found: dict[str, EventRow] = {}
+    with db.work():
+        for kind in kinds:
+            event = (
+                Event.select()
+                .where((Event.company.is_null()) & (Event.kind == "alert") & (Event.reason == kind))
+                .order_by(Event.id.desc())
+                .first()
+            )
+            if event is not None:
+                found[kind] = _row(event)
+    return found

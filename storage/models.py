@@ -195,6 +195,20 @@ class Delivery(BaseModel):
         )
 
 
+class MetricMinute(BaseModel):
+    """The node's activity, one row per minute, for the last 24 hours (the timeseries route).
+
+    ``minute`` is minutes since the epoch (UTC). Counts add up over the minute; ``connected`` is
+    the number of connected sessions when the minute was last written."""
+
+    minute = peewee.BigIntegerField(primary_key=True)
+    messages_in = peewee.IntegerField(default=0)
+    messages_out = peewee.IntegerField(default=0)
+    connected = peewee.IntegerField(default=0)
+    restarts = peewee.IntegerField(default=0)
+    errors = peewee.IntegerField(default=0)
+
+
 class AssistantConfig(BaseModel):
     """A company's assistant configuration: the validated JSON document the API accepted."""
 
@@ -293,4 +307,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     Delivery,
     WebhookUnrouted,
     PendingStatus,
+    MetricMinute,
 ]

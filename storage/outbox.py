@@ -237,8 +237,3 @@ def get(db: Database, row_id: int) -> OutboxRow | None:
     with db.work():
         row = Outbox.get_or_none(Outbox.id == row_id)
         return _row(row) if row else None
-
-
-def delete_company(db: Database, company_id: str) -> None:
-    with db.work():
-        Outbox.delete().where(Outbox.company == company_id).execute()

@@ -1,12 +1,11 @@
-"""Shared state on Redis (ARCHITECTURE §7): what several nodes must agree on.
+"""Shared state on Redis: what several nodes must agree on.
 
-Keys follow seed 000 so that operators and older tools find them:
+Keys keep the names our users' previous system used, so operators and older tools find them:
 
     whatsapp:qr_count:{companyId}           string counter, expires with the QR window
     whatsapp:rate_limit:{companyId}         sorted set of pairing codes handed out (score = time)
     whatsapp:rate_limit:{companyId}:blocked the block's end (epoch seconds), expires with it
     whatsapp:pairing:{companyId}            JSON of the live pairing code's record, expires with it
-    whatsapp:session:{companyId}            JSON of the session-state cache
 
 Every call may raise ``redis.exceptions.ConnectionError`` or ``redis.exceptions.TimeoutError``:
 deciding what to do without Redis is ``SharedState``'s job, not this class's. Timeouts are short
@@ -44,10 +43,6 @@ def blocked_key(company_id: str) -> str:
 
 def pairing_key(company_id: str) -> str:
     return f"{PREFIX}:pairing:{company_id}"
-
-
-def session_key(company_id: str) -> str:
-    return f"{PREFIX}:session:{company_id}"
 
 
 def _ms(seconds: float) -> int:
@@ -148,13 +143,6 @@ class RedisState:
         until = float(value)
         return until if until > (self.clock() if now is None else now) else None
 
-    def clear_block(self, company_id: str) -> None:
-        self.client.delete(blocked_key(company_id))
-
-    def clear_rate_limit(self, company_id: str) -> None:
-        """Forget the window and the block (an operator's reset, tests)."""
-        self.client.delete(rate_key(company_id), blocked_key(company_id))
-
     # Live pairing code ----------------------------------------------------------------------
 
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None:
@@ -166,15 +154,3 @@ class RedisState:
 
     def clear_pairing(self, company_id: str) -> None:
         self.client.delete(pairing_key(company_id))
-
-    # Session-state cache --------------------------------------------------------------------
-
-    def set_session(self, company_id: str, data: dict[str, Any], ttl: float | None = None) -> None:
-        self.client.set(session_key(company_id), json.dumps(data), px=None if ttl is None else _ms(ttl))
-
-    def get_session(self, company_id: str) -> dict[str, Any] | None:
-        raw = self.client.get(session_key(company_id))
-        return None if raw is None else json.loads(raw)
-
-    def clear_session(self, company_id: str) -> None:
-        self.client.delete(session_key(company_id))

@@ -21,6 +21,7 @@ from wafleet.storage.models import (
     Endpoint,
     Event,
     Message,
+    MetricMinute,
     Outbox,
     PairingCode,
     PendingStatus,
@@ -166,6 +167,11 @@ def _webhook_tenants(db: Database) -> None:
             WebhookUnrouted.insert_many(rows[start : start + 500]).execute()
 
 
+def _metric_minutes(db: Database) -> None:
+    """The per-minute timeseries of the metrics routes (kept 24 hours)."""
+    db.db.create_tables([MetricMinute], safe=True)
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _v2,
@@ -175,6 +181,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _outbound,
     _assistant,
     _webhook_tenants,
+    _metric_minutes,
 ]
 
 

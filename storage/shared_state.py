@@ -1,4 +1,4 @@
-"""Shared state (ARCHITECTURE §7): one interface, Redis or in-process, and the front that picks.
+"""Shared state: one interface, Redis or in-process, and the front that picks.
 
 ``LocalState`` is the embedded default (one node) and the fallback while Redis is away; it has
 the same behaviour as ``RedisState``, so the tests run the same cases on both. ``SharedState`` is
@@ -41,14 +41,9 @@ class StateBackend(Protocol):
         self, company_id: str, limit: int, window: float, cooldown: float, now: float | None = None
     ) -> tuple[bool, float]: ...
     def blocked_until(self, company_id: str, now: float | None = None) -> float | None: ...
-    def clear_block(self, company_id: str) -> None: ...
-    def clear_rate_limit(self, company_id: str) -> None: ...
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None: ...
     def get_pairing(self, company_id: str) -> dict[str, Any] | None: ...
     def clear_pairing(self, company_id: str) -> None: ...
-    def set_session(self, company_id: str, data: dict[str, Any], ttl: float | None = None) -> None: ...
-    def get_session(self, company_id: str) -> dict[str, Any] | None: ...
-    def clear_session(self, company_id: str) -> None: ...
 
 
 class LocalState:
@@ -122,15 +117,6 @@ class LocalState:
             until = self._block(company_id)
         return until if until is not None and until > now else None
 
-    def clear_block(self, company_id: str) -> None:
-        with self._lock:
-            self._values.pop(f"blocked:{company_id}", None)
-
-    def clear_rate_limit(self, company_id: str) -> None:
-        with self._lock:
-            self._values.pop(f"blocked:{company_id}", None)
-            self._slots.pop(company_id, None)
-
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None:
         with self._lock:
             self._set(f"pairing:{company_id}", copy.deepcopy(data), ttl)
@@ -142,18 +128,6 @@ class LocalState:
     def clear_pairing(self, company_id: str) -> None:
         with self._lock:
             self._values.pop(f"pairing:{company_id}", None)
-
-    def set_session(self, company_id: str, data: dict[str, Any], ttl: float | None = None) -> None:
-        with self._lock:
-            self._set(f"session:{company_id}", copy.deepcopy(data), ttl)
-
-    def get_session(self, company_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            return copy.deepcopy(self._get(f"session:{company_id}"))
-
-    def clear_session(self, company_id: str) -> None:
-        with self._lock:
-            self._values.pop(f"session:{company_id}", None)
 
     # Mirroring what Redis decided (used by SharedState only) ---------------------------------
 
@@ -286,7 +260,6 @@ class SharedState:
         phone number from WhatsApp's bans, and deleting and re-creating must not reset it."""
         self.reset_qr(company_id)
         self.clear_pairing(company_id)
-        self.clear_session(company_id)
 
     # Pairing-code limit ---------------------------------------------------------------------
 
@@ -311,12 +284,6 @@ class SharedState:
             lambda s: s.blocked_until(company_id, now), lambda s: s.blocked_until(company_id, now)
         )
 
-    def clear_block(self, company_id: str) -> None:
-        self._write(lambda s: s.clear_block(company_id))
-
-    def clear_rate_limit(self, company_id: str) -> None:
-        self._write(lambda s: s.clear_rate_limit(company_id))
-
     # Live pairing code ----------------------------------------------------------------------
 
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None:
@@ -329,15 +296,6 @@ class SharedState:
         self._write(lambda s: s.clear_pairing(company_id))
 
     # Session-state cache --------------------------------------------------------------------
-
-    def set_session(self, company_id: str, data: dict[str, Any], ttl: float | None = None) -> None:
-        self._write(lambda s: s.set_session(company_id, data, ttl))
-
-    def get_session(self, company_id: str) -> dict[str, Any] | None:
-        return self._call(lambda s: s.get_session(company_id), lambda s: s.get_session(company_id))
-
-    def clear_session(self, company_id: str) -> None:
-        self._write(lambda s: s.clear_session(company_id))
 
     def close(self) -> None:
         if self.remote is not None:

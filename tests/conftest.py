@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness import Node, Postgres
+
+# Every node the tests start refuses an illegal state edge loudly (production logs and refuses).
+os.environ.setdefault("WAFLEET_STRICT_TRANSITIONS", "true")
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +39,8 @@ def node_factory(tmp_path: Path) -> Iterator:
     yield make
     for node in nodes:
         node.close()
+    for node in nodes:  # an illegal state edge raised inside an actor must not pass unseen
+        assert "is not a legal transition" not in node.log(), node.log()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A contract fake of Meta's Graph API (WhatsApp Cloud API) for tests and demos.
 
-Follows notes/whatsapp.md §2 and §6 and the saved responses in
+Follows Meta's documented send, webhook and error contracts and the saved responses in
 ``../shared/fixtures/meta-cloud/graph_api_responses/``:
 
 * ``GET /{version}/{phone_number_id}`` -> the number's fields (display_phone_number, verified_name…);
@@ -41,7 +41,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import bottle
 import httpx
 
-# (title, HTTP status, error_data.details) per code, from Meta's error-code table (notes/whatsapp.md §2.4).
+# (title, HTTP status, error_data.details) per code, from Meta's error-code table.
 ERRORS: dict[int, tuple[str, int, str]] = {
     1: ("API Unknown", 400, "Invalid request or possible server error."),
     2: ("API Service", 503, "Temporary due to downtime or due to being overloaded."),

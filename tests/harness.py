@@ -39,6 +39,19 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value: {last!r}")
 
 
+def holds(predicate: Callable[[], Any], seconds: float, interval: float = 0.02, what: str = "") -> None:
+    """Check ``predicate`` throughout ``seconds`` (an interval the behaviour under test defines,
+    such as the longest backoff): proves that something did not happen."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if not value:
+            raise AssertionError(f"{what or predicate} stopped holding; last value: {value!r}")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
 class Node:
     """One `wafleet serve` process with its own data folder, port and database."""
 

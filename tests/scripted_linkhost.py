@@ -2,7 +2,8 @@
 
 ``WAFLEET_SCRIPT`` (JSON) maps a session id to the events sent after its ``start``; each event
 gets the session and attempt filled in. ``pair`` answers a pairing code, ``send`` a message id
-(or an error when ``to`` is "fail"), ``stop``/``logout`` answer ``stopped``.
+(or an error when ``to`` is "fail"), ``stop``/``logout`` answer ``stopped``, ``ping`` a ``pong``
+(except for the sessions listed in ``WAFLEET_SCRIPT_SILENT``: zombies).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def main() -> int:
 
     send({"event": "ready", "pid": os.getpid(), "neonize": "scripted"})
     attempts: dict[str, str] = {}
+    silent = set(json.loads(os.environ.get("WAFLEET_SCRIPT_SILENT", "[]")))  # never answer a ping
     for line in sys.stdin:
         cmd = json.loads(line)
         session = cmd.get("session")
@@ -40,6 +42,9 @@ def main() -> int:
                 )
             else:
                 send({**base, "event": "sent", "ref": cmd["ref"], "id": "3EB0SCRIPTED"})
+        elif cmd["cmd"] == "ping":
+            if session not in silent:
+                send({**base, "event": "pong", "ref": cmd["ref"], "alive": True})
         elif cmd["cmd"] in ("stop", "logout"):
             send({**base, "event": "stopped"})
     return 0

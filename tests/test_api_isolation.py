@@ -54,6 +54,8 @@ COMPANY_ROUTES = [
     Route("GET", "/api/whatsapp/messages/<company_id>"),
     Route("POST", "/api/sandbox/<company_id>/inbound", {"from": "15551234567", "text": "hi"}),
     Route("GET", "/api/sandbox/<company_id>/outbox"),
+    Route("POST", "/api/sandbox/<company_id>/zombie"),
+    Route("GET", "/api/whatsapp/metrics/<company_id>"),
     Route("GET", "/api/whatsapp/webhooks/<company_id>/deliveries"),
     Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/<delivery_id>/redeliver"),
     Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/redeliver"),
@@ -92,6 +94,12 @@ ADMIN_ROUTES = [
     Route("DELETE", "/admin/companies/<company_id>"),
     Route("GET", "/api/whatsapp/sessions"),
     Route("GET", "/api/whatsapp/metrics"),
+    Route("GET", "/api/whatsapp/metrics/companies/all"),
+    Route("GET", "/api/whatsapp/metrics/performance"),
+    Route("GET", "/api/whatsapp/metrics/timeseries"),
+    Route("GET", "/api/whatsapp/metrics/rate"),
+    Route("GET", "/api/whatsapp/metrics/alerts"),
+    Route("GET", "/api/whatsapp/health/metrics"),
     Route("GET", "/api/whatsapp/events"),
     Route("GET", "/api/whatsapp/webhook/unrouted"),
     Route("GET", "/api/whatsapp/webhook/rejected"),
@@ -320,7 +328,7 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     hit: set[str] = set()
 
     def call(method: str, suffix: str, body: Any = None, expect: int = 200) -> dict[str, Any]:
-        sandbox = suffix in ("scan", "enter-code", "disconnect", "crash", "inbound", "outbox")
+        sandbox = suffix in ("scan", "enter-code", "disconnect", "crash", "inbound", "outbox", "zombie")
         prefix = "/api/sandbox/alpha" if sandbox else "/api/whatsapp/sessions/alpha"
         extra = {"Accept": "application/json"} if suffix == "qr" else {}
         r = node.client.request(method, f"{prefix}/{suffix}", headers={**headers, **extra}, json=body)
@@ -344,10 +352,14 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     wait("connected")
     call("POST", "inbound", {"from": "15551234567", "text": "hi"}, 202)
     assert call("GET", "outbox")["companyId"] == "alpha"
+    r = node.client.get("/api/whatsapp/metrics/alpha", headers=headers)
+    assert r.status_code == 200 and r.json()["metrics"]["messages"]["received"] == 1, r.text
+    hit.add("GET /api/whatsapp/metrics/<company_id>")
     call("POST", "disconnect", {"reason": "transient"}, 202)
     wait_for(lambda: (s := status())["status"] == "connected" and s["restarts"] == 1, what="alpha back")
     call("POST", "crash", None, 202)
     wait_for(lambda: (s := status())["status"] == "connected" and s["restarts"] == 2, what="alpha back")
+    call("POST", "zombie", {}, 202)  # its link goes silent; a stop still ends it
     assert call("POST", "stop")["status"] == "stopped"
     call("POST", "reconnect")
     wait("connected")  # the login was kept: no QR

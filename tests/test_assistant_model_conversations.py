@@ -91,6 +91,9 @@ def test_model_path_book_taken_choice_cancel_in_three_languages(node_factory, fa
     stats = node.client.get("/api/assistant/salon/stats", headers=node.admin()).json()
     assert stats["ai"]["calls"] == 6 and stats["ai"]["fallbackRate"] == 0.0
     assert stats["ai"]["promptTokens"] >= 420 and stats["bookings"] == {"made": 2, "cancelled": 1}
+    # the node's own percentiles time every model call (p50/p95/p99 of the AI call)
+    perf = node.client.get("/api/whatsapp/metrics/performance", headers=node.admin()).json()
+    assert perf["operations"]["aiCall"]["count"] == 6 and perf["operations"]["aiCall"]["p99"] > 0
     # every request was strict JSON-schema with today's date and the timezone (the fake checks)
     assert all(r["body"]["response_format"]["type"] == "json_schema" for r in fake.requests)
 

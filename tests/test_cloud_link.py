@@ -137,9 +137,11 @@ def test_pair_is_refused_and_stop_cancels_the_check(fake: FakeGraph) -> None:
     with pytest.raises(LinkConflict, match="no pairing codes"):
         link.pair("15551234567")
     link.start(None)
+    check = link._check  # the greenlet that would check the number and report
+    assert check is not None
     link.stop()  # before the greenlet ran
-    gevent.sleep(0.3)
-    assert events.items == []
+    check.join(timeout=5)  # it ended: killed, so it can never report anything
+    assert check.dead and events.items == []
     with pytest.raises(SendError) as info:
         link.send("15551234567", "hi")
     assert info.value.retry_after and not info.value.final
@@ -462,8 +464,41 @@ def test_bad_key_names_the_env_var(bad: str | None) -> None:
         Cipher.from_key(bad)  # type: ignore[arg-type]
 
 
-def test_cipher_from_env() -> None:
-    key = generate_key()
-    assert Cipher.from_env({"WAFLEET_ENCRYPTION_KEY": key}).decrypt(Cipher.from_key(key).encrypt("x")) == "x"
-    with pytest.raises(ValueError, match="WAFLEET_ENCRYPTION_KEY is not set"):
-        Cipher.from_env({})
+# -- the health monitor's ping --------------------------------------------------------------------
+def test_ping_checks_the_number_only_at_its_slow_cadence(fake: FakeGraph) -> None:
+    clock = [1000.0]
+    events = Events()
+    cfg = CloudConfig(
+        phone_number_id=PNID, access_token=TOKEN, base_url=fake.url, timeout=2.0, check_every=600
+    )
+    link = CloudLink("c1", events, cfg, clock=lambda: clock[0])
+    link.start(None)
+    events.wait("connected")
+    calls = len(fake.requests)
+    assert link.ping().get(timeout=1) is True  # inside the cadence: answered without a call
+    assert len(fake.requests) == calls
+    fake.expire_token(PNID)
+    assert link.ping().get(timeout=1) is True  # still inside it: the expiry is not seen yet
+    clock[0] += 601
+    assert link.ping().get(timeout=5) is False  # checked: Meta refuses the token
+    assert events.wait("closed")["reason"] == "auth"
+    link.stop()
+
+
+def test_ping_of_an_unreachable_graph_api_never_answers() -> None:
+    clock = [1000.0]
+    events = Events()
+    cfg = CloudConfig(
+        phone_number_id=PNID,
+        access_token=TOKEN,
+        base_url=f"http://127.0.0.1:{free_port()}",
+        timeout=0.5,
+        check_every=0,
+    )
+    link = CloudLink("c1", events, cfg, clock=lambda: clock[0])
+    link._state = "connected"  # as if its start had checked the number before the outage
+    answer = link.ping()
+    with pytest.raises(gevent.Timeout):
+        answer.get(timeout=2.0)  # longer than the request's own timeout: it will not come
+    assert "closed" not in events.kinds()  # silent: the monitor decides, not the link
+    link.stop()

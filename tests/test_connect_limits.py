@@ -1,4 +1,4 @@
-"""Seed 000's connection rules as a company meets them: QR fallback, pairing limits, Redis."""
+"""The connection rules as a company meets them: QR fallback, pairing limits, Redis."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The package layout of ARCHITECTURE §1: no __init__.py in the source folders, all mapped."""
+"""The package layout: no __init__.py in the source folders, all mapped."""
 
 from __future__ import annotations
 
+import ast
 import configparser
 import subprocess
 import sys
@@ -58,11 +59,46 @@ def test_project_code_is_imported_only_as_wafleet() -> None:
     assert bad == []
 
 
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, read from its syntax tree (not from its text: a docstring
+    that names ``wafleet.http`` imports nothing)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
 def test_dependencies_point_one_way() -> None:
     """http -> actors -> storage: storage imports neither, actors never import http."""
     offenders = []
     for folder, forbidden in (("storage", ("wafleet.actors", "wafleet.http")), ("actors", ("wafleet.http",))):
         for path in (ROOT / folder).rglob("*.py"):
-            text = path.read_text()
-            offenders += [f"{path.relative_to(ROOT)} imports {f}" for f in forbidden if f in text]
+            imported = imported_modules(path)
+            offenders += [
+                f"{path.relative_to(ROOT)} imports {m}"
+                for m in sorted(imported)
+                for f in forbidden
+                if _under(m, f)
+            ]
     assert offenders == []
+
+
+def test_the_import_check_reads_imports_not_text(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        '"""Refusals that wafleet.http maps to statuses."""\n'
+        "import wafleet.httpx_helpers\n"
+        "from wafleet.http import api\n"
+        "from wafleet import http as web\n"
+    )
+    imported = imported_modules(sample)
+    assert [m for m in sorted(imported) if _under(m, "wafleet.http")] == ["wafleet.http", "wafleet.http.api"]
+    assert not _under("wafleet.httpx_helpers", "wafleet.http")

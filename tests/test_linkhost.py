@@ -19,6 +19,7 @@ import pytest
 
 from wafleet.actors.linkhost import HostPids, LinkHostPool
 from wafleet.actors.linkhost_worker import Host, Tenant, ban_until_ms
+from wafleet.actors.links.base import HOST_EVENT
 from wafleet.actors.links.web import WebLink, store_path
 from wafleet.actors.restart import RestartPolicy
 
@@ -27,13 +28,23 @@ SCRIPTED = [sys.executable, str(Path(__file__).with_name("scripted_linkhost.py")
 
 
 class Events:
-    """A link's emit(), and a way to wait for the next event of a kind."""
+    """A link's emit(), and a way to wait for the next event of a kind. Like the session, it
+    gives a link host's raw events back to the link (``host_event``) in its own greenlet."""
 
     def __init__(self) -> None:
         self.queue: gevent.queue.Queue = gevent.queue.Queue()
+        self.link: WebLink | None = None
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == HOST_EVENT:
+            assert self.link is not None, "bind the link first"
+            self.link.host_event(data)  # in order, as the session's inbox would
+            return
         self.queue.put((kind, data))
+
+    def bind(self, link: WebLink) -> WebLink:
+        self.link = link
+        return link
 
     def next(self, kind: str | None = None, timeout: float = 20.0) -> tuple[str, dict[str, Any]]:
         with gevent.Timeout(timeout, AssertionError(f"no {kind or 'event'} within {timeout}s")):
@@ -83,7 +94,7 @@ def test_offline_web_session_closes_transient(tmp_path: Path, pools: list) -> No
     pool = LinkHostPool.start(2, policy=FAST)
     pools.append(pool)
     events = Events()
-    link = WebLink("c1", events, pool, tmp_path)
+    link = events.bind(WebLink("c1", events, pool, tmp_path))
     link.start(None)
     kind, data = events.next("closed")
     assert data["reason"] == "transient"
@@ -95,7 +106,7 @@ def test_offline_web_session_closes_transient(tmp_path: Path, pools: list) -> No
 def test_stop_is_clean(tmp_path: Path) -> None:
     before = set(threading.enumerate())
     pool = LinkHostPool.start(1, policy=FAST)
-    links = [WebLink(f"c{i}", Events(), pool, tmp_path) for i in range(3)]  # 3 hosts
+    links = [(e := Events()).bind(WebLink(f"c{i}", e, pool, tmp_path)) for i in range(3)]  # 3 hosts
     for link in links:
         link.start(None)
     for link in links:
@@ -112,7 +123,7 @@ def test_killed_worker_is_restarted_and_sessions_start_again(tmp_path: Path, poo
     pool = LinkHostPool.start(5, policy=FAST, on_event=on_event)
     pools.append(pool)
     events = Events()
-    link = WebLink("c1", events, pool, tmp_path)
+    link = events.bind(WebLink("c1", events, pool, tmp_path))
     link.start(None)
     first_pid = wait_for(seen, "host_started")["pid"]
     assert events.next("closed")[1]["reason"] == "transient"
@@ -166,7 +177,7 @@ def scripted(pools: list):
 def test_qr_pairing_and_send(scripted, tmp_path: Path) -> None:
     pool, _ = scripted
     events = Events()
-    link = WebLink("qr", events, pool, tmp_path)
+    link = events.bind(WebLink("qr", events, pool, tmp_path))
     link.start(None)
     assert events.next() == ("qr", {"code": "2@one", "ttl": 60, "round": 1})
     assert events.next() == ("qr", {"code": "2@two", "ttl": 20, "round": 2})
@@ -193,7 +204,7 @@ def test_qr_pairing_and_send(scripted, tmp_path: Path) -> None:
 def test_event_mapping(scripted, tmp_path: Path, company: str, kind: str, expected: dict) -> None:
     pool, _ = scripted
     events = Events()
-    link = WebLink(company, events, pool, tmp_path)
+    link = events.bind(WebLink(company, events, pool, tmp_path))
     link.start(None)
     assert events.next() == (kind, expected)
     link.stop()
@@ -202,7 +213,7 @@ def test_event_mapping(scripted, tmp_path: Path, company: str, kind: str, expect
 def test_inbound_and_late_events_of_old_attempts(scripted, tmp_path: Path) -> None:
     pool, _ = scripted
     events = Events()
-    link = WebLink("in", events, pool, tmp_path)
+    link = events.bind(WebLink("in", events, pool, tmp_path))
     link.start(None)
     assert events.next()[0] == "connected"
     assert events.next() == (
@@ -216,7 +227,7 @@ def test_inbound_and_late_events_of_old_attempts(scripted, tmp_path: Path) -> No
 
 def test_killed_scripted_host_closes_its_sessions(scripted, tmp_path: Path) -> None:
     pool, seen = scripted
-    links = {name: (WebLink(name, Events(), pool, tmp_path)) for name in ("qr", "ok")}
+    links = {name: (e := Events()).bind(WebLink(name, e, pool, tmp_path)) for name in ("qr", "ok")}
     for link in links.values():
         link.start(None)
     pid = wait_for(seen, "host_started")["pid"]
@@ -285,3 +296,45 @@ def test_ban_until() -> None:
     assert ban_until_ms(3600, now=1000.0) == 4_600_000
     assert ban_until_ms(1_900_000_000, now=1000.0) == 1_900_000_000_000
     assert ban_until_ms(3600 * 10**9, now=1000.0) == 4_600_000
+
+
+# -- the health monitor's ping ------------------------------------------------------------------
+def test_ping_through_the_link_host(pools: list, tmp_path: Path) -> None:
+    """A connected client answers; a worker that went silent for a session never does (the
+    monitor's probe timeout then calls it a zombie)."""
+    script = {**SCRIPT, "company_mute": SCRIPT["company_ok"]}
+    env = dict(os.environ, WAFLEET_SCRIPT=json.dumps(script), WAFLEET_SCRIPT_SILENT='["company_mute"]')
+    pool = LinkHostPool.start(10, policy=FAST, command=SCRIPTED, env=env)
+    pools.append(pool)
+    links = {name: (e := Events()).bind(WebLink(name, e, pool, tmp_path)) for name in ("ok", "mute")}
+    for link in links.values():
+        link.start(None)
+        assert link.emit.next()[0] == "connected"
+    assert links["ok"].ping().get(timeout=10) is True
+    silent = links["mute"].ping()
+    with pytest.raises(gevent.Timeout):
+        silent.get(timeout=1.0)  # the probe timeout a test may choose
+    for link in links.values():
+        link.stop()
+    assert links["ok"].ping().get(timeout=1) is False  # a stopped link answers for itself
+
+
+def test_worker_answers_ping_with_its_clients_state(tmp_path: Path) -> None:
+    out = Captured()
+    host = Host(out)  # type: ignore[arg-type]
+    host.handle({"cmd": "ping", "session": "nobody", "ref": "r0"})
+    tenant = Tenant(host, {"session": "s", "attempt": "a", "store": str(tmp_path / "n.db")}, None)
+    host.tenants["s"] = tenant
+    host.handle({"cmd": "ping", "session": "s", "ref": "r1"})  # not launched yet: not connected
+    host.pool.shutdown(wait=True)  # the command's answer comes from the FFI pool
+    tenant.launched = True
+    tenant.client = SimpleNamespace(is_connected=True)
+    tenant.ping("r2")
+    tenant.client = SimpleNamespace(is_connected=False)  # whatsmeow lost its connection
+    tenant.ping("r3")
+    assert [(e["ref"], e["alive"]) for e in out.events] == [
+        ("r0", False),
+        ("r1", False),
+        ("r2", True),
+        ("r3", False),
+    ]

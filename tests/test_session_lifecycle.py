@@ -92,3 +92,28 @@ def test_qr_is_an_svg_by_default_a_png_on_request(node: Node) -> None:
     assert width >= 8 * 21  # at least a version-1 symbol at scale 8
     bad = node.client.get("/api/whatsapp/sessions/img/qr?format=gif", headers=node.admin())
     assert bad.status_code == 400
+
+
+def test_replaced_waits_a_cooloff_and_a_loop_of_three_raises_an_alert(node_factory) -> None:
+    from tests.harness import ADMIN_TOKEN
+    from tests.sse import SseClient
+
+    node: Node = node_factory(WHATSAPP_RECONNECT_DELAY="20", WAFLEET_REPLACED_COOLOFF="300").start()
+    node.create_company("twice")
+    node.connect("twice")
+    stream = SseClient(node.base_url, "/api/whatsapp/events", ADMIN_TOKEN)
+    try:
+        for n in (1, 2, 3):
+            assert node.post("/api/sandbox/twice/disconnect", {"reason": "replaced"}).status_code == 202
+            back = wait_for(
+                lambda n=n: (s := node.status("twice"))["status"] == "connected" and s["restarts"] == n and s,
+                what=f"back after replaced #{n}",
+            )
+            waited = back["history"][-3]
+            assert (waited["status"], waited["reason"]) == ("reconnecting", "replaced")
+            assert waited["retryIn"] >= 0.3  # the cool-off comes first, then the jittered backoff
+        alerts = stream.until(lambda e: e.event == "alert" and e.data.get("reason") == "replaced_loop")
+        alert = alerts[-1]
+        assert alert.data["companyId"] == "twice" and "replaced 3 times" in alert.data["message"]
+    finally:
+        stream.close()

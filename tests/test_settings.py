@@ -1,4 +1,4 @@
-"""Configuration: the seeds' names and defaults; a bad value stops start-up with one clear line."""
+"""Configuration: our users' previous names and defaults; a bad value stops start-up with one clear line."""
 
 from __future__ import annotations
 

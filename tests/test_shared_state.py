@@ -1,4 +1,4 @@
-"""Shared state (ARCHITECTURE §7, issue 3): the same behaviour on a real redis-server and in-process,
+"""Shared state: the same behaviour on a real redis-server and in-process,
 and a SharedState that survives Redis going away and coming back."""
 
 from __future__ import annotations
@@ -112,17 +112,6 @@ def test_sixth_code_in_the_window_is_refused_and_the_block_persists(backend: Bac
     assert take(other, company, clock.now) == (True, 0.0)
 
 
-def test_clear_block_lifts_the_block(backend: Backend, company: str) -> None:
-    state, clock = backend.make(), backend.clock
-    for _ in range(LIMIT + 1):
-        take(state, company, clock.advance(1))
-    assert state.blocked_until(company) is not None
-    state.clear_block(company)
-    assert state.blocked_until(company) is None
-    state.clear_rate_limit(company)
-    assert take(state, company, clock.advance(1)) == (True, 0.0)
-
-
 def test_the_window_slides(backend: Backend, company: str) -> None:
     state, clock = backend.make(), backend.clock
     t0 = clock.now
@@ -228,22 +217,9 @@ def test_pairing_record_roundtrip_and_expiry(backend: Backend, company: str) -> 
     expire(backend, 0.3, lambda: state.get_pairing(company) is None)
 
 
-def test_session_cache(backend: Backend, company: str) -> None:
-    state = backend.make()
-    assert state.get_session(company) is None
-    state.set_session(company, {"status": "qr", "restarts": 0})
-    state.set_session(company, {"status": "connected", "restarts": 1, "phone": "+15550001111"})
-    assert backend.make().get_session(company) == {
-        "status": "connected",
-        "restarts": 1,
-        "phone": "+15550001111",
-    }
-    state.clear_session(company)
-    assert state.get_session(company) is None
-
-
 def test_redis_key_layout(redis_server: RedisServer, company: str) -> None:
-    """Seed 000's keys, with expiries, so operators and older tools find them."""
+    """The keys our users' previous system used, with expiries, so operators and older tools find
+    them."""
     clock = FakeClock()
     state = RedisState(redis_server.url, clock=clock)
     raw = state.client
@@ -263,10 +239,6 @@ def test_redis_key_layout(redis_server: RedisServer, company: str) -> None:
         state.set_pairing(company, {"codeHash": "x"}, 60)
         assert raw.get(f"whatsapp:pairing:{company}") == '{"codeHash": "x"}'
         assert 0 < raw.pttl(f"whatsapp:pairing:{company}") <= 60_000
-
-        state.set_session(company, {"status": "connected"})
-        assert raw.get(f"whatsapp:session:{company}") == '{"status": "connected"}'
-        assert raw.pttl(f"whatsapp:session:{company}") == -1
     finally:
         state.close()
 
@@ -289,8 +261,8 @@ def test_unreachable_redis_at_start_serves_locally(company: str, caplog: pytest.
     state = SharedState(f"redis://127.0.0.1:{free_port()}/0", clock=FakeClock(), probe_interval=0.05)
     assert state.status() == "degraded"
     assert state.qr_attempt(company, 60) == 1
-    state.set_session(company, {"status": "qr"})
-    assert state.get_session(company) == {"status": "qr"}
+    state.set_pairing(company, {"codeHash": "q"}, 60)
+    assert state.get_pairing(company) == {"codeHash": "q"}
     assert state.status() == "degraded"
     assert len([r for r in caplog.records if "unreachable" in r.message]) == 1
 
@@ -306,7 +278,6 @@ def test_redis_stopped_mid_run_degrades_then_recovers(company: str, caplog: pyte
             assert take(state, company, clock.advance(1)) == (True, 0.0)
         assert state.qr_attempt(company, 600) == 1
         state.set_pairing(company, {"codeHash": "h1"}, 60)
-        state.set_session(company, {"status": "pairing"})
 
         server.stop()
 
@@ -314,14 +285,13 @@ def test_redis_stopped_mid_run_degrades_then_recovers(company: str, caplog: pyte
         assert state.qr_attempt(company, 600) == 2
         assert state.status() == "degraded"
         assert state.get_pairing(company) == {"codeHash": "h1"}
-        assert state.get_session(company) == {"status": "pairing"}
         assert take(state, company, clock.advance(1)) == (True, 0.0)  # 4th
         assert take(state, company, clock.advance(1)) == (True, 0.0)  # 5th
         allowed, retry_after = take(state, company, clock.advance(1))
         assert not allowed and retry_after == pytest.approx(COOLDOWN)
         assert state.blocked_until(company) == pytest.approx(clock.now + COOLDOWN)
         for _ in range(20):  # many degraded calls, one log line
-            state.get_session(company)
+            state.get_pairing(company)
         assert state.status() == "degraded"
         assert len([r for r in caplog.records if "unreachable" in r.message]) == 1
 
@@ -329,14 +299,14 @@ def test_redis_stopped_mid_run_degrades_then_recovers(company: str, caplog: pyte
 
         wait_for(lambda: state.status() == "ok", timeout=10, what="status() back to ok")
         assert [r.message for r in caplog.records if "again" in r.message]
+        assert state.get_pairing(company) is None  # the restarted Redis is empty: proof it is used
         # Back on Redis: what this object writes, another client of the server reads.
-        state.set_session(company, {"status": "connected"})
+        state.set_pairing(company, {"codeHash": "h2"}, 60)
         other = RedisState(server.url)
         try:
-            assert other.get_session(company) == {"status": "connected"}
+            assert other.get_pairing(company) == {"codeHash": "h2"}
         finally:
             other.close()
-        assert state.get_pairing(company) is None  # the restarted Redis is empty: proof it is used
     finally:
         state.close()
         server.close()

@@ -30,6 +30,7 @@ from wafleet.actors.assistant.protocol import FOREVER_MS, Active, Inbound, Pause
 from wafleet.actors.assistant.service import Assistant
 from wafleet.actors.assistant.understanding import Intent, Slot, TurnContext, Understanding, understand
 from wafleet.actors.assistant.when import warm_up
+from wafleet.actors.figures import Op
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.messages import Shutdown
 from wafleet.storage import assistant as store
@@ -409,3 +410,5 @@ class Conversation(SupervisedActor):
         assistant.wake_deliverer(self.company_id)
         assistant.journal.metrics.incr("assistant.turns")
         assistant.journal.metrics.timing("assistant.turn_ms", (time.perf_counter() - started) * 1000)
+        if model_called and usage is not None:  # the model call's own time: /metrics/performance
+            assistant.journal.metrics.observe(Op.AI_CALL, usage.latency_ms)

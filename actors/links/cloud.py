@@ -5,7 +5,7 @@ greenlet and reports ``connected`` (or ``closed`` with reason ``auth`` / ``trans
 messages and statuses arrive at our webhook, not here.
 
 ``send`` makes ONE attempt and classifies a failure by Meta's ``error.code`` (never by the HTTP
-status, which Meta does not keep consistent): see :func:`classify` and notes/whatsapp.md §2.4. The
+status, which Meta does not keep consistent): see :func:`classify` (Meta's error-code table). The
 caller (the outbox) owns retries, backoff and jitter. Before the attempt the link waits for a token
 from its bucket (``throughput`` msgs/s, cooperative) and refuses to send to a recipient that hit the
 pair limit (131056) until its "not before" time has passed.
@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import gevent.event
 import httpx
 
 from wafleet.actors.links.base import Emit, LinkConflict, SendError
+from wafleet.actors.status import ExitReason
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class CloudConfig:
     version: str = "v21.0"
     throughput: float = 80.0  # messages per second for this number
     timeout: float = 10.0  # seconds, per HTTP request
+    check_every: float = 600.0  # seconds between the health monitor's checks of the number
 
     def url(self, *parts: str) -> str:
         return "/".join([self.base_url.rstrip("/"), self.version.strip("/"), self.phone_number_id, *parts])
@@ -165,6 +168,7 @@ class CloudLink:
         self.bucket = TokenBucket(config.throughput, clock=clock, sleep=sleep)
         self._not_before: dict[str, float] = {}  # recipient -> monotonic time (after 131056)
         self._check: gevent.Greenlet | None = None
+        self._checked_at = clock()  # the number was last checked (start, or a health probe)
         self._state = "idle"  # idle | starting | connected | closed
         self.phone: str | None = None
 
@@ -185,6 +189,35 @@ class CloudLink:
 
     def pair(self, phone: str) -> None:
         raise LinkConflict("the Cloud API has no pairing codes")
+
+    def ping(self) -> gevent.event.AsyncResult:
+        """No connection to go silent: the number is checked again at a slow cadence
+        (``check_every``); between checks the link answers for itself. A refused token closes
+        the link (``auth``); an unreachable Graph API leaves the answer unset (silent)."""
+        answer = gevent.event.AsyncResult()
+        if self._state != "connected":
+            answer.set(False)
+        elif self.clock() - self._checked_at < self.config.check_every:
+            answer.set(True)
+        else:
+            self._checked_at = self.clock()
+            gevent.spawn(self._recheck, answer)
+        return answer
+
+    def _recheck(self, answer: gevent.event.AsyncResult) -> None:
+        try:
+            resp = self.http.get(self.config.url(), headers=self._headers())
+        except httpx.HTTPError:
+            return  # silent: the monitor's wait times out and it reconnects (which checks again)
+        if resp.status_code == 200 and _error_object(_json(resp)) is None:
+            answer.set(True)
+            return
+        error = classify(resp.status_code, _json(resp), resp.headers)
+        if error.auth:
+            self._close(ExitReason.AUTH, _scrub(str(error), self.config.access_token), code=error.code)
+            answer.set(False)
+        else:
+            answer.set(True)  # Meta answered: a reconnect would not change its trouble
 
     def logout(self) -> None:
         self.stop()
@@ -219,7 +252,8 @@ class CloudLink:
         try:
             resp = self.http.post(self.config.url("messages"), json=body, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise SendError(self._network_message(exc), retry_after=NETWORK_WAIT) from None
+            kind = "TIMEOUT" if isinstance(exc, httpx.TimeoutException) else "NETWORK"
+            raise SendError(self._network_message(exc), retry_after=NETWORK_WAIT, kind=kind) from None
         payload = _json(resp)
         if resp.status_code == 200 and _error_object(payload) is None:
             try:
@@ -242,7 +276,7 @@ class CloudLink:
         if error.code == PAIR_LIMIT:
             self._not_before[to] = self.clock() + (error.retry_after or PAIR_WAIT)
         if error.auth:
-            self._close("auth", str(error), code=error.code)
+            self._close(ExitReason.AUTH, str(error), code=error.code)
         log.info("company %s: send failed: code=%s %s", self.company_id, error.code, error)
         raise error
 
@@ -269,7 +303,7 @@ class CloudLink:
         try:
             resp = self.http.get(self.config.url(), headers=self._headers())
         except httpx.HTTPError as exc:
-            self._close("transient", self._network_message(exc))
+            self._close(ExitReason.TRANSIENT, self._network_message(exc))
             return
         payload = _json(resp)
         if resp.status_code == 200 and _error_object(payload) is None:
@@ -283,9 +317,9 @@ class CloudLink:
         message = _scrub(str(error), self.config.access_token)
         if error.auth or (error.final and not resp.status_code >= 500):
             # 190/0, or any other refusal (unknown number id, permissions): needs new credentials.
-            self._close("auth", message, code=error.code)
+            self._close(ExitReason.AUTH, message, code=error.code)
         else:
-            self._close("transient", message, code=error.code)
+            self._close(ExitReason.TRANSIENT, message, code=error.code)
 
     def _close(self, reason: str, message: str, code: int | None = None) -> None:
         if self._state == "closed":

@@ -38,6 +38,7 @@ class LinkFactory:
         self.sandbox_timing = sandbox_timing
         self.rng = rng or random.Random()
         self._sandbox_delivered: dict[str, deque[dict[str, Any]]] = {}
+        self._sandbox_silent: dict[str, int] = {}  # the zombie fault: starts left that stay silent
         # WhatsApp Web: on when a store folder is given and neonize is installed (extra "web").
         self.web_store_dir = web_store_dir if web_store_dir and importlib.util.find_spec("neonize") else None
         # The current LinkHostPool, looked up at the Root when a web session starts: a restarted
@@ -50,8 +51,16 @@ class LinkFactory:
         """What the sandbox's simulated WhatsApp received from this company (newest last)."""
         return list(self._sandbox_delivered.get(company_id, ()))
 
+    def silence_starts(self, company_id: str, starts: int) -> None:
+        """The sandbox's zombie fault outlives the link: the next ``starts`` starts stay silent."""
+        if starts > 0:
+            self._sandbox_silent[company_id] = starts
+        else:
+            self._sandbox_silent.pop(company_id, None)
+
     def forget(self, company_id: str) -> None:
         self._sandbox_delivered.pop(company_id, None)
+        self._sandbox_silent.pop(company_id, None)
 
     def available(self) -> list[str]:
         kinds = ["sandbox"] if self.sandbox else []
@@ -64,7 +73,10 @@ class LinkFactory:
     def create(self, kind: str, company_id: str, emit: Emit) -> Link:
         if kind == "sandbox" and self.sandbox:
             delivered = self._sandbox_delivered.setdefault(company_id, deque(maxlen=1000))
-            return SandboxLink(company_id, emit, self.sandbox_timing, self.rng, delivered)
+            silent = self._sandbox_silent.get(company_id, 0) > 0
+            if silent:
+                self.silence_starts(company_id, self._sandbox_silent[company_id] - 1)
+            return SandboxLink(company_id, emit, self.sandbox_timing, self.rng, delivered, silent)
         if kind == "web" and self.web_store_dir:
             pool = self.web_pool()
             if pool is None:

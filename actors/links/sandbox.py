@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import gevent.event
 
+from wafleet.actors.errors import WrongCode
 from wafleet.actors.links.base import Emit, LinkConflict, SendError
 from wafleet.storage.clock import iso, now_ms
 
@@ -43,6 +45,7 @@ class SandboxLink:
         timing: SandboxTiming,
         rng: random.Random,
         delivered: deque[dict[str, Any]] | None = None,
+        silent: bool = False,
     ) -> None:
         self.company_id = company_id
         self.emit = emit
@@ -53,11 +56,16 @@ class SandboxLink:
         self._code: str | None = None  # the pairing code the phone must enter
         self._pair_phone: str | None = None
         self._state = "idle"  # idle | qr | pairing | connecting | connected | closed
+        # the zombie fault: the far side stops answering without closing (a start never ends)
+        self.silent = silent
         # What reached "WhatsApp": the far side's memory, kept by the factory across restarts.
         self.delivered: deque[dict[str, Any]] = delivered if delivered is not None else deque(maxlen=1000)
 
     # -- driven by the session -------------------------------------------------------------
     def start(self, creds: dict[str, Any] | None) -> None:
+        if self.silent:
+            self._state = "connecting"
+            return
         if creds:
             self._state = "connecting"
             self._later(self.timing.reconnect, self._resume, creds)
@@ -74,7 +82,15 @@ class SandboxLink:
         self.emit("pairing_code", {"code": self._code, "ttl": self.timing.pairing_ttl})
         self._later(self.timing.pairing_ttl, self._pairing_expired)
 
+    def ping(self) -> gevent.event.AsyncResult:
+        answer = gevent.event.AsyncResult()
+        if not self.silent:
+            answer.set(self._state == "connected")
+        return answer
+
     def send(self, to: str, text: str) -> str:
+        if self.silent:
+            raise SendError("the sandbox link does not answer (zombie)", retry_after=5.0, kind="TIMEOUT")
         if self._state != "connected":
             raise SendError("the sandbox link is not connected", retry_after=5.0)
         wa_id = "wamid.sandbox." + secrets.token_hex(12)
@@ -89,20 +105,34 @@ class SandboxLink:
         self._state = "closed"
 
     # -- the far side (the customer's phone, WhatsApp's servers) ------------------------------
+    def zombie(self) -> None:
+        """The link goes silent without closing: no event, no answer to pings or sends."""
+        if self._state in ("idle", "closed"):
+            raise LinkConflict("the link is not open")
+        self._cancel()
+        self.silent = True
+
+    def _answering(self) -> None:
+        if self.silent:
+            raise LinkConflict("the link is silent (zombie): nothing reaches it")
+
     def scan(self, phone: str) -> None:
+        self._answering()
         if self._state != "qr":
             raise LinkConflict("no QR code is being shown: nothing to scan")
         self._connect(phone)
 
     def enter_code(self, code: str) -> None:
+        self._answering()
         if self._state != "pairing" or self._code is None:
             raise LinkConflict("no pairing code is pending")
         if _normalise(code) != _normalise(self._code):
-            raise ValueError("the code does not match the pending pairing code")
+            raise WrongCode("the code does not match the pending pairing code")
         self._connect(self._pair_phone or "")
 
     def inbound(self, peer: str, text: str) -> None:
         """A customer writes in."""
+        self._answering()
         if self._state != "connected":
             raise LinkConflict("the session is not connected: no message can arrive")
         self.emit(

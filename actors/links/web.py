@@ -1,8 +1,11 @@
 """The ``web`` link: WhatsApp Web multi-device through neonize, in a link-host worker process.
 
-The session actor calls this object in its own greenlet; the :class:`~wafleet.actors.linkhost.LinkHost`
-actor delivers the worker's events to :meth:`WebLink.host_event` in its greenlet (both in the
-hub), and this link turns them into the link protocol's ``emit(kind, data)`` (links/base.py).
+Only the session's actor touches this object. The :class:`~wafleet.actors.linkhost.LinkHost`
+actor hands each worker event to the callback this link gave it at ``Open``, which puts it in
+the session's inbox (``emit(HOST_EVENT, event)``); the session gives it back to
+:meth:`WebLink.host_event` in its own greenlet, and this link turns it into the link protocol's
+``emit(kind, data)`` (links/base.py). The one exception is the answer to a send: the session
+waits inside ``send``, so the callback completes that send's future directly.
 
 ``WebLink(company_id, emit, pool, store_dir, *, store_url=None, send_timeout=30.0)``:
 
@@ -20,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 import gevent
@@ -28,17 +30,14 @@ import gevent.event
 import pykka
 
 from wafleet.actors.linkhost import Command, HostUnavailable, Open, Place, Release
-from wafleet.actors.linkhost_worker import wipe_store
-from wafleet.actors.links.base import Emit, LinkConflict, SendError
+from wafleet.actors.links.base import HOST_EVENT, Emit, LinkConflict, SendError
+from wafleet.actors.links.web_store import store_path, wipe_store
+from wafleet.actors.status import ExitReason
 
 log = logging.getLogger(__name__)
 
 _PROTOCOL_KEYS = ("event", "session", "attempt")
 _EMITTED = ("qr", "pairing_code", "connected", "message", "receipt")
-
-
-def store_path(store_dir: str | os.PathLike[str], company_id: str) -> Path:
-    return Path(store_dir) / f"company_{company_id}" / "neonize.db"
 
 
 class WebLink:
@@ -62,6 +61,7 @@ class WebLink:
         self._attempt: str | None = None
         self._closed = True
         self._sends: dict[str, gevent.event.AsyncResult] = {}
+        self._pings: dict[str, gevent.event.AsyncResult] = {}
 
     # -- driven by the session ---------------------------------------------------------------
     def start(self, creds: dict[str, Any] | None) -> None:
@@ -76,7 +76,7 @@ class WebLink:
         }
         try:
             host = self.pool.ask(Place(self.session))
-            host.tell(Open(self.session, self, command))
+            host.tell(Open(self.session, self._from_host, command))
         except (HostUnavailable, pykka.ActorDeadError) as exc:
             self._host = None
             self._close_now(f"no link host: {exc}" if str(exc) else "no link host")
@@ -100,10 +100,28 @@ class WebLink:
             return str(waiter.get(timeout=self.send_timeout))
         except gevent.Timeout:
             raise SendError(
-                f"no answer from the link host in {self.send_timeout:.0f}s", retry_after=5.0
+                f"no answer from the link host in {self.send_timeout:.0f}s", retry_after=5.0, kind="TIMEOUT"
             ) from None
         finally:
             self._sends.pop(ref, None)
+
+    def ping(self) -> gevent.event.AsyncResult:
+        """Through the link host: the worker answers ``pong`` with whether its client is
+        connected. A worker or client gone silent never answers (the caller's wait times out)."""
+        answer = gevent.event.AsyncResult()
+        if self._host is None or self._closed:
+            answer.set(False)
+            return answer
+        ref = uuid.uuid4().hex
+        if len(self._pings) > 100:  # pings nobody answered (a silent worker): forget them
+            self._pings.clear()
+        self._pings[ref] = answer
+        try:
+            self._tell({"cmd": "ping", "session": self.session, "ref": ref})
+        except LinkConflict:
+            self._pings.pop(ref, None)
+            answer.set(False)
+        return answer
 
     def logout(self) -> None:
         if self._host is None:
@@ -122,7 +140,26 @@ class WebLink:
             pass
 
     # -- from the LinkHost actor -------------------------------------------------------------
+    def _from_host(self, event: dict[str, Any]) -> None:
+        """Runs in the LinkHost's greenlet: complete a waiting send, or queue for the session."""
+        ref = event.get("ref")
+        if event.get("event") == "pong" and ref is not None:
+            waiter = self._pings.pop(str(ref), None)
+            if waiter is not None and not waiter.ready():
+                waiter.set(bool(event.get("alive")))
+            return
+        if event.get("event") in ("sent", "error") and ref is not None:
+            waiter = self._sends.get(str(ref))
+            if waiter is not None and not waiter.ready():
+                if event["event"] == "sent":
+                    waiter.set(event.get("id", ""))
+                else:
+                    waiter.set_exception(SendError(str(event.get("message", "send failed")), retry_after=5.0))
+                return
+        self.emit(HOST_EVENT, event)
+
     def host_event(self, event: dict[str, Any]) -> None:
+        """A worker event, in the session's greenlet."""
         attempt = event.get("attempt")
         if attempt is not None and attempt != self._attempt:
             return  # a late event of an earlier start
@@ -146,7 +183,7 @@ class WebLink:
                 return
             self._closed = True
             self._fail_sends(str(data.get("message", "closed")))
-            data.setdefault("reason", "transient")
+            data.setdefault("reason", ExitReason.TRANSIENT)
             data.setdefault("message", "")
             self.emit("closed", data)
         elif kind in _EMITTED:
@@ -185,7 +222,7 @@ class WebLink:
         if self._closed:
             return
         self._closed = True
-        self.emit("closed", {"reason": "transient", "message": message})
+        self.emit("closed", {"reason": ExitReason.TRANSIENT, "message": message})
 
     def _fail_sends(self, message: str) -> None:
         for waiter in self._sends.values():

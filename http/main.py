@@ -252,7 +252,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             base_url=settings.graph_url,
             version=settings.graph_version,
             throughput=settings.cloud_throughput,
-            connect_timeout=settings.guide.connection_timeout_ms / 1000,
+            connect_timeout=settings.connection_timeout_ms / 1000,
             keepalive=settings.guide.keepalive_interval_ms / 1000,
             check_every=settings.cloud_check_interval_ms / 1000,
         )

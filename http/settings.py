@@ -108,7 +108,6 @@ class GuideSettings:
     auth_state_ttl_ms: int = 7_200_000  # WHATSAPP_AUTH_STATE_TTL: idle in-memory auth state
     cleanup_interval_ms: int = 60_000  # WHATSAPP_CLEANUP_INTERVAL: how often idle entries go
     keepalive_interval_ms: int = 30_000  # WHATSAPP_KEEPALIVE_INTERVAL: link keep-alive pings
-    connection_timeout_ms: int = 60_000  # WHATSAPP_CONNECTION_TIMEOUT: a link's connect attempt
     use_pairing_code: bool = False  # WHATSAPP_USE_PAIRING_CODE: initialize's default method
     provider: str | None = None  # WHATSAPP_PROVIDER: default link of new companies
     validate_webhooks: bool = True  # WHATSAPP_VALIDATE_WEBHOOKS
@@ -272,7 +271,6 @@ def _guide(env: Mapping[str, str], sandbox: bool) -> GuideSettings:
         auth_state_ttl_ms=_int(env, "WHATSAPP_AUTH_STATE_TTL", 7_200_000, minimum=1000),
         cleanup_interval_ms=_int(env, "WHATSAPP_CLEANUP_INTERVAL", 60_000, minimum=100),
         keepalive_interval_ms=_int(env, "WHATSAPP_KEEPALIVE_INTERVAL", 30_000, minimum=1000),
-        connection_timeout_ms=_int(env, "WHATSAPP_CONNECTION_TIMEOUT", 60_000, minimum=1000),
         use_pairing_code=_bool(env, "WHATSAPP_USE_PAIRING_CODE", False),
         provider=PROVIDERS[provider_raw] if provider_raw else None,
         validate_webhooks=validate_webhooks,

@@ -34,7 +34,7 @@ def test_defaults_follow_the_seeds() -> None:
     assert s.encrypt_messages is False
     g = s.guide
     assert (g.session_ttl_ms, g.auth_state_ttl_ms, g.cleanup_interval_ms) == (3_600_000, 7_200_000, 60_000)
-    assert (g.keepalive_interval_ms, g.connection_timeout_ms) == (30_000, 60_000)
+    assert (g.keepalive_interval_ms, s.connection_timeout_ms) == (30_000, 60_000)
     assert (g.use_pairing_code, g.provider, g.validate_webhooks) == (False, None, True)
     assert (g.log_to_file, g.log_path) == (False, "logs/whatsapp.log")
     assert load({"WHATSAPP_PROVIDER": "baileys"}).guide.provider == "web"

@@ -60,11 +60,13 @@ def browser() -> Iterator:
 
 
 def until(driver, condition, timeout: float = 10.0, what: str = ""):
+    """Wait for ``condition``; a row the page re-rendered meanwhile (live updates) is read again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(
-        lambda d: condition(d), message=f"waiting for {what}"
-    )
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda d: condition(d), message=f"waiting for {what}")
 
 
 def by_id(driver, element_id: str):
@@ -189,7 +191,12 @@ def test_connect_page_qr_scan_pairing_and_dashboard_live(node_factory, browser) 
         timeout=10,
         what="acme back, restart counted",
     )
-    assert "crash" in browser.find_element("css selector", "#rows tr[data-company=acme]").text
+    until(
+        browser,
+        lambda d: "crash" in d.find_element("css selector", "#rows tr[data-company=acme]").text,
+        timeout=5,
+        what="acme's row to name the crash",
+    )
     assert browser.execute_script("return window.__noReload;") == 7
 
     # filter and search (on the server)

@@ -61,6 +61,8 @@ def _session(row: Session) -> SessionRow:
             "message": row.last_error_message or "",
             "at": row.last_error_at,
         }
+        if row.last_error_until:
+            last_error["until"] = row.last_error_until
     return SessionRow(
         company_id=row.company_id,
         desired_state=row.desired_state,
@@ -155,12 +157,22 @@ def delete(db: Database, company_id: str) -> None:
 
 
 def load_all(db: Database) -> list[tuple[CompanyRow, SessionRow]]:
+    return load_page(db, None, None)
+
+
+def load_page(db: Database, after: str | None, limit: int | None) -> list[tuple[CompanyRow, SessionRow]]:
+    """Companies with their session rows in id order, ``limit`` of them after id ``after``: a
+    boot reads 100,000 companies in pages, yielding between them."""
     with db.work():
         query = (
             Company.select(Company, Session)
             .join(Session, peewee.JOIN.LEFT_OUTER, on=(Session.company == Company.id))
             .order_by(Company.id)
         )
+        if after is not None:
+            query = query.where(Company.id > after)
+        if limit is not None:
+            query = query.limit(limit)
         out = []
         now = now_ms()
         for company in query:

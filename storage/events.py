@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import peewee
+
 from wafleet.storage.database import Database
 from wafleet.storage.models import Event
 
@@ -63,6 +65,32 @@ def recent(db: Database, company_id: str, kind: str, limit: int) -> list[EventRo
             .limit(limit)
         )
         return [_row(e) for e in reversed(list(rows))]
+
+
+def recent_for(db: Database, company_ids: list[str], kind: str, limit: int) -> dict[str, list[EventRow]]:
+    """The newest ``limit`` events of one kind for each of many companies, oldest first: one
+    query for a page of companies instead of one per company."""
+    if not company_ids:
+        return {}
+    number = peewee.fn.ROW_NUMBER().over(partition_by=[Event.company], order_by=[Event.id.desc()]).alias("n")
+    inner = (
+        Event.select(Event, number).where((Event.company.in_(company_ids)) & (Event.kind == kind)).alias("e")
+    )
+    columns = [
+        inner.c.id,
+        inner.c.company,
+        inner.c.kind,
+        inner.c.state,
+        inner.c.reason,
+        inner.c.data,
+        inner.c.at,
+    ]
+    query = Event.select(*columns).from_(inner).where(inner.c.n <= limit).order_by(inner.c.id).objects()
+    out: dict[str, list[EventRow]] = {}
+    with db.work():
+        for e in query:
+            out.setdefault(e.company, []).append(_row(e))
+    return out
 
 
 def after(db: Database, company_id: str | None, last_id: int, limit: int = 500) -> list[EventRow]:

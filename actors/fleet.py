@@ -20,8 +20,9 @@ from typing import Any
 import gevent
 import pykka
 
-from wafleet.actors.directory import HISTORY_LENGTH, Directory, SessionRecord
-from wafleet.actors.errors import RateLimited
+from wafleet.actors.boot import Boot
+from wafleet.actors.directory import Directory, SessionRecord
+from wafleet.actors.errors import Booting, RateLimited
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.links.base import LinkConflict
 from wafleet.actors.links.factory import LinkUnavailable
@@ -40,19 +41,19 @@ from wafleet.actors.messages import (
     Send,
     Shutdown,
     StartChild,
+    Started,
     StopSession,
     UpdateCompany,
 )
 from wafleet.actors.restart import Intensity, RestartPolicy, RestartTracker
 from wafleet.actors.session import CompanySession, SessionDeps
-from wafleet.storage import companies, events, inbox
+from wafleet.storage import companies, inbox
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.tokens import hash_token, new_token
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("starting", "qr", "pairing", "connected")
 FINAL_REASONS = {"logged_out", "banned", "auth"}
 
 
@@ -114,65 +115,19 @@ class Fleet(SupervisedActor):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
-        records = []
-        restore: list[SessionRecord] = []
-        for company, session in companies.load_all(self.db):
-            record = SessionRecord(
-                company_id=company.id,
-                name=company.name,
-                link=company.link,
-                company_phone=company.phone,
-                token_hash=company.token_hash,
-                created_at=company.created_at,
-                desired=session.desired_state,
-                status=session.status,
-                since=session.since,
-                phone=session.phone,
-                restarts=session.restarts,
-                last_error=session.last_error,
-                blocked_until=session.blocked_until,
-                cloud_number=company.cloud_phone_number_id,
-            )
-            for event in events.recent(self.db, company.id, "status", HISTORY_LENGTH):
-                entry = {"status": event.state, "at": event.at, "reason": event.reason}
-                if "retryIn" in event.data:
-                    entry["retryIn"] = event.data["retryIn"]
-                record.history.append(entry)
-            records.append(record)
-        for record in records:
-            self._restore_block(record)
-            if record.desired == "running" and record.status != "blocked":
-                restore.append(record)
-        for record in records:
-            if record.status in RUNNING + ("reconnecting",) and record.desired != "running":
-                self.journal.transition(record, "stopped", reason="boot")
-        to_start = []
-        for record in restore:
-            if self.deps.auth.load(record.company_id, record.link) is None:
-                # No stored login: reconnecting would only show a QR nobody is watching.
-                if record.status != "stopped":
-                    self.journal.transition(record, "stopped", reason="boot_no_credentials")
-                continue
-            self.journal.transition(record, "reconnecting", reason="boot", retry_in=0.0)
-            to_start.append(record.company_id)
-        # Published only now: nobody reads a stale "connected" from before the boot.
-        self.directory.replace_all(records)
-        if to_start:
-            log.info("restoring %d sessions at %.0f/s", len(to_start), self.config.boot_rate)
-        self._background.append(gevent.spawn(self._restore, to_start))
+        boot = Boot(
+            db=self.db,
+            directory=self.directory,
+            deps=self.deps,
+            rate=self.config.boot_rate,
+            restore=lambda company_id: self._tell(_Restore(company_id)),
+            on_blocked=self._schedule_unblock,
+        )
+        greenlet = boot.start()
+        # A boot that fails (the database is down) fails the Fleet: the Root restarts it.
+        greenlet.link_exception(lambda g: self._tell(_BootFailed(repr(g.exception))))
+        self._background.append(greenlet)
         self._background.append(gevent.spawn(self._publish_gauges))
-
-    def _restore_block(self, record: SessionRecord) -> None:
-        """A pairing cooldown outlives the process: from the database, or from Redis."""
-        shared_until = self.deps.shared.blocked_until(record.company_id)
-        until = max(record.blocked_until or 0, int(shared_until * 1000) if shared_until else 0)
-        if until > now_ms():
-            if record.status != "blocked" or record.blocked_until != until:
-                record.blocked_until = until
-                self.journal.transition(record, "blocked", reason="pairing_limit", data={"until": until})
-            self._schedule_unblock(record)
-        elif record.status == "blocked":
-            self.journal.transition(record, "stopped", reason="cooldown_over")
 
     def _schedule_unblock(self, record: SessionRecord) -> None:
         delay = max(0.0, ((record.blocked_until or 0) - now_ms()) / 1000)
@@ -183,17 +138,6 @@ class Fleet(SupervisedActor):
             self.actor_ref.tell(message)
         except pykka.ActorDeadError:
             pass
-
-    def _restore(self, company_ids: list[str]) -> None:
-        """Staggered boot: no reconnect storm against WhatsApp or the database."""
-        step = 1.0 / self.config.boot_rate if self.config.boot_rate > 0 else 0.0
-        for company_id in company_ids:
-            try:
-                self.actor_ref.tell(_Restore(company_id))
-            except pykka.ActorDeadError:
-                return
-            if step:
-                gevent.sleep(step)
 
     def _publish_gauges(self) -> None:
         while True:
@@ -263,8 +207,10 @@ class Fleet(SupervisedActor):
                 return None
             case Sandbox(id=company_id):
                 return self._running_ref(company_id).ask(message, block=False)
+            case _BootFailed(error=error):
+                raise RuntimeError(f"boot failed: {error}")
             case Ping():
-                return True  # answered only once on_start (the boot) has finished
+                return True
             case Shutdown():
                 return self._shutdown()
         return super().on_receive(message)
@@ -273,6 +219,8 @@ class Fleet(SupervisedActor):
     def _record(self, company_id: str) -> SessionRecord:
         record = self.directory.get(company_id)
         if record is None:
+            if not self.directory.loaded:
+                raise Booting("the node is still loading its companies: try again in a moment")
             raise NotFound(f"company {company_id!r} does not exist")
         return record
 
@@ -360,7 +308,7 @@ class Fleet(SupervisedActor):
         record.pairing_phone = pairing_phone
         self._set_desired(record, "running")
         self._fresh_start(company_id)
-        return record
+        return self._when_started(company_id, record)
 
     def _reconnect(self, company_id: str) -> SessionRecord:
         record = self._record(company_id)
@@ -369,7 +317,19 @@ class Fleet(SupervisedActor):
         self._close_child(company_id, "stop")
         self._set_desired(record, "running")
         self._fresh_start(company_id)
-        return record
+        return self._when_started(company_id, record)
+
+    def _when_started(self, company_id: str, record: SessionRecord) -> Any:
+        """The answer to a start: the record once the new session's first transition is durable
+        (the client then reads ``starting``, not the status from before), awaited by the caller,
+        not by the Fleet, which goes on with other companies meanwhile."""
+        child = self.children.get(company_id)
+        if child is None or child.ref is None:
+            return record
+        try:
+            return child.ref.ask(Started(), block=False)
+        except pykka.ActorDeadError:
+            return record
 
     def _stop_session(self, company_id: str, mode: str) -> SessionRecord:
         record = self._record(company_id)
@@ -638,6 +598,11 @@ class _Restore:
 @dataclass(frozen=True)
 class _Unblock:
     id: str
+
+
+@dataclass(frozen=True)
+class _BootFailed:
+    error: str
 
 
 __all__ = ["AtCapacity", "Conflict", "Fleet", "FleetConfig", "LinkConflict", "NotFound"]

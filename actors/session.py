@@ -23,7 +23,7 @@ from wafleet.actors.journal import Journal
 from wafleet.actors.links.base import Link, LinkConflict
 from wafleet.actors.links.factory import LinkFactory
 from wafleet.actors.links.sandbox import SandboxLink
-from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox, Send
+from wafleet.actors.messages import Close, Crash, LinkEvent, RequestPairing, Sandbox, Send, Started
 from wafleet.actors.metrics import Metrics
 from wafleet.storage import pairing as pairing_log
 from wafleet.storage.authstate import AuthStore
@@ -116,6 +116,8 @@ class CompanySession(SupervisedActor):
                 return self.link.send(to, text)
             case Close(mode=mode):
                 return self._close(mode)
+            case Started():
+                return self.record
             case Crash():
                 raise InjectedCrash("sandbox: injected crash")
         return super().on_receive(message)

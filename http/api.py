@@ -16,7 +16,7 @@ from typing import Any
 import bottle
 import pykka
 
-from wafleet.actors.errors import RateLimited
+from wafleet.actors.errors import Booting, RateLimited
 from wafleet.actors.fleet import AtCapacity, Conflict, NotFound
 from wafleet.actors.links.base import LinkConflict
 from wafleet.actors.metrics import Metrics
@@ -156,6 +156,8 @@ def _to_response(exc: Exception) -> bottle.HTTPResponse:
         return respond(409, {"error": {"code": "wrong_state", "message": str(exc)}})
     if isinstance(exc, AtCapacity):
         return respond(503, {"error": {"code": "at_capacity", "message": str(exc)}}, {"Retry-After": "60"})
+    if isinstance(exc, Booting):
+        return respond(503, {"error": {"code": "booting", "message": str(exc)}}, {"Retry-After": "1"})
     if isinstance(exc, Unavailable):
         return respond(503, {"error": {"code": "unavailable", "message": str(exc)}}, {"Retry-After": "2"})
     if isinstance(exc, pykka.Timeout):

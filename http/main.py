@@ -50,6 +50,7 @@ from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
+from wafleet.storage.journal_writer import JournalWriter  # noqa: E402
 from wafleet.storage.schema import migrate  # noqa: E402
 from wafleet.storage.shared_state import SharedState  # noqa: E402
 
@@ -159,7 +160,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
             qr_first=settings.qr_first_ms / 1000, qr_next=settings.qr_next_ms / 1000
         ),
     )
-    journal = Journal(db, metrics, broadcaster)
+    journal = Journal(db, metrics, broadcaster, JournalWriter(db, max_batch=settings.journal_batch))
     message_log = MessageLog(journal)
     deps = SessionDeps(
         journal=journal,
@@ -258,6 +259,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
     server.serve_forever()
     # Back in the main greenlet: the HTTP side is drained; now stop the tree top-down.
     tree.shutdown()
+    journal.writer.close()
     db.close()
     log.info("stopped (exit %d)", state["exit_code"])
     return state["exit_code"]

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 RUNNING = ("starting", "qr", "pairing", "connected", "reconnecting")
 KEPT = ("logged_out", "failed", "blocked")  # a restart does not bring these back by itself
 PAGE = 500  # companies per read; between pages the hub serves requests
+# A timer, not sleep(0): sleep(0) only lets ready greenlets run and does not poll sockets, so a
+# loop of them starves every request (measured: /healthz waited for the whole boot).
+YIELD = 0.001
 
 
 class Boot:
@@ -72,7 +75,7 @@ class Boot:
             after = rows[-1][0].id
             to_start.extend(self._load(rows))
             self.progress.loaded += len(rows)
-            gevent.sleep(0)
+            gevent.sleep(YIELD)
         self.progress.to_restore = len(to_start)
         self.progress.state = "restoring"
         log.info(
@@ -88,7 +91,7 @@ class Boot:
     def _load(self, rows: list[tuple[CompanyRow, SessionRow]]) -> list[str]:
         """One page: records built, boot transitions committed together, then published."""
         records = [_record(c, s) for c, s in rows if self.directory.get(c.id) is None]
-        history = events.recent_for(self.db, [r.company_id for r in records], "status", HISTORY_LENGTH)
+        history = events.recent_for(self.db, rows[0][0].id, rows[-1][0].id, "status", HISTORY_LENGTH)
         for record in records:
             for event in history.get(record.company_id, ()):
                 entry = {"status": event.state, "at": event.at, "reason": event.reason}
@@ -153,7 +156,7 @@ class Boot:
                 if delay > 0:
                     gevent.sleep(delay)
                 elif self.progress.restored % 100 == 0:
-                    gevent.sleep(0)
+                    gevent.sleep(YIELD)
 
 
 def _record(company: CompanyRow, session: SessionRow) -> SessionRecord:

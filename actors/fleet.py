@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import gevent.event
 import pykka
 
 from wafleet.actors.boot import Boot
@@ -306,30 +307,40 @@ class Fleet(SupervisedActor):
             return record  # already connecting: initialize is idempotent
         self._check_capacity(company_id)
         record.pairing_phone = pairing_phone
-        self._set_desired(record, "running")
+        durable = self._set_desired(record, "running", wait=False)
         self._fresh_start(company_id)
-        return self._when_started(company_id, record)
+        return self._when_started(company_id, record, durable)
 
     def _reconnect(self, company_id: str) -> SessionRecord:
         record = self._record(company_id)
         self._check_not_blocked(record)
         self._check_capacity(company_id)
         self._close_child(company_id, "stop")
-        self._set_desired(record, "running")
+        durable = self._set_desired(record, "running", wait=False)
         self._fresh_start(company_id)
-        return self._when_started(company_id, record)
+        return self._when_started(company_id, record, durable)
 
-    def _when_started(self, company_id: str, record: SessionRecord) -> Any:
-        """The answer to a start: the record once the new session's first transition is durable
-        (the client then reads ``starting``, not the status from before), awaited by the caller,
-        not by the Fleet, which goes on with other companies meanwhile."""
+    def _when_started(
+        self, company_id: str, record: SessionRecord, durable: gevent.event.AsyncResult | None
+    ) -> Any:
+        """The answer to a start: the record once the desired state and the new session's first
+        transition are durable (the client then reads ``starting``, not the status from before),
+        awaited by the caller, not by the Fleet, which goes on with other companies meanwhile.
+        The desired state was queued first, so it is committed no later than the transition."""
         child = self.children.get(company_id)
-        if child is None or child.ref is None:
-            return record
-        try:
-            return child.ref.ask(Started(), block=False)
-        except pykka.ActorDeadError:
-            return record
+        answer: Any = record
+        if child is not None and child.ref is not None:
+            try:
+                answer = child.ref.ask(Started(), block=False)
+            except pykka.ActorDeadError:
+                pass
+        if durable is None:
+            return answer
+        chained = gevent.event.AsyncResult()
+        durable.rawlink(
+            lambda done: chained.set(answer) if done.successful() else chained.set_exception(done.exception)
+        )
+        return chained
 
     def _stop_session(self, company_id: str, mode: str) -> SessionRecord:
         record = self._record(company_id)
@@ -377,10 +388,16 @@ class Fleet(SupervisedActor):
                 f"this node already runs WHATSAPP_MAX_SESSIONS={self.config.max_sessions} sessions"
             )
 
-    def _set_desired(self, record: SessionRecord, desired: str) -> None:
-        if record.desired != desired:
-            self.journal.set_desired(record.company_id, desired)
-            record.desired = desired
+    def _set_desired(
+        self, record: SessionRecord, desired: str, wait: bool = True
+    ) -> gevent.event.AsyncResult | None:
+        """With ``wait=False`` the write is only queued: the caller must not answer before the
+        returned result is set."""
+        if record.desired == desired:
+            return None
+        durable = self.journal.set_desired(record.company_id, desired, wait=wait)
+        record.desired = desired
+        return durable
 
     # -- children -------------------------------------------------------------------------------
     def _fresh_start(self, company_id: str) -> None:

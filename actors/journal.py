@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from gevent.event import AsyncResult
+
 from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.metrics import Metrics
@@ -167,9 +169,14 @@ class Journal:
         (event_id,) = self.writer.write([EventWrite(company_id, kind, state, reason, data, now)])
         self.broadcaster.publish(EventRow(event_id, company_id, kind, state, reason, data or {}, now))
 
-    def set_desired(self, company_id: str, desired: str) -> None:
-        """Committed before the API acknowledges: a stop must survive a kill -9."""
-        self.writer.write([SessionWrite(company_id, {"desired_state": desired})])
+    def set_desired(self, company_id: str, desired: str, wait: bool = True) -> AsyncResult | None:
+        """Committed before the API acknowledges: a stop must survive a kill -9. ``wait=False``
+        only queues it and returns what to wait on before acknowledging."""
+        pending = self.writer.submit([SessionWrite(company_id, {"desired_state": desired})])
+        if not wait:
+            return pending
+        pending.get()
+        return None
 
     def alert(self, company_id: str | None, kind: str, message: str, **data: Any) -> None:
         self.event(company_id, "alert", reason=kind, data=dict(data, message=message))

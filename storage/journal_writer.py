@@ -137,42 +137,50 @@ def _event_row(write: EventWrite) -> dict[str, Any]:
 
 
 def _apply(db: Database, writes: list[Write]) -> list[int]:
-    """Inside the caller's transaction: insert the events, then update the session rows."""
+    """Inside the caller's transaction: insert the events, then update the session rows, with
+    one prepared statement per shape (peewee's query building costs more than SQLite's work)."""
     events = [w for w in writes if isinstance(w, EventWrite)]
     updates: dict[str, dict[str, Any]] = {}
     for w in writes:
         if isinstance(w, SessionWrite):
             updates.setdefault(w.company_id, {}).update(w.fields)  # in order: the last one wins
-    now = now_ms()
-    if db.kind != "postgresql":  # SQLite is in-process: a statement costs no round trip
-        ids = [Event.insert(**_event_row(e)).execute() for e in events]
-        for company_id, fields in updates.items():
-            Session.update(updated_at=now, **fields).where(Session.company == company_id).execute()
-        return ids
-    from psycopg2.extras import execute_batch
-
+    postgres = db.kind == "postgresql"
+    mark = "%s" if postgres else "?"
     cursor = db.db.cursor()
-    ids = []
+    many = _batch_executor(cursor) if postgres else cursor.executemany
+    ids: list[int] = []
     if events:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            (Event._meta.table_name, len(events)),
-        )
-        ids = sorted(row[0] for row in cursor.fetchall())
-        columns = ["id", "company", "kind", "state", "reason", "data", "at"]
+        table = Event._meta.table_name
+        if postgres:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                (table, len(events)),
+            )
+            ids = sorted(row[0] for row in cursor.fetchall())
+        else:  # one connection, inside our transaction: nobody else inserts meanwhile
+            cursor.execute(f'SELECT COALESCE(MAX("id"), 0) FROM "{table}"')
+            first = cursor.fetchone()[0] + 1
+            ids = list(range(first, first + len(events)))
+        columns = ("id", "company", "kind", "state", "reason", "data", "at")
         sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
-            Event._meta.table_name, ", ".join(f'"{c}"' for c in columns), ", ".join(["%s"] * len(columns))
+            table, ", ".join(f'"{c}"' for c in columns), ", ".join([mark] * len(columns))
         )
-        rows = [(i, *_event_row(e).values()) for i, e in zip(ids, events, strict=True)]
-        execute_batch(cursor, sql, rows, page_size=PAGE)
+        many(sql, [(i, *_event_row(e).values()) for i, e in zip(ids, events, strict=True)])
+    now = now_ms()
     by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for company_id, fields in updates.items():
         names = tuple(sorted(fields))
         by_columns.setdefault(names, []).append((*(fields[n] for n in names), now, company_id))
+    session_fields = Session._meta.fields
     for names, rows in by_columns.items():
-        assignments = ", ".join(
-            f'"{Session._meta.fields[n].column_name}" = %s' for n in (*names, "updated_at")
-        )
-        sql = f'UPDATE "{Session._meta.table_name}" SET {assignments} WHERE "company_id" = %s'
-        execute_batch(cursor, sql, rows, page_size=PAGE)
+        assignments = ", ".join(f'"{session_fields[n].column_name}" = {mark}' for n in (*names, "updated_at"))
+        key = session_fields["company"].column_name
+        many(f'UPDATE "{Session._meta.table_name}" SET {assignments} WHERE "{key}" = {mark}', rows)
     return ids
+
+
+def _batch_executor(cursor: Any) -> Any:
+    """PostgreSQL: a page of statements per round trip instead of one each."""
+    from psycopg2.extras import execute_batch
+
+    return lambda sql, rows: execute_batch(cursor, sql, rows, page_size=PAGE)

@@ -42,7 +42,7 @@ def test_concurrent_transitions_share_commits_and_each_caller_sees_its_own_rows(
     gevent.joinall([gevent.spawn(transition, cid) for cid in ids], raise_error=True)
     assert writer.batches < len(ids)  # callers shared transactions
     assert writer.writes == 4 * len(ids)
-    history = events.recent_for(db, ids, "status", 20)
+    history = events.recent_for(db, min(ids), max(ids), "status", 20)
     for cid in ids:
         assert [(e.state, e.data) for e in history[cid]] == [("starting", {}), ("connected", {"phone": cid})]
         with db.work():

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 import gevent
+import gevent.queue
 
 from wafleet.actors.directory import HISTORY_LENGTH, BootProgress, Directory, SessionRecord
 from wafleet.actors.journal import Transition
@@ -34,6 +35,7 @@ PAGE = 500  # companies per read; between pages the hub serves requests
 # A timer, not sleep(0): sleep(0) only lets ready greenlets run and does not poll sockets, so a
 # loop of them starves every request (measured: /healthz waited for the whole boot).
 YIELD = 0.001
+CATCH_UP = 1.0  # seconds of restores that may go at once after the restorer fell behind
 
 
 class Boot:
@@ -65,27 +67,36 @@ class Boot:
         return gevent.spawn(self.run)
 
     def run(self) -> None:
+        """Load page by page; the sessions of a loaded page start coming back at once (restore
+        overlaps loading), so everything is asked for within about N / rate seconds of start."""
         started = time.monotonic()
-        to_start: list[str] = []
-        after: str | None = None
-        while True:
-            rows = companies.load_page(self.db, after, self.page)
-            if not rows:
-                break
-            after = rows[-1][0].id
-            to_start.extend(self._load(rows))
-            self.progress.loaded += len(rows)
-            gevent.sleep(YIELD)
-        self.progress.to_restore = len(to_start)
-        self.progress.state = "restoring"
-        log.info(
-            "boot: %d companies loaded in %.1fs; restoring %d sessions at %.0f/s",
-            self.progress.loaded,
-            time.monotonic() - started,
-            len(to_start),
-            self.rate,
-        )
-        self._restore(to_start)
+        queue: gevent.queue.Queue[str | None] = gevent.queue.Queue()
+        restorer = gevent.spawn(self._restore, queue)
+        try:
+            after: str | None = None
+            while True:
+                rows = companies.load_page(self.db, after, self.page)
+                if not rows:
+                    break
+                after = rows[-1][0].id
+                to_start = self._load(rows)
+                self.progress.loaded += len(rows)
+                self.progress.to_restore += len(to_start)
+                for company_id in to_start:
+                    queue.put(company_id)
+                gevent.sleep(YIELD)
+            queue.put(None)
+            self.progress.state = "restoring"
+            log.info(
+                "boot: %d companies loaded in %.1fs; restoring %d sessions at %.0f/s",
+                self.progress.loaded,
+                time.monotonic() - started,
+                self.progress.to_restore,
+                self.rate,
+            )
+            restorer.join()
+        finally:
+            restorer.kill(block=False)  # a failed load leaves no restorer waiting behind
         self.progress.state = "done"
 
     def _load(self, rows: list[tuple[CompanyRow, SessionRow]]) -> list[str]:
@@ -142,16 +153,17 @@ class Boot:
             return None
         return Transition(record, "reconnecting", reason="boot", retry_in=0.0)
 
-    def _restore(self, company_ids: list[str]) -> None:
+    def _restore(self, queue: gevent.queue.Queue[str | None]) -> None:
         """Staggered: at most ``rate`` a second, paced by the clock (a slow wake-up catches up
-        instead of stretching the boot), so N sessions are asked for within N / rate seconds."""
+        instead of stretching the boot); after waiting for a page to load, it catches up by at
+        most CATCH_UP seconds' worth, never a burst of everything that queued meanwhile."""
         step = 1.0 / self.rate if self.rate > 0 else 0.0
         next_at = time.monotonic()
-        for company_id in company_ids:
+        while (company_id := queue.get()) is not None:
             self.restore(company_id)
             self.progress.restored += 1
             if step:
-                next_at += step
+                next_at = max(next_at + step, time.monotonic() - CATCH_UP)
                 delay = next_at - time.monotonic()
                 if delay > 0:
                     gevent.sleep(delay)

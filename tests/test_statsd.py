@@ -16,26 +16,33 @@ STATSD = Path(__file__).parent / "statsd" / "node_modules" / "statsd" / "stats.j
 
 
 class StatsdDaemon:
-    def __init__(self, workdir: Path) -> None:
+    """Etsy's StatsD; flushes go to a JSON-lines log (read by the tests) and, when given, to a
+    real carbon's line receiver through StatsD's own graphite backend."""
+
+    def __init__(self, workdir: Path, graphite_port: int | None = None, flush_ms: int = 200) -> None:
         if not STATSD.exists() or shutil.which("node") is None:
             raise RuntimeError(
                 "the StatsD daemon is not installed: run .ci/setup (npm install in tests/statsd)"
             )
         self.port = free_port()
         config = workdir / "statsd.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "address": "127.0.0.1",
-                    "port": self.port,
-                    "mgmt_address": "127.0.0.1",
-                    "mgmt_port": free_port(),
-                    "backends": [str(Path(__file__).parent / "statsd" / "json-lines-backend.js")],
-                    "flushInterval": 200,
-                    "deleteIdleStats": False,
-                }
+        settings: dict = {
+            "address": "127.0.0.1",
+            "port": self.port,
+            "mgmt_address": "127.0.0.1",
+            "mgmt_port": free_port(),
+            "backends": [str(Path(__file__).parent / "statsd" / "json-lines-backend.js")],
+            "flushInterval": flush_ms,
+            "deleteIdleStats": False,
+        }
+        if graphite_port is not None:
+            settings["backends"].append("./backends/graphite")
+            settings.update(
+                graphiteHost="127.0.0.1",
+                graphitePort=graphite_port,
+                graphite={"legacyNamespace": False},
             )
-        )
+        config.write_text(json.dumps(settings))
         self.log = workdir / "statsd.log"
         self.proc = subprocess.Popen(
             ["node", str(STATSD), str(config)],

@@ -121,7 +121,7 @@ class Fleet(SupervisedActor):
             directory=self.directory,
             deps=self.deps,
             rate=self.config.boot_rate,
-            restore=lambda company_id: self._tell(_Restore(company_id)),
+            restore=self._restore_one,
             on_blocked=self._schedule_unblock,
         )
         greenlet = boot.start()
@@ -129,6 +129,17 @@ class Fleet(SupervisedActor):
         greenlet.link_exception(lambda g: self._tell(_BootFailed(repr(g.exception))))
         self._background.append(greenlet)
         self._background.append(gevent.spawn(self._publish_gauges))
+
+    def _restore_one(self, company_id: str) -> None:
+        """From the boot's greenlet: returns once the Fleet has started the session. Told
+        without waiting, restores pile up in the Fleet's inbox whenever it starts sessions more
+        slowly than the boot rate, and every operator's command waits behind all of them."""
+        try:
+            self.actor_ref.ask(_Restore(company_id), timeout=30)
+        except pykka.ActorDeadError:
+            pass  # the Fleet is stopping; its cleanup ends the boot too
+        except pykka.Timeout:
+            log.warning("company %s: the fleet did not start the session within 30 s", company_id)
 
     def _schedule_unblock(self, record: SessionRecord) -> None:
         delay = max(0.0, ((record.blocked_until or 0) - now_ms()) / 1000)
@@ -295,7 +306,7 @@ class Fleet(SupervisedActor):
                 f"the company is blocked after too many pairing codes: try again in {minutes} min",
             )
 
-    def _initialize(self, company_id: str, pairing_phone: str | None) -> SessionRecord:
+    def _initialize(self, company_id: str, pairing_phone: str | None) -> Any:
         record = self._record(company_id)
         self._check_not_blocked(record)
         child = self.children.get(company_id)
@@ -311,7 +322,7 @@ class Fleet(SupervisedActor):
         self._fresh_start(company_id)
         return self._when_started(company_id, record, durable)
 
-    def _reconnect(self, company_id: str) -> SessionRecord:
+    def _reconnect(self, company_id: str) -> Any:
         record = self._record(company_id)
         self._check_not_blocked(record)
         self._check_capacity(company_id)

@@ -90,6 +90,10 @@ class NodeProcess:
             WHATSAPP_MAX_SESSIONS=str(max_sessions),
             WHATSAPP_LOG_LEVEL="warning",
             PYTHONUNBUFFERED="1",
+            # Nobody scans before every company is initialized: at 100,000 that takes longer
+            # than WhatsApp's three QR rounds, which would stop the first sessions unscanned.
+            WAFLEET_QR_FIRST_TIMEOUT="3600000",
+            WAFLEET_QR_TIMEOUT="3600000",
         )
         env.pop("DATABASE_URL", None)  # SQLite in the data folder unless extra_env names one
         env.update(extra_env)

@@ -355,14 +355,17 @@ class Tenant:
         try:
             info = event.Info
             source = info.MessageSource
-            if source.IsFromMe:
-                return
+            from_me = bool(source.IsFromMe)
+            if from_me and source.IsGroup:
+                return  # the company wrote in a group: nobody's chat to hand over
             msg = event.Message
             text = msg.conversation or msg.extendedTextMessage.text or None
             self.emit(
                 "message",
                 {
-                    "peer": source.Sender.User or source.Chat.User,
+                    # from the phone (the company typed it there): the chat is the customer's
+                    "from_me": from_me,
+                    "peer": source.Chat.User if from_me else (source.Sender.User or source.Chat.User),
                     "chat": source.Chat.User,
                     "type": "text" if text is not None else (info.Type or "unknown"),
                     "text": text,

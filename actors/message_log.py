@@ -4,6 +4,7 @@ webhook inbox (cloud) and the deliverer (what we sent)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from wafleet.actors.journal import Journal
@@ -15,12 +16,18 @@ TEXT_IN_EVENT = 1000  # the event carries a preview; the message itself is in th
 
 
 class MessageLog:
-    def __init__(self, journal: Journal) -> None:
+    def __init__(
+        self, journal: Journal, on_stored: Callable[[str, dict[str, Any]], None] | None = None
+    ) -> None:
         self.journal = journal
         self.db = journal.db
+        self.on_stored = on_stored  # told of every new message (the assistant answers customers)
 
     def inbound(self, company_id: str, data: dict[str, Any]) -> None:
-        """A link reported a customer's message."""
+        """A link reported a customer's message (or one the company sent from its phone)."""
+        if data.get("from_me"):
+            self._from_phone(company_id, data)
+            return
         row_id, created = messages.store_inbound(
             self.db,
             company_id,
@@ -41,6 +48,30 @@ class MessageLog:
                     "type": data.get("type"),
                     "text": data.get("text"),
                     "waId": data.get("wa_id"),
+                    "name": data.get("push_name"),
+                },
+            )
+
+    def _from_phone(self, company_id: str, data: dict[str, Any]) -> None:
+        row_id, created = messages.store_from_phone(
+            self.db,
+            company_id,
+            str(data.get("peer") or ""),
+            data.get("text"),
+            data.get("wa_id"),
+            int(data.get("at") or now_ms()),
+        )
+        if created:  # not one of our own sends coming back
+            self.announce(
+                company_id,
+                {
+                    "id": row_id,
+                    "direction": "out",
+                    "peer": data.get("peer"),
+                    "type": "text",
+                    "text": data.get("text"),
+                    "waId": data.get("wa_id"),
+                    "fromPhone": True,
                 },
             )
 
@@ -91,3 +122,5 @@ class MessageLog:
             "text": text[:TEXT_IN_EVENT] if isinstance(text, str) else None,
         }
         self.journal.event(company_id, "message", reason=stored.get("direction"), data=data)
+        if self.on_stored is not None:
+            self.on_stored(company_id, stored)

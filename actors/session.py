@@ -156,7 +156,9 @@ class CompanySession(SupervisedActor):
                 waiter.set({"code": data["code"], "expiresIn": expires_in})
             self.pair_waiters.clear()
             phone = self.pairing_for or ""
-            pairing_log.record(journal.db, record.company_id, phone, "issued", data["code"])
+            pairing_log.record(
+                journal.db, record.company_id, phone, "issued", data["code"], record.pairing["expiresAt"]
+            )
             self.deps.shared.set_pairing(
                 record.company_id,
                 {

@@ -18,7 +18,7 @@ import pykka
 from wafleet.actors.directory import Directory
 from wafleet.actors.fleet import Fleet, FleetConfig
 from wafleet.actors.messages import Ping, Shutdown
-from wafleet.actors.outbox import Deliverer, Wake
+from wafleet.actors.outbox import Deliverer, DelivererConfig, Wake
 from wafleet.actors.restart import RestartPolicy
 from wafleet.actors.root import ChildSpec, GetChild, Root
 from wafleet.actors.session import SessionDeps
@@ -41,6 +41,7 @@ class Tree:
         root_policy: RestartPolicy,
         on_give_up: Callable[[str], None],
         on_sent: Callable[[OutboxRow, str], None] = lambda row, wa_id: None,
+        deliverer_config: DelivererConfig | None = None,
         extra_children: list[ChildSpec] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -53,7 +54,13 @@ class Tree:
 
         def start_deliverer(on_exit: Any) -> pykka.ActorRef[Any]:
             return Deliverer.start(
-                db=db, metrics=deps.metrics, fleet=self.fleet, on_sent=on_sent, on_exit=on_exit, rng=rng
+                db=db,
+                metrics=deps.metrics,
+                fleet=self.fleet,
+                on_sent=on_sent,
+                on_exit=on_exit,
+                config=deliverer_config,
+                rng=rng,
             )
 
         self.root = Root.start(
@@ -83,9 +90,9 @@ class Tree:
         except (pykka.ActorDeadError, pykka.Timeout):
             return None
 
-    def wake_deliverer(self) -> None:
+    def wake_deliverer(self, company_id: str | None = None) -> None:
         """New outbox rows are committed; if the deliverer is restarting it finds them itself."""
-        self.tell_child("deliverer", Wake())
+        self.tell_child("deliverer", Wake(company_id))
 
     def tell_child(self, name: str, message: Any) -> None:
         """Best effort: a child being restarted picks up pending work when it starts."""

@@ -7,6 +7,8 @@ import bottle
 from wafleet.actors.metrics import Metrics
 from wafleet.http import (
     routes_admin,
+    routes_assistant,
+    routes_deliveries,
     routes_events,
     routes_health,
     routes_messages,
@@ -49,9 +51,11 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_sessions.install(app, ctx)
     routes_webhook.install(app, ctx)
     routes_messages.install(app, ctx)
+    routes_deliveries.install(app, ctx)
     routes_send.install(app, ctx)
     routes_pages.install(app, ctx)
     routes_events.install(app, ctx, ctx.broadcaster, ctx.settings.sse_heartbeat_ms / 1000)
+    routes_assistant.install(app, ctx)
     if ctx.settings.sandbox:
         routes_sandbox.install(app, ctx)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wafleet.actors.assistant.service import Assistant
 from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import Directory, SessionRecord
 from wafleet.actors.links.factory import LinkFactory
@@ -27,6 +28,7 @@ class Context:
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     shared: SharedState = field(default_factory=SharedState)
     cipher: Cipher | None = None  # set when WAFLEET_ENCRYPTION_KEY is: Cloud API secrets at rest
+    assistant: Assistant | None = None  # conversations, bookings (routes_assistant)
 
     def company_id(self, value: str) -> str:
         if len(value) > 64 or not self.settings.company_id_pattern.fullmatch(value):

@@ -16,16 +16,19 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import secrets  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.pool import Pool  # noqa: E402
 from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
 from wafleet.actors import messages as m  # noqa: E402
+from wafleet.actors.assistant.config import DEMO as DEMO_ASSISTANT  # noqa: E402
+from wafleet.actors.assistant.conversations import Conversations  # noqa: E402
+from wafleet.actors.assistant.service import Assistant, AssistantSettings, LiveChild, build_model  # noqa: E402
 from wafleet.actors.broadcast import Broadcaster  # noqa: E402
 from wafleet.actors.directory import Directory  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
@@ -36,21 +39,27 @@ from wafleet.actors.links.factory import LinkFactory  # noqa: E402
 from wafleet.actors.links.sandbox import SandboxTiming  # noqa: E402
 from wafleet.actors.message_log import MessageLog  # noqa: E402
 from wafleet.actors.metrics import Metrics  # noqa: E402
+from wafleet.actors.outbound_url import UrlRefused, parse  # noqa: E402
+from wafleet.actors.outbox import DelivererConfig, Wake  # noqa: E402
 from wafleet.actors.restart import RestartPolicy  # noqa: E402
 from wafleet.actors.root import ChildSpec  # noqa: E402
 from wafleet.actors.session import ConnectLimits, SessionDeps  # noqa: E402
 from wafleet.actors.tree import Tree  # noqa: E402
 from wafleet.actors.webhook import InboxProcessor  # noqa: E402
+from wafleet.actors.webhook_deliverer import WebhookConfig, WebhookDeliverer  # noqa: E402
 from wafleet.http.app import build_app  # noqa: E402
 from wafleet.http.auth import Authenticator  # noqa: E402
 from wafleet.http.context import Context  # noqa: E402
+from wafleet.http.demo import demo_admin_token  # noqa: E402
+from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
-from wafleet.storage import companies  # noqa: E402
+from wafleet.storage import companies, endpoints  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.companies import CompanyExists  # noqa: E402
 from wafleet.storage.crypto import Cipher  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
 from wafleet.storage.journal_writer import JournalWriter  # noqa: E402
+from wafleet.storage.phone_vault import vault_for  # noqa: E402
 from wafleet.storage.schema import migrate  # noqa: E402
 from wafleet.storage.shared_state import SharedState  # noqa: E402
 
@@ -81,10 +90,13 @@ class NoDelayWSGIServer(WSGIServer):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="wafleet", description="WhatsApp sessions of many companies")
+    parser.add_argument("--version", action="version", version=f"wafleet {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the node: HTTP API and the supervision tree")
     serve.add_argument(
-        "--demo", action="store_true", help="sandbox link on; print an admin token if none is set"
+        "--demo",
+        action="store_true",
+        help="sandbox link on; without WAFLEET_ADMIN_TOKEN, make an admin token (kept in the data folder)",
     )
     sub.add_parser("migrate", help="create or upgrade the database schema")
     sub.add_parser("linkhost", help="a WhatsApp Web link-host worker (JSON lines on stdin/stdout)")
@@ -99,12 +111,21 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"wafleet: {exc}", file=sys.stderr)
         sys.exit(2)
+    listener = None
+    if args.command == "serve":
+        try:  # before anything else is printed: a busy port is one line, not a token and a traceback
+            listener = listen(settings.host, settings.port)
+        except ListenError as exc:
+            print(f"wafleet: {exc}", file=sys.stderr)
+            sys.exit(1)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
+    # httpx logs every request at INFO: a line per webhook delivery, with its URL.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         db = Database(settings.database_url)
     except DatabaseUrlError as exc:
@@ -118,10 +139,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         print(f"schema at version {after} (was {before}) in {db.description}")
         return
-    sys.exit(serve_node(settings, db, demo=args.demo))
+    assert listener is not None
+    sys.exit(serve_node(settings, db, demo=args.demo, listener=listener))
 
 
-def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
+def _version() -> str:
+    try:
+        return version("wafleet")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket.socket) -> int:
     admin_token = settings.admin_token
     if admin_token is None:
         if not demo:
@@ -130,8 +159,18 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
                 file=sys.stderr,
             )
             return 2
-        admin_token = "wf_admin_" + secrets.token_urlsafe(24)
+        admin_token, _ = demo_admin_token(settings.data_dir)
         print(f"demo admin token (set WAFLEET_ADMIN_TOKEN to choose your own): {admin_token}", flush=True)
+
+    outbound = settings.outbound
+    assert outbound is not None
+    if outbound.alert_webhook is not None:
+        try:
+            parse(outbound.alert_webhook, outbound.allow_private)
+        except UrlRefused as exc:
+            print(f"wafleet: WHATSAPP_ALERT_WEBHOOK: {exc}", file=sys.stderr)
+            return 2
+    endpoints.sync_alert_endpoint(db, outbound.alert_webhook)
 
     metrics = Metrics(settings.statsd_host, settings.statsd_port, settings.statsd_prefix)
     broadcaster = Broadcaster()
@@ -161,7 +200,23 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         ),
     )
     journal = Journal(db, metrics, broadcaster, JournalWriter(db, max_batch=settings.journal_batch))
-    message_log = MessageLog(journal)
+    try:
+        model = build_model(os.environ)
+    except ValueError as exc:  # ModelSettingsError: names the variable
+        print(f"wafleet: {exc}", file=sys.stderr)
+        return 2
+    assistant = Assistant(
+        journal,
+        vault_for(settings.encryption_key, settings.data_dir),
+        AssistantSettings(
+            batch_window_ms=settings.batch_window_ms,
+            handoff_minutes=settings.handoff_minutes,
+            idle_ms=settings.conversation_idle_ms,
+            complete_every_ms=settings.booking_complete_every_ms,
+        ),
+        model=model,
+    )
+    message_log = MessageLog(journal, on_stored=assistant.customer_message)
     deps = SessionDeps(
         journal=journal,
         auth=AuthStore(os.path.join(settings.data_dir, "sessions")),
@@ -207,6 +262,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         root_policy=RestartPolicy(base=1.0, max_delay=30.0, max_restarts=3, window=60.0, reset_after=60.0),
         on_give_up=give_up,
         on_sent=message_log.sent,
+        deliverer_config=DelivererConfig(
+            concurrency=settings.send_concurrency, quantum=settings.send_quantum
+        ),
         extra_children=[
             # WhatsApp Web: neonize clients live in link-host worker processes (ARCHITECTURE §5).
             *(
@@ -219,16 +277,46 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
                 if links.web_store_dir
                 else []
             ),
+            # Outbound deliveries: company webhooks, the alert webhook, pairing-code emails.
+            ChildSpec(
+                "webhooks",
+                lambda on_exit: WebhookDeliverer.start(
+                    db=db,
+                    metrics=metrics,
+                    cipher=cipher,
+                    config=WebhookConfig(
+                        timeout=outbound.timeout_ms / 1000,
+                        retry_base=outbound.retry_base_ms / 1000,
+                        retry_max=outbound.retry_max_ms / 1000,
+                        retry_budget_ms=outbound.retry_budget_ms,
+                        concurrency=outbound.concurrency,
+                        poll=outbound.poll_ms / 1000,
+                        allow_private=outbound.allow_private,
+                        alert_secret=outbound.alert_secret,
+                        smtp_url=outbound.smtp_url,
+                        smtp_from=outbound.smtp_from,
+                        keep_ms=outbound.keep_ms,
+                    ),
+                    on_exit=on_exit,
+                ),
+            ),
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
             ChildSpec(
                 "inbox",
                 lambda on_exit: InboxProcessor.start(db, message_log.announce, metrics, on_exit=on_exit),
             ),
+            # The assistant: one temporary actor per active customer chat.
+            ChildSpec("assistant", lambda on_exit: Conversations.start(assistant, on_exit=on_exit)),
         ],
     )
     links.web_pool = lambda: tree.child("linkhosts")
+    assistant.conversations = LiveChild(lambda: tree.child("assistant"))
+    deliverer = LiveChild(lambda: tree.child("deliverer"))
+    assistant.wake_deliverer = lambda company_id: deliverer.tell(Wake(company_id))
     if not settings.multi_tenant:
         _ensure_default_company(settings, tree, links)
+    if demo:
+        _ensure_demo_salon(tree, assistant)
 
     ctx = Context(
         settings=settings,
@@ -240,11 +328,10 @@ def serve_node(settings: Settings, db: Database, *, demo: bool) -> int:
         broadcaster=broadcaster,
         shared=shared,
         cipher=cipher,
+        assistant=assistant,
     )
     app = build_app(ctx, metrics)
-    server = NoDelayWSGIServer(
-        (settings.host, settings.port), app, spawn=Pool(settings.http_pool), log=None, handler_class=Handler
-    )
+    server = NoDelayWSGIServer(listener, app, spawn=Pool(settings.http_pool), log=None, handler_class=Handler)
     server.init_socket()
     host, port = server.socket.getsockname()[:2]
     print(f"wafleet listening on http://{host}:{port} (database {db.description})", flush=True)
@@ -274,6 +361,39 @@ def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) 
         log.info("single-tenant mode: created company %s", company_id)
     except CompanyExists:
         pass
+
+
+DEMO_COMPANY = "salon-demo"
+
+
+def _ensure_demo_salon(tree: Tree, assistant: Assistant) -> None:
+    """``serve --demo``: a ready salon on the sandbox link, its assistant configured (services
+    named in Russian, Portuguese and English). Its token is the admin's: the demo has one user."""
+    try:
+        tree.call(m.CreateCompany(DEMO_COMPANY, "Salon Demo", None, "sandbox"))
+        log.info("demo: created company %s", DEMO_COMPANY)
+    except CompanyExists:
+        pass
+    if assistant.config(DEMO_COMPANY) is None:
+        assistant.put_config(DEMO_COMPANY, DEMO_ASSISTANT)
+    gevent.spawn(_connect_demo_salon, tree)
+
+
+def _connect_demo_salon(tree: Tree) -> None:
+    """Scan the demo salon's first QR code (the sandbox's phone), unless it is connected already
+    or reconnects with its stored login."""
+    record = tree.directory.get(DEMO_COMPANY)
+    if record is None or record.desired == "running":
+        return
+    try:
+        tree.call(m.Initialize(DEMO_COMPANY))
+        for _ in range(200):
+            if record.status == "qr":
+                tree.call(m.Sandbox(DEMO_COMPANY, "scan", {"phone": "351210000000"}))
+                return
+            gevent.sleep(0.05)
+    except Exception as exc:  # the demo still runs; the walk-through's initialize/scan work by hand
+        log.warning("demo: could not connect %s: %s", DEMO_COMPANY, exc)
 
 
 if __name__ == "__main__":

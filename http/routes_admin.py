@@ -9,9 +9,10 @@ import bottle
 
 from wafleet.actors import messages as m
 from wafleet.actors.webhook import Wake
+from wafleet.http import outbound_fields
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
 from wafleet.http.context import Context
-from wafleet.storage import companies
+from wafleet.storage import companies, endpoints
 from wafleet.storage.companies import CompanyExists
 
 
@@ -21,14 +22,24 @@ def _name(value: Any) -> str:
     return text(value.strip(), "name")
 
 
+# What turns each link on, said when a company asks for a link this node does not offer.
+LINK_NEEDS = {
+    "sandbox": "start the node with WAFLEET_SANDBOX=true (or wafleet serve --demo)",
+    "cloud": "set WAFLEET_ENCRYPTION_KEY (base64 of 32 random bytes) so Cloud API credentials can be stored",
+    "web": "install neonize (pip install -e '.[web]') and keep WAFLEET_WEB_LINK on",
+}
+
+
 def _link(ctx: Context, value: Any) -> str:
     available = ctx.links.available()
-    if not isinstance(value, str) or value not in ("sandbox", "cloud", "web"):
-        raise ApiError(400, "invalid_field", "link must be one of sandbox, cloud, web")
+    if not isinstance(value, str) or value not in LINK_NEEDS:
+        raise ApiError(400, "invalid_field", f"link must be one of {', '.join(LINK_NEEDS)}")
     if value not in available:
-        hint = ", ".join(available) if available else "none: start with WAFLEET_SANDBOX=true"
+        offered = ", ".join(available) or "none"
         raise ApiError(
-            400, "link_unavailable", f"link {value!r} is not available on this node (available: {hint})"
+            400,
+            "link_unavailable",
+            f"link {value!r} is not available on this node: {LINK_NEEDS[value]} (available: {offered})",
         )
     return value
 
@@ -84,12 +95,13 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def create_company() -> Any:
         ctx.auth.admin()
         data = json_body(required=True)
-        only_fields(data, {"id", "name", "phone", "link", "cloud"})
+        only_fields(data, {"id", "name", "phone", "link", "cloud", *OUTBOUND_FIELDS})
         company_id = ctx.company_id(field(data, "id", str, required=True))
         name = _name(data.get("name"))
         phone = ctx.phone(data["phone"], "phone") if data.get("phone") is not None else None
         link = _link(ctx, data.get("link", "sandbox"))
         cloud = _cloud(ctx, company_id, data["cloud"]) if data.get("cloud") is not None else None
+        outbound = outbound_fields.parse(ctx, company_id, data)
         if link == "cloud" and not (cloud and "cloud_phone_number_id" in cloud and "cloud_token" in cloud):
             raise ApiError(
                 400, "invalid_field", "a cloud company needs cloud.phoneNumberId and cloud.accessToken"
@@ -98,9 +110,16 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             record, token = ctx.tree.call(m.CreateCompany(company_id, name, phone, link, cloud))
             if cloud and "cloud_phone_number_id" in cloud:
                 ctx.tree.tell_child("inbox", Wake())  # payloads kept for this number, if any
-        except CompanyExists:
-            raise ApiError(409, "exists", f"company {company_id!r} already exists") from None
-        return respond(201, {"company": record.company_json(), "token": token})
+        except CompanyExists as exc:
+            existing = exc.args[0] if exc.args else company_id
+            message = f"company {company_id!r} already exists"
+            if existing != company_id:
+                message = (
+                    f"company {company_id!r} clashes with {existing!r}: ids are unique regardless of case"
+                )
+            raise ApiError(409, "exists", message) from None
+        outbound_fields.save(ctx, company_id, outbound)
+        return respond(201, {"company": _company_json(ctx, record), "token": token})
 
     @app.get("/admin/companies")
     def list_companies() -> Any:
@@ -119,14 +138,15 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def get_company(company_id: str) -> Any:
         ctx.auth.admin()
         record = _existing(ctx, company_id)
-        return respond(200, {"company": record.company_json(), "session": record.status_json()})
+        return respond(200, {"company": _company_json(ctx, record), "session": record.status_json()})
 
     @app.route("/admin/companies/<company_id>", method="PATCH")
     def update_company(company_id: str) -> Any:
         ctx.auth.admin()
         _existing(ctx, company_id)
         data = json_body(required=True)
-        only_fields(data, {"name", "phone", "link", "cloud"})
+        only_fields(data, {"name", "phone", "link", "cloud", *OUTBOUND_FIELDS})
+        outbound = outbound_fields.parse(ctx, company_id, data)
         fields: dict[str, Any] = {}
         if data.get("cloud") is not None:
             fields.update(_cloud(ctx, company_id, data["cloud"]))
@@ -136,19 +156,34 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             fields["phone"] = ctx.phone(data["phone"], "phone") if data["phone"] is not None else None
         if "link" in data:
             fields["link"] = _link(ctx, data["link"])
-        if not fields:
-            raise ApiError(400, "invalid_field", "nothing to update: send name, phone, link or cloud")
-        record = ctx.tree.call(m.UpdateCompany(company_id, fields))
+        if not fields and not outbound:
+            raise ApiError(
+                400,
+                "invalid_field",
+                "nothing to update: send name, phone, link, cloud, webhooks or notificationEmail",
+            )
+        record = ctx.tree.call(m.UpdateCompany(company_id, fields)) if fields else _existing(ctx, company_id)
         if "cloud_phone_number_id" in fields:
             ctx.tree.tell_child("inbox", Wake())
-        return respond(200, {"company": record.company_json()})
+        outbound_fields.save(ctx, company_id, outbound)
+        return respond(200, {"company": _company_json(ctx, record)})
 
     @app.delete("/admin/companies/<company_id>")
     def delete_company(company_id: str) -> Any:
         ctx.auth.admin()
         _existing(ctx, company_id)
         ctx.tree.call(m.DeleteCompany(company_id))
+        if ctx.assistant is not None:
+            ctx.assistant.forget(company_id)
         return respond(200, {"deleted": company_id})
+
+
+OUTBOUND_FIELDS = {"webhooks", "notificationEmail"}
+
+
+def _company_json(ctx: Context, record: Any) -> dict[str, Any]:
+    """The company as the admin sees it, with its webhooks (never their secrets) and email."""
+    return {**record.company_json(), **endpoints.company_config(ctx.db, record.company_id)}
 
 
 def _existing(ctx: Context, company_id: str) -> Any:

@@ -30,6 +30,9 @@ SSE_NAMES = {
     "pairing_code": "pairing-code",
     "message": "message",
     "alert": "alert",
+    "booking.created": "booking.created",
+    "booking.cancelled": "booking.cancelled",
+    "booking.rescheduled": "booking.rescheduled",
 }
 REPLAY_LIMIT = 1000
 

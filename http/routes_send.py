@@ -30,7 +30,9 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         if not message.strip() or len(message) > MAX_TEXT:
             raise ApiError(400, "invalid_field", f"message must be 1 to {MAX_TEXT} characters")
         row = outbox.enqueue(ctx.db, record.company_id, phone, message)
-        ctx.tree.wake_deliverer()
+        if ctx.assistant is not None:  # a person wrote to this customer: the assistant steps back
+            ctx.assistant.handoff(record.company_id, phone)
+        ctx.tree.wake_deliverer(record.company_id)
         return respond(202, row.json())
 
     @app.get("/api/whatsapp/send/<message_id>")

@@ -56,6 +56,35 @@ class Settings:
     pairing_cooldown_ms: int
     webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
+    send_concurrency: int = 64  # WAFLEET_SEND_CONCURRENCY: companies sent to at once
+    send_quantum: int = 50  # WAFLEET_SEND_QUANTUM: messages a company sends before yielding its turn
+    batch_window_ms: int = 2000  # WAFLEET_BATCH_WINDOW: a customer's burst is answered as one turn
+    handoff_minutes: int = 30  # WAFLEET_HANDOFF_MINUTES: the assistant's silence after a human wrote
+    conversation_idle_ms: int = 600_000  # WAFLEET_CONVERSATION_IDLE: a quiet chat's actor ends
+    booking_complete_every_ms: int = 60_000  # WAFLEET_BOOKING_COMPLETE_EVERY: ended -> completed
+    outbound: Outbound | None = None  # company webhooks, alert webhook, notification email
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """Outbound deliveries: company webhooks, the alert webhook, pairing-code emails."""
+
+    allow_private: bool = False  # WAFLEET_WEBHOOK_ALLOW_PRIVATE: http and private addresses too
+    timeout_ms: int = 10000  # WAFLEET_WEBHOOK_TIMEOUT: one attempt, connect to last byte
+    retry_budget_ms: int = 86_400_000  # WAFLEET_WEBHOOK_RETRY_BUDGET: then dead-lettered
+    retry_base_ms: int = 1000  # WAFLEET_WEBHOOK_RETRY_BASE: full-jitter backoff base
+    retry_max_ms: int = 3_600_000  # WAFLEET_WEBHOOK_RETRY_MAX: longest single wait
+    concurrency: int = 100  # WAFLEET_WEBHOOK_CONCURRENCY: endpoints delivered to at once
+    poll_ms: int = 1000  # WAFLEET_WEBHOOK_POLL: look for due deliveries at least this often
+    per_company: int = 10  # WAFLEET_WEBHOOKS_PER_COMPANY: endpoints a company may register
+    alert_webhook: str | None = None  # WHATSAPP_ALERT_WEBHOOK, when WHATSAPP_ALERTING_ENABLED
+    alert_secret: str | None = None  # WAFLEET_ALERT_WEBHOOK_SECRET: signs alert deliveries
+    smtp_url: str | None = None  # WAFLEET_SMTP_URL: smtp://user:pass@host:port
+    smtp_from: str = "wafleet@localhost"  # WAFLEET_SMTP_FROM
+    keep_ms: int = 7 * 86_400_000  # WAFLEET_WEBHOOK_KEEP: delivered rows are pruned after
+
+    def __repr__(self) -> str:  # never show the SMTP password or the alert secret
+        return "Outbound(...)"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -129,6 +158,36 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _outbound(env: Mapping[str, str]) -> Outbound:
+    alerting = _bool(env, "WHATSAPP_ALERTING_ENABLED", False)
+    alert_webhook = (env.get("WHATSAPP_ALERT_WEBHOOK") or "").strip() or None
+    if alerting and alert_webhook is None:
+        raise ConfigError("WHATSAPP_ALERT_WEBHOOK: required when WHATSAPP_ALERTING_ENABLED is true")
+    if alert_webhook is not None and not re.match(r"^https?://[^/\s]+", alert_webhook):
+        raise ConfigError("WHATSAPP_ALERT_WEBHOOK: expected an https:// URL")
+    smtp_url = (env.get("WAFLEET_SMTP_URL") or "").strip() or None
+    if smtp_url is not None and not re.match(r"^smtps?://([^@/\s]+@)?[^@/:\s]+(:[0-9]{1,5})?/?$", smtp_url):
+        raise ConfigError("WAFLEET_SMTP_URL: expected smtp://user:pass@host:port (or smtps://)")
+    smtp_from = (env.get("WAFLEET_SMTP_FROM") or "wafleet@localhost").strip()
+    if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+", smtp_from):
+        raise ConfigError(f"WAFLEET_SMTP_FROM: expected an email address, got {smtp_from!r}")
+    return Outbound(
+        allow_private=_bool(env, "WAFLEET_WEBHOOK_ALLOW_PRIVATE", False),
+        timeout_ms=_int(env, "WAFLEET_WEBHOOK_TIMEOUT", 10000, minimum=100),
+        retry_budget_ms=_int(env, "WAFLEET_WEBHOOK_RETRY_BUDGET", 86_400_000, minimum=0),
+        retry_base_ms=_int(env, "WAFLEET_WEBHOOK_RETRY_BASE", 1000, minimum=1),
+        retry_max_ms=_int(env, "WAFLEET_WEBHOOK_RETRY_MAX", 3_600_000, minimum=1),
+        concurrency=_int(env, "WAFLEET_WEBHOOK_CONCURRENCY", 100, minimum=1),
+        poll_ms=_int(env, "WAFLEET_WEBHOOK_POLL", 1000, minimum=10),
+        per_company=_int(env, "WAFLEET_WEBHOOKS_PER_COMPANY", 10, minimum=1),
+        alert_webhook=alert_webhook if alerting else None,
+        alert_secret=env.get("WAFLEET_ALERT_WEBHOOK_SECRET") or None,
+        smtp_url=smtp_url,
+        smtp_from=smtp_from,
+        keep_ms=_int(env, "WAFLEET_WEBHOOK_KEEP", 7 * 86_400_000, minimum=0),
+    )
+
+
 def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
     level = (env.get("WHATSAPP_LOG_LEVEL") or "info").strip().lower()
     if level not in ("debug", "info", "warning", "warn", "error", "critical"):
@@ -190,4 +249,11 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         pairing_cooldown_ms=_int(env, "WAFLEET_PAIRING_COOLDOWN", 1800000, minimum=1000),
         webhook_secret=env.get("WHATSAPP_WEBHOOK_SECRET") or None,
         verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+        send_concurrency=_int(env, "WAFLEET_SEND_CONCURRENCY", 64, minimum=1),
+        send_quantum=_int(env, "WAFLEET_SEND_QUANTUM", 50, minimum=1),
+        batch_window_ms=_int(env, "WAFLEET_BATCH_WINDOW", 2000),
+        handoff_minutes=_int(env, "WAFLEET_HANDOFF_MINUTES", 30),
+        conversation_idle_ms=_int(env, "WAFLEET_CONVERSATION_IDLE", 600_000, minimum=1000),
+        booking_complete_every_ms=_int(env, "WAFLEET_BOOKING_COMPLETE_EVERY", 60_000, minimum=100),
+        outbound=_outbound(env),
     )

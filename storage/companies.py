@@ -7,9 +7,21 @@ from typing import Any
 
 import peewee
 
+from wafleet.storage import endpoints
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
-from wafleet.storage.models import Company, Event, Message, Outbox, PairingCode, Session
+from wafleet.storage.models import (
+    AssistantConfig,
+    AssistantTurn,
+    Booking,
+    Company,
+    Conversation,
+    Event,
+    Message,
+    Outbox,
+    PairingCode,
+    Session,
+)
 
 
 class CompanyExists(Exception):
@@ -85,9 +97,13 @@ def create(
     token_hash: str,
     cloud: dict[str, Any] | None = None,
 ) -> CompanyRow:
-    """``cloud``: cloud_* columns, secrets already encrypted (storage/crypto.py)."""
+    """``cloud``: cloud_* columns, secrets already encrypted (storage/crypto.py). Ids are unique
+    regardless of case: :class:`CompanyExists` carries the id that is already there."""
     now = now_ms()
     with db.work(), db.atomic():
+        existing = same_id(db, id)
+        if existing is not None:
+            raise CompanyExists(existing)
         try:
             row = Company.create(
                 id=id,
@@ -99,10 +115,17 @@ def create(
                 updated_at=now,
                 **(cloud or {}),
             )
-        except peewee.IntegrityError as exc:
+        except peewee.IntegrityError as exc:  # created meanwhile (the unique index on lower(id))
             raise CompanyExists(id) from exc
         Session.create(company=id, desired_state="stopped", status="stopped", since=now, updated_at=now)
     return _company(row)
+
+
+def same_id(db: Database, company_id: str) -> str | None:
+    """The id of the company whose id equals ``company_id`` ignoring case, if there is one."""
+    with db.work():
+        row = Company.select(Company.id).where(peewee.fn.LOWER(Company.id) == company_id.lower()).first()
+    return row.id if row else None
 
 
 def cloud_columns(db: Database, company_id: str) -> dict[str, Any] | None:
@@ -143,9 +166,15 @@ def update(db: Database, company_id: str, **fields: Any) -> CompanyRow | None:
 
 
 def delete(db: Database, company_id: str) -> None:
-    """Erase everything the company had: events, messages, outbox, pairing history, the row."""
+    """Erase everything the company had: events, messages, outbox, pairing history, webhooks and
+    their deliveries, assistant config, bookings, conversations, the row."""
     with db.work(), db.atomic():
+        endpoints.delete_company(company_id)
         for model, column in (
+            (AssistantConfig, AssistantConfig.company),
+            (AssistantTurn, AssistantTurn.company),
+            (Booking, Booking.company),
+            (Conversation, Conversation.company),
             (Event, Event.company),
             (Message, Message.company),
             (Outbox, Outbox.company),

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from wafleet.storage import deliveries
 from wafleet.storage.database import Database
 from wafleet.storage.models import Event
 
@@ -30,15 +31,19 @@ def append(
     data: dict[str, Any] | None,
     at: int,
 ) -> int:
-    """Insert one event; the caller holds the connection (and usually a transaction)."""
-    return Event.insert(
-        company=company_id,
-        kind=kind,
-        state=state,
-        reason=reason,
-        data=json.dumps(data, separators=(",", ":")) if data else None,
-        at=at,
-    ).execute()
+    """Insert one event and the outbound deliveries it causes (company webhooks, the alert
+    webhook), atomically: in the caller's transaction, or in one of its own."""
+    with Event._meta.database.atomic():
+        event_id = Event.insert(
+            company=company_id,
+            kind=kind,
+            state=state,
+            reason=reason,
+            data=json.dumps(data, separators=(",", ":")) if data else None,
+            at=at,
+        ).execute()
+        deliveries.fan_out(company_id, kind, state, reason, data, at)
+    return event_id
 
 
 def _row(e: Event) -> EventRow:

@@ -12,6 +12,7 @@ from typing import Any
 
 import peewee
 
+from wafleet.storage import events
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Message
@@ -97,13 +98,36 @@ def store_outbound(
     return row_id
 
 
+def store_from_phone(
+    db: Database, company_id: str, peer: str, text: str | None, wa_id: str | None, at: int
+) -> tuple[int, bool]:
+    """A message the company sent from its own phone (not through us): stored once as ``out``;
+    ``(id, False)`` when its WhatsApp id is known already (our own send coming back)."""
+    return _insert(
+        db,
+        {
+            "company": company_id,
+            "direction": "out",
+            "peer": _clip(peer, 64) or "",
+            "type": "text",
+            "text": text,
+            "media": None,
+            "wa_id": wa_id,
+            "status": "sent",
+            "error": None,
+            "at": at,
+        },
+    )
+
+
 def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | None, at: int) -> bool:
     """Move a message's status forward; True when it changed.
 
     sent < delivered < read < played; ``failed`` is final and keeps Meta's error. A status that
     would move backwards (Meta's are not ordered), a repeat, an unknown status or an unknown
     ``wa_id`` change nothing and give False. One conditional UPDATE: no read-modify-write race.
-    ``at`` (the status time) is not stored: the table keeps the message's own time.
+    ``at`` (the status time) is not stored on the message: the table keeps the message's own
+    time; the ``message_status`` event it records is stamped now.
     """
     del at
     if status == FINAL:
@@ -114,7 +138,7 @@ def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | 
         allowed = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
     else:
         return False
-    with db.work():
+    with db.work(), db.atomic():
         changed = (
             Message.update(**fields)
             .where(
@@ -124,6 +148,13 @@ def apply_status(db: Database, wa_id: str, status: str, error: dict[str, Any] | 
             )
             .execute()
         )
+        if changed:
+            # Recorded as an event (audit, and the company's ``message.status`` webhooks).
+            row = Message.get(Message.wa_id == wa_id)
+            data = {"messageId": row.id, "waId": wa_id, "peer": row.peer}
+            if status == FINAL and error:
+                data["error"] = error
+            events.append(row.company, "message_status", state=status, reason=None, data=data, at=now_ms())
     return changed > 0
 
 

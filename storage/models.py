@@ -112,15 +112,138 @@ class Outbox(BaseModel):
     """Messages accepted by ``send`` (a 202 means this row is committed), until delivered."""
 
     id = peewee.BigAutoField()
-    company = peewee.CharField(max_length=64, index=True)
+    company = peewee.CharField(max_length=64)  # indexes: storage/schema.py (_outbox_lanes)
     peer = peewee.CharField(max_length=64)
     text = peewee.TextField()
-    state = peewee.CharField(max_length=16, index=True)  # queued sending sent failed
+    state = peewee.CharField(max_length=16)  # queued sending sent failed
     attempts = peewee.IntegerField(default=0)
     next_at = peewee.BigIntegerField()
     wa_id = peewee.CharField(max_length=191, null=True)
     error = peewee.TextField(null=True)
     created_at = peewee.BigIntegerField()
+
+
+class Endpoint(BaseModel):
+    """Where outbound deliveries go: a company's webhook (``http``), its notification email
+    (``email``), or the node's alert webhook (``alert``, company null)."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64, null=True, index=True)
+    kind = peewee.CharField(max_length=8)  # http | email | alert
+    url = peewee.TextField()  # the https URL, or the email address
+    events = peewee.TextField()  # JSON list of the event types it receives
+    secret = peewee.TextField(null=True)  # AES-256-GCM ciphertext (storage/crypto.py), never plain
+    retry_at = peewee.BigIntegerField(default=0)  # the head of its queue waits until then
+    created_at = peewee.BigIntegerField()
+
+
+class Delivery(BaseModel):
+    """One event for one endpoint, committed with the event; sent in id order per endpoint."""
+
+    id = peewee.BigAutoField()
+    endpoint = peewee.BigIntegerField()
+    company = peewee.CharField(max_length=64, null=True)
+    event_id = peewee.CharField(max_length=64)  # X-Wafleet-Event-Id: the same on every attempt
+    type = peewee.CharField(max_length=32)
+    body = peewee.TextField()  # the exact bytes sent (and signed)
+    status = peewee.CharField(max_length=12)  # pending | delivered | failed (dead letter)
+    attempts = peewee.IntegerField(default=0)
+    deadline = peewee.BigIntegerField(null=True)  # retried until then (null: created_at + budget)
+    next_at = peewee.BigIntegerField()
+    last_error = peewee.TextField(null=True)
+    response_status = peewee.IntegerField(null=True)
+    created_at = peewee.BigIntegerField()
+    delivered_at = peewee.BigIntegerField(null=True)
+    # PostgreSQL: when the row was written, by the database's clock (ms). Once every writing
+    # transaction that began before then has ended, no row with a lower id can still appear.
+    horizon = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = (
+            (("status", "endpoint", "id"), False),
+            (("company", "status", "id"), False),
+        )
+
+
+class AssistantConfig(BaseModel):
+    """A company's assistant configuration: the validated JSON document the API accepted."""
+
+    company = peewee.CharField(primary_key=True, max_length=64)
+    config = peewee.TextField()
+    updated_at = peewee.BigIntegerField()
+
+
+class Booking(BaseModel):
+    """An appointment. The customer's phone is an AES-GCM ciphertext; ``customer_hash`` (a keyed
+    hash) finds a customer's bookings without decrypting. Confirmed bookings of one resource never
+    overlap: PostgreSQL refuses it with an exclusion constraint (added by the migration)."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64)
+    code = peewee.CharField(max_length=6)
+    customer_phone = peewee.TextField()
+    customer_hash = peewee.CharField(max_length=64)
+    customer_name = peewee.CharField(max_length=200, null=True)
+    service = peewee.CharField(max_length=64)
+    resource = peewee.CharField(max_length=64)
+    start_ms = peewee.BigIntegerField()
+    end_ms = peewee.BigIntegerField()
+    status = peewee.CharField(max_length=16)  # confirmed cancelled completed
+    source = peewee.CharField(max_length=16)  # assistant | api
+    created_at = peewee.BigIntegerField()
+    updated_at = peewee.BigIntegerField()
+
+    class Meta:
+        indexes = (
+            (("company", "code"), True),
+            (("company", "resource", "start_ms"), False),
+            (("company", "customer_hash"), False),
+            (("company", "start_ms"), False),
+        )
+
+
+class Conversation(BaseModel):
+    """One customer's chat with a company's assistant: its state survives a restart."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64)
+    peer = peewee.CharField(max_length=64)
+    state = peewee.TextField()  # JSON: language, filled slots, pending question, offers, turns
+    # The last inbound message (Message.id) this conversation answered or let pass: later ones
+    # are still to be answered, after a crash too (the messages table is the durable inbox).
+    answered_through = peewee.BigIntegerField(default=0)
+    paused_until = peewee.BigIntegerField(null=True)  # human handoff: the assistant stays quiet
+    started_at = peewee.BigIntegerField()
+    updated_at = peewee.BigIntegerField()
+
+    class Meta:
+        indexes = ((("company", "peer"), True), (("company", "updated_at"), False))
+
+
+class AssistantTurn(BaseModel):
+    """One answered (or silenced) turn: what came in, what understood it, what went out."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64)
+    peer = peewee.CharField(max_length=64)
+    at = peewee.BigIntegerField()
+    text = peewee.TextField()
+    messages = peewee.IntegerField(default=1)  # customer messages batched into this turn
+    reply = peewee.TextField(null=True)
+    intent = peewee.CharField(max_length=16)
+    language = peewee.CharField(max_length=8)
+    source = peewee.CharField(max_length=8)  # model | rules
+    model = peewee.CharField(max_length=100, null=True)  # set when a model call was made
+    prompt_tokens = peewee.IntegerField(default=0)
+    completion_tokens = peewee.IntegerField(default=0)
+    cost = peewee.FloatField(default=0.0)
+    ai_latency_ms = peewee.FloatField(null=True)
+    fallback_reason = peewee.CharField(max_length=100, null=True)
+    response_ms = peewee.FloatField()  # from the end of the batch window to the reply queued
+    outcome = peewee.CharField(max_length=32, null=True)  # booked, refused, cancelled, ...
+
+    class Meta:
+        indexes = ((("company", "at"), False), (("company", "peer", "id"), False))
 
 
 ALL_MODELS: list[type[BaseModel]] = [
@@ -132,4 +255,10 @@ ALL_MODELS: list[type[BaseModel]] = [
     Message,
     WebhookInbox,
     Outbox,
+    AssistantConfig,
+    Booking,
+    Conversation,
+    AssistantTurn,
+    Endpoint,
+    Delivery,
 ]

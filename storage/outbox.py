@@ -7,9 +7,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import peewee
+
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Outbox
+
+# A row still to be sent ('sending': an attempt was under way when the process stopped).
+PENDING = ("queued", "sending")
 
 
 @dataclass(frozen=True)
@@ -56,37 +61,167 @@ def _row(r: Outbox) -> OutboxRow:
 
 
 def enqueue(db: Database, company_id: str, peer: str, text: str) -> OutboxRow:
+    """Commit a new row. It is never due before an earlier pending row to the same customer: a
+    customer's messages go out in the order accepted, so a later row waits with an earlier one."""
     now = now_ms()
     with db.work(), db.atomic():
+        # "+ 0": keeps SQLite from answering MAX by walking every pending row in next_at order
+        waiting = (
+            Outbox.select(peewee.fn.MAX(Outbox.next_at + 0))
+            .where((Outbox.company == company_id) & (Outbox.peer == peer) & Outbox.state.in_(PENDING))
+            .scalar()
+        )
+        next_at = max(now, waiting or 0)
         row_id = Outbox.insert(
             company=company_id,
             peer=peer,
             text=text,
             state="queued",
             attempts=0,
-            next_at=now,
+            next_at=next_at,
             created_at=now,
         ).execute()
-    return OutboxRow(row_id, company_id, peer, text, "queued", 0, now, None, None, now)
+    return OutboxRow(row_id, company_id, peer, text, "queued", 0, next_at, None, None, now)
 
 
-def due(db: Database, now: int, limit: int = 200) -> list[OutboxRow]:
-    """Queued rows whose time has come, oldest first (a row left 'sending' by a crash too)."""
+def due_companies(db: Database, now: int) -> list[str]:
+    """Companies with a row whose time has come, the one waiting longest first."""
     with db.work():
         query = (
-            Outbox.select()
-            .where((Outbox.state.in_(("queued", "sending"))) & (Outbox.next_at <= now))
-            .order_by(Outbox.id)
-            .limit(limit)
+            Outbox.select(Outbox.company)
+            .where(Outbox.state.in_(PENDING) & (Outbox.next_at <= now))
+            .group_by(Outbox.company)
+            .order_by(peewee.fn.MIN(Outbox.id))
         )
-        return [_row(r) for r in query]
+        return [r.company for r in query]
 
 
-def next_due_at(db: Database) -> int | None:
+def requeue_interrupted(db: Database, company_id: str) -> None:
+    """Rows left 'sending' (the attempt's outcome was lost with a crash) are queued again. Call it
+    only where no attempt for this company can be under way."""
+    with db.work():
+        Outbox.update(state="queued").where(
+            (Outbox.company == company_id) & (Outbox.state == "sending")
+        ).execute()
+
+
+def due_heads(db: Database, company_id: str, now: int, limit: int) -> list[OutboxRow]:
+    """The company's queued rows that may be sent now, oldest first: per customer only the
+    earliest pending row (its head of line), and only once its time has come."""
+    heads: list[OutboxRow] = []
+    seen: set[str] = set()
+    after = 0
+    page = 2 * limit
+    with db.work():
+        while len(heads) < limit:
+            rows = list(
+                Outbox.select()
+                .where(
+                    (Outbox.company == company_id)
+                    & (Outbox.state == "queued")
+                    & (Outbox.next_at <= now)
+                    & (Outbox.id > after)
+                )
+                .order_by(Outbox.id)
+                .limit(page)
+            )
+            for r in rows:
+                after = r.id
+                if r.peer in seen:
+                    continue
+                seen.add(r.peer)
+                if not _behind_an_earlier_row(r):
+                    heads.append(_row(r))
+                    if len(heads) >= limit:
+                        break
+            if len(rows) < page:
+                break
+    return heads
+
+
+def _behind_an_earlier_row(row: Outbox) -> bool:
+    earlier = (
+        Outbox.select(Outbox.id)
+        .where(
+            (Outbox.company == row.company)
+            & (Outbox.peer == row.peer)
+            & Outbox.state.in_(PENDING)
+            & (Outbox.id < row.id)
+        )
+        .limit(1)
+    )
+    return earlier.exists()
+
+
+def has_due(db: Database, company_id: str, now: int) -> bool:
+    with db.work():
+        return (
+            Outbox.select(Outbox.id)
+            .where((Outbox.company == company_id) & Outbox.state.in_(PENDING) & (Outbox.next_at <= now))
+            .exists()
+        )
+
+
+def hold(db: Database, company_id: str, until: int, peer: str | None = None) -> None:
+    """Nothing pending of the company (or of one of its customers) is due before ``until``."""
+    where = (Outbox.company == company_id) & Outbox.state.in_(PENDING) & (Outbox.next_at < until)
+    if peer is not None:
+        where &= Outbox.peer == peer
+    with db.work():
+        Outbox.update(next_at=until).where(where).execute()
+
+
+def hold_behind_heads(db: Database, company_id: str, now: int) -> int:
+    """Repair rows that are due while an earlier row to their customer is not (a row accepted
+    while its head was being rescheduled): they wait for their head. Returns the rows moved."""
+    earlier = Outbox.alias()
+    with db.work():
+        behind = (
+            Outbox.select(Outbox.peer)
+            .where(
+                (Outbox.company == company_id)
+                & Outbox.state.in_(PENDING)
+                & (Outbox.next_at <= now)
+                & peewee.fn.EXISTS(
+                    earlier.select(peewee.SQL("1")).where(
+                        (earlier.company == Outbox.company)
+                        & (earlier.peer == Outbox.peer)
+                        & earlier.state.in_(PENDING)
+                        & (earlier.id < Outbox.id)
+                    )
+                )
+            )
+            .distinct()
+            .limit(1000)
+        )
+        moved = 0
+        for peer in [r.peer for r in behind]:
+            head = (
+                Outbox.select(Outbox.next_at)
+                .where((Outbox.company == company_id) & (Outbox.peer == peer) & Outbox.state.in_(PENDING))
+                .order_by(Outbox.id)
+                .first()
+            )
+            if head is not None:
+                moved += (
+                    Outbox.update(next_at=head.next_at)
+                    .where(
+                        (Outbox.company == company_id)
+                        & (Outbox.peer == peer)
+                        & Outbox.state.in_(PENDING)
+                        & (Outbox.next_at < head.next_at)
+                    )
+                    .execute()
+                )
+        return moved
+
+
+def next_due_at(db: Database, after: int) -> int | None:
+    """The earliest time later than ``after`` at which a pending row comes due."""
     with db.work():
         row = (
             Outbox.select(Outbox.next_at)
-            .where(Outbox.state.in_(("queued", "sending")))
+            .where(Outbox.state.in_(PENDING) & (Outbox.next_at > after))
             .order_by(Outbox.next_at)
             .first()
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from wafleet.storage import deliveries
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import PairingCode
@@ -13,8 +14,19 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(code.replace("-", "").upper().encode()).hexdigest()
 
 
-def record(db: Database, company_id: str, phone: str, outcome: str, code: str | None = None) -> None:
-    with db.work():
+def record(
+    db: Database,
+    company_id: str,
+    phone: str,
+    outcome: str,
+    code: str | None = None,
+    expires_at: int | None = None,
+) -> None:
+    """An issued code with its expiry is also queued for the company's notification email, in
+    the same transaction: the email is as durable as the record of the code."""
+    with db.work(), db.atomic():
+        if outcome == "issued" and code and expires_at is not None:
+            deliveries.enqueue_pairing_email(company_id, code, expires_at)
         PairingCode.insert(
             company=company_id,
             phone=phone,

@@ -11,7 +11,13 @@ from playhouse.migrate import migrate as run_migrations
 
 from wafleet.storage.database import Database
 from wafleet.storage.models import (
+    AssistantConfig,
+    AssistantTurn,
+    Booking,
     Company,
+    Conversation,
+    Delivery,
+    Endpoint,
     Event,
     Message,
     Outbox,
@@ -60,6 +66,67 @@ def _v3(db: Database) -> None:
     db.db.create_tables([Message, WebhookInbox, Outbox])
 
 
+def _outbox_lanes(db: Database) -> None:
+    """Fair, ordered sending: a company's pending rows in order, each customer's earliest pending
+    row, the companies due. The one-column indexes go: they made SQLite walk a company's whole
+    history (every sent row) to find its few pending ones."""
+    table = Outbox._meta.table_name
+    for column in ("company", "state"):
+        db.db.execute_sql(f'DROP INDEX IF EXISTS "{table}_{column}"')
+    db.db.execute_sql(
+        f'CREATE INDEX IF NOT EXISTS "{table}_head_of_line" ON "{table}" (company, peer, state, id)'
+    )
+    db.db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_due" ON "{table}" (state, next_at, company)')
+    db.db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_pending" ON "{table}" (company, state, id)')
+
+
+def _company_id_nocase(db: Database) -> None:
+    """Company ids are unique regardless of case (``SALON-ROSA`` beside ``salon-rosa``). A database
+    that already holds such a pair keeps it (the node refuses new clashes) and says so."""
+    table = Company._meta.table_name
+    clashes = db.db.execute_sql(
+        f'SELECT LOWER(id) FROM "{table}" GROUP BY LOWER(id) HAVING COUNT(*) > 1 LIMIT 10'
+    ).fetchall()
+    if clashes:
+        log.warning(
+            "company ids differ only in case (%s): no unique index on lower(id) until one of each is deleted",
+            ", ".join(repr(c[0]) for c in clashes),
+        )
+        return
+    db.db.execute_sql(f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_id_nocase" ON "{table}" (LOWER(id))')
+
+
+def _outbound(db: Database) -> None:
+    """Outbound deliveries: webhook, email and alert endpoints, and their durable queue."""
+    db.db.create_tables([Endpoint, Delivery])  # safe: skips tables that exist
+    if "horizon" not in {c.name for c in db.db.get_columns(Delivery._meta.table_name)}:
+        migrator = SchemaMigrator.from_database(db.db)
+        run_migrations(
+            migrator.add_column(Delivery._meta.table_name, "horizon", peewee.BigIntegerField(null=True))
+        )
+
+
+def _assistant(db: Database) -> None:
+    """The assistant: configs, bookings, conversations, turns. On PostgreSQL, confirmed bookings
+    of one resource may not overlap (exclusion constraint over the booking's time range)."""
+    db.db.create_tables([AssistantConfig, Booking, Conversation, AssistantTurn])
+    if db.kind != "postgresql":
+        return
+    table = Booking._meta.table_name
+    exists = db.db.execute_sql(
+        "SELECT 1 FROM pg_constraint WHERE conname = %s", ("booking_no_overlap",)
+    ).fetchone()
+    if exists:
+        return
+    db.db.execute_sql("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    db.db.execute_sql(
+        f'ALTER TABLE "{table}" ADD CONSTRAINT booking_no_overlap EXCLUDE USING gist '
+        "(company WITH =, resource WITH =, "
+        "tstzrange(to_timestamp(start_ms / 1000.0), to_timestamp(end_ms / 1000.0), '[)') WITH &&) "
+        "WHERE (status = 'confirmed')"
+    )
+
+
 def _session_last_error_until(db: Database) -> None:
     """A failed session's error keeps its end time (a ban's) across restarts."""
     table = Session._meta.table_name
@@ -70,7 +137,16 @@ def _session_last_error_until(db: Database) -> None:
         )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _session_last_error_until]
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _v1,
+    _v2,
+    _v3,
+    _outbox_lanes,
+    _company_id_nocase,
+    _outbound,
+    _assistant,
+    _session_last_error_until,
+]
 
 
 def current_version(db: Database) -> int:

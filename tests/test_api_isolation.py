@@ -27,7 +27,11 @@ class Route:
     body: Any = None  # a valid body, so that only authorisation can refuse the request
 
     def path(self, company_id: str = "") -> str:
-        return self.rule.replace("<company_id>", company_id)
+        return (
+            self.rule.replace("<company_id>", company_id)
+            .replace("<code>", "ABC234")
+            .replace("<phone>", "15551234567")
+        )
 
     def __str__(self) -> str:
         return f"{self.method} {self.rule}"
@@ -50,6 +54,33 @@ COMPANY_ROUTES = [
     Route("GET", "/api/whatsapp/messages/<company_id>"),
     Route("POST", "/api/sandbox/<company_id>/inbound", {"from": "15551234567", "text": "hi"}),
     Route("GET", "/api/sandbox/<company_id>/outbox"),
+    Route("GET", "/api/whatsapp/webhooks/<company_id>/deliveries"),
+    Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/<delivery_id>/redeliver"),
+    Route("POST", "/api/whatsapp/webhooks/<company_id>/deliveries/redeliver"),
+]
+
+# The assistant's routes (behaviour in test_assistant_*.py): the same rule, admin or that company.
+ASSISTANT_ROUTES = [
+    Route("GET", "/api/assistant/<company_id>/config"),
+    Route("PUT", "/api/assistant/<company_id>/config", {"businessName": "Hijacked"}),
+    Route("GET", "/api/assistant/<company_id>/bookings"),
+    Route(
+        "POST",
+        "/api/assistant/<company_id>/bookings",
+        {"service": "haircut", "start": "2030-01-07T10:00:00+00:00", "customerPhone": "15551234567"},
+    ),
+    Route("POST", "/api/assistant/<company_id>/bookings/<code>/cancel"),
+    Route(
+        "POST",
+        "/api/assistant/<company_id>/bookings/<code>/reschedule",
+        {"start": "2030-01-07T11:00:00+00:00"},
+    ),
+    Route("GET", "/api/assistant/<company_id>/availability"),
+    Route("GET", "/api/assistant/<company_id>/conversations"),
+    Route("GET", "/api/assistant/<company_id>/conversations/<phone>"),
+    Route("POST", "/api/assistant/<company_id>/conversations/<phone>/pause"),
+    Route("POST", "/api/assistant/<company_id>/conversations/<phone>/resume"),
+    Route("GET", "/api/assistant/<company_id>/stats"),
 ]
 
 # Admin-only routes; <company_id> is filled with the victim's id.
@@ -63,6 +94,9 @@ ADMIN_ROUTES = [
     Route("GET", "/api/whatsapp/metrics"),
     Route("GET", "/api/whatsapp/events"),
     Route("GET", "/api/whatsapp/webhook/unrouted"),
+    Route("GET", "/api/whatsapp/alert-webhook/deliveries"),
+    Route("POST", "/api/whatsapp/alert-webhook/deliveries/<delivery_id>/redeliver"),
+    Route("POST", "/api/whatsapp/alert-webhook/deliveries/redeliver"),
 ]
 
 # No token needed.
@@ -89,7 +123,7 @@ BODY_ROUTES = [
     Route("GET", "/api/whatsapp/send/<message_id>"),
 ]
 
-PROTECTED = COMPANY_ROUTES + ADMIN_ROUTES + BODY_ROUTES
+PROTECTED = COMPANY_ROUTES + ASSISTANT_ROUTES + ADMIN_ROUTES + BODY_ROUTES
 
 
 def _routes_of_app(**env: str) -> set[tuple[str, str]]:
@@ -109,7 +143,7 @@ def test_route_tables_cover_the_app() -> None:
     listed = {(r.method, r.rule) for r in PROTECTED + PUBLIC_ROUTES + PAGE_ROUTES + WEBHOOK_ROUTES}
     assert _routes_of_app() == listed, "a route of build_app is missing from the tables (or gone)"
     # Single-tenant mode adds id-less twins of the company routes, acting on DEFAULT_COMPANY_ID.
-    twins = {(r.method, r.rule.replace("/<company_id>", "")) for r in COMPANY_ROUTES}
+    twins = {(r.method, r.rule.replace("/<company_id>", "")) for r in COMPANY_ROUTES + ASSISTANT_ROUTES}
     assert _routes_of_app(WHATSAPP_MULTI_TENANT="false") == listed | twins
 
 
@@ -176,7 +210,7 @@ def test_each_company_gets_its_own_token(fleet: Fleet) -> None:
         assert token not in listing and token not in one
 
 
-@pytest.mark.parametrize("route", COMPANY_ROUTES, ids=str)
+@pytest.mark.parametrize("route", COMPANY_ROUTES + ASSISTANT_ROUTES, ids=str)
 @pytest.mark.parametrize("victim", ["beta", "gamma", "no-such-company"])
 def test_company_token_is_forbidden_on_other_companies_routes(
     fleet: Fleet, route: Route, victim: str
@@ -322,6 +356,15 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
         ("alpha", "in", "hi")
     ]
     hit.add("GET /api/whatsapp/messages/<company_id>")
+    r = node.client.get("/api/whatsapp/webhooks/alpha/deliveries", headers=headers)
+    assert r.status_code == 200 and r.json() == {"deliveries": [], "nextCursor": None}  # no webhooks
+    hit.add("GET /api/whatsapp/webhooks/<company_id>/deliveries")
+    r = node.client.post("/api/whatsapp/webhooks/alpha/deliveries/1/redeliver", headers=headers)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    hit.add("POST /api/whatsapp/webhooks/<company_id>/deliveries/<delivery_id>/redeliver")
+    r = node.client.post("/api/whatsapp/webhooks/alpha/deliveries/redeliver", headers=headers)
+    assert r.status_code == 202 and r.json() == {"redelivered": 0}
+    hit.add("POST /api/whatsapp/webhooks/<company_id>/deliveries/redeliver")
     assert {e.data["companyId"] for e in stream.until(lambda e: e.data["reason"] == "cleanup")} == {"alpha"}
     stream.close()
 
@@ -329,6 +372,13 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
     # and none of that touched the other companies
     assert fleet.snapshot("beta")["status"] == "connected"
     assert fleet.snapshot("gamma")["status"] == "stopped"
+
+
+@pytest.mark.parametrize("route", ASSISTANT_ROUTES, ids=str)
+def test_company_token_opens_its_own_assistant_routes(fleet: Fleet, route: Route) -> None:
+    r = _send(fleet.node, route, "gamma", {"Authorization": f"Bearer {fleet.tokens['gamma']}"})
+    assert r.status_code not in (401, 403), f"{route}: {r.status_code} {r.text}"
+    assert r.status_code < 500 and r.headers["content-type"].startswith("application/json")
 
 
 def test_deleted_company_token_stops_working(fleet: Fleet) -> None:

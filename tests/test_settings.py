@@ -85,3 +85,29 @@ def test_migrate_creates_and_is_idempotent(tmp_path) -> None:
 
     newest = len(MIGRATIONS)
     assert f"version {newest} (was 0)" in first.stdout and f"version {newest} (was {newest})" in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"WHATSAPP_ALERTING_ENABLED": "true"}, "WHATSAPP_ALERT_WEBHOOK: required"),
+        ({"WHATSAPP_ALERTING_ENABLED": "true", "WHATSAPP_ALERT_WEBHOOK": "hooks.example"}, "https:// URL"),
+        ({"WAFLEET_SMTP_URL": "mail.example:25"}, "smtp://user:pass@host:port"),
+        ({"WAFLEET_SMTP_FROM": "nobody"}, "WAFLEET_SMTP_FROM"),
+        ({"WAFLEET_WEBHOOK_TIMEOUT": "10s"}, "WAFLEET_WEBHOOK_TIMEOUT"),
+        ({"WAFLEET_WEBHOOK_ALLOW_PRIVATE": "sure"}, "true or false"),
+    ],
+)
+def test_outbound_settings_are_checked(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load(env)
+
+
+def test_outbound_defaults_and_the_alert_webhook_only_when_enabled() -> None:
+    out = load({"WHATSAPP_ALERT_WEBHOOK": "https://hooks.example/alerts"}).outbound
+    assert out is not None and out.alert_webhook is None  # set but not enabled: nothing is sent
+    assert (out.retry_budget_ms, out.timeout_ms, out.allow_private) == (86_400_000, 10000, False)
+    enabled = load({"WHATSAPP_ALERTING_ENABLED": "true", "WHATSAPP_ALERT_WEBHOOK": "https://h.example/a"})
+    assert enabled.outbound is not None and enabled.outbound.alert_webhook == "https://h.example/a"
+    secret = load({"WAFLEET_SMTP_URL": "smtp://u:hunter2@mail.example:587"})
+    assert "hunter2" not in repr(secret)

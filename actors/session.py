@@ -69,11 +69,15 @@ class CompanySession(SupervisedActor):
         self.pending_pair: str | None = None
         self.pairing_for: str | None = None
         self.pair_waiters: list[gevent.event.AsyncResult] = []
+        # What the link started from: saving it again on reconnect would cost an fsync per
+        # session (100,000 of them after a restart).
+        self.stored_creds: dict[str, Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
         record = self.record
         creds = self.deps.auth.load(record.company_id, record.link)
+        self.stored_creds = creds
         if creds is None and record.pairing_phone:
             self.pending_pair = record.pairing_phone
         self.link = self.deps.links.create(record.link, record.company_id, self._emit)
@@ -175,7 +179,7 @@ class CompanySession(SupervisedActor):
             journal.event(record.company_id, "pairing_code", state=record.status, reason="expired")
         elif kind == "connected":
             creds = data.get("creds")
-            if creds:
+            if creds and creds != self.stored_creds:  # a resumed login is on disk already
                 self.deps.auth.save(record.company_id, record.link, creds)
             record.phone = data.get("phone") or record.phone
             record.pairing_phone = None

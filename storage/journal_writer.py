@@ -22,6 +22,7 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from wafleet.storage import deliveries
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import Event, Session
@@ -166,6 +167,8 @@ def _apply(db: Database, writes: list[Write]) -> list[int]:
             table, ", ".join(f'"{c}"' for c in columns), ", ".join([mark] * len(columns))
         )
         many(sql, [(i, *_event_row(e).values()) for i, e in zip(ids, events, strict=True)])
+        for e in events:  # the outbound deliveries an event causes commit with it
+            deliveries.fan_out(e.company_id, e.kind, e.state, e.reason, e.data, e.at)
     now = now_ms()
     by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for company_id, fields in updates.items():

@@ -9,6 +9,7 @@ from typing import Any
 
 from wafleet.actors.journal import Journal
 from wafleet.storage import messages
+from wafleet.storage.blocklist import Blocklist
 from wafleet.storage.clock import now_ms
 from wafleet.storage.outbox import OutboxRow
 
@@ -17,11 +18,15 @@ TEXT_IN_EVENT = 1000  # the event carries a preview; the message itself is in th
 
 class MessageLog:
     def __init__(
-        self, journal: Journal, on_stored: Callable[[str, dict[str, Any]], None] | None = None
+        self,
+        journal: Journal,
+        on_stored: Callable[[str, dict[str, Any]], None] | None = None,
+        blocklist: Blocklist | None = None,
     ) -> None:
         self.journal = journal
         self.db = journal.db
         self.on_stored = on_stored  # told of every new message (the assistant answers customers)
+        self.blocklist = blocklist
 
     def inbound(self, company_id: str, data: dict[str, Any]) -> None:
         """A link reported a customer's message (or one the company sent from its phone)."""
@@ -112,7 +117,19 @@ class MessageLog:
         )
 
     def announce(self, company_id: str, stored: dict[str, Any]) -> None:
+        """A new message, told to listeners (and through them to webhooks and the assistant).
+        One from a number the company blocked stays stored, marked, and is told to nobody."""
+        if (
+            stored.get("direction") == "in"
+            and self.blocklist is not None
+            and self.blocklist.is_blocked(company_id, str(stored.get("peer") or ""))
+        ):
+            messages.mark_blocked(self.db, int(stored["id"]))
+            self.journal.metrics.incr("messages.blocked")
+            return
         text = stored.get("text")
+        if self.db.text_seal.on:  # texts are sealed at rest: the event (a stored row) carries none
+            text = None
         data = {
             "messageId": stored.get("id"),
             "direction": stored.get("direction"),

@@ -8,6 +8,7 @@ from wafleet.actors.metrics import Metrics
 from wafleet.http import (
     routes_admin,
     routes_assistant,
+    routes_blocklist,
     routes_deliveries,
     routes_events,
     routes_health,
@@ -55,6 +56,7 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     routes_messages.install(app, ctx)
     routes_deliveries.install(app, ctx)
     routes_send.install(app, ctx)
+    routes_blocklist.install(app, ctx)
     routes_pages.install(app, ctx)
     routes_events.install(app, ctx, ctx.broadcaster, ctx.settings.sse_heartbeat_ms / 1000)
     routes_assistant.install(app, ctx)

@@ -15,6 +15,7 @@ from wafleet.actors.tree import Tree
 from wafleet.http.api import ApiError
 from wafleet.http.auth import Authenticator, Principal
 from wafleet.http.settings import Settings
+from wafleet.storage.blocklist import Blocklist
 from wafleet.storage.crypto import Cipher
 from wafleet.storage.database import Database
 from wafleet.storage.shared_state import SharedState
@@ -31,6 +32,7 @@ class Context:
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     shared: SharedState = field(default_factory=SharedState)
     cipher: Cipher | None = None  # set when WAFLEET_ENCRYPTION_KEY is: Cloud API secrets at rest
+    blocklist: Blocklist | None = None  # numbers a company does not message or answer
     metrics: Metrics = field(default_factory=lambda: Metrics(None))  # StatsD and the node's figures
     alerts: AlertBoard = field(default_factory=AlertBoard)  # threshold alerts firing now
     process: ProcessMeter = field(default_factory=ProcessMeter)

@@ -14,6 +14,7 @@ patch_psycopg()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import logging.handlers  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
@@ -60,9 +61,10 @@ from wafleet.http.context import Context  # noqa: E402
 from wafleet.http.demo import demo_admin_token  # noqa: E402
 from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
-from wafleet.storage import companies, endpoints  # noqa: E402
+from wafleet.storage import companies, endpoints, rotation  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
-from wafleet.storage.crypto import Cipher  # noqa: E402
+from wafleet.storage.blocklist import Blocklist  # noqa: E402
+from wafleet.storage.crypto import Cipher, TextSeal  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
 from wafleet.storage.journal_writer import JournalWriter  # noqa: E402
 from wafleet.storage.phone_vault import vault_for  # noqa: E402
@@ -106,6 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     sub.add_parser("migrate", help="create or upgrade the database schema")
     sub.add_parser("linkhost", help="a WhatsApp Web link-host worker (JSON lines on stdin/stdout)")
+    rotate_cmd = sub.add_parser(
+        "rotate-keys",
+        help="re-encrypt every stored secret and message text under the newest WAFLEET_ENCRYPTION_KEY",
+    )
+    rotate_cmd.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
+    rotate_cmd.add_argument(
+        "--pause", type=int, default=0, help="milliseconds to wait between batches, to spare a live node"
+    )
     args = parser.parse_args(argv)
     if args.command == "linkhost":
         # The worker must run without gevent (neonize blocks in C): a fresh interpreter, not
@@ -124,14 +134,13 @@ def main(argv: list[str] | None = None) -> None:
         except ListenError as exc:
             print(f"wafleet: {exc}", file=sys.stderr)
             sys.exit(1)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
-    # httpx logs every request at INFO: a line per webhook delivery, with its URL.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        _setup_logging(settings)
+    except OSError as exc:
+        print(
+            f"wafleet: WHATSAPP_LOG_PATH: cannot write {settings.guide.log_path!r} ({exc})", file=sys.stderr
+        )
+        sys.exit(2)
     try:
         db = Database(settings.database_url)
     except DatabaseUrlError as exc:
@@ -145,8 +154,70 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         print(f"schema at version {after} (was {before}) in {db.description}")
         return
+    if args.command == "rotate-keys":
+        sys.exit(rotate_keys(settings, db, batch=max(1, args.batch), pause=max(0, args.pause) / 1000))
     assert listener is not None
     sys.exit(serve_node(settings, db, demo=args.demo, listener=listener))
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# WHATSAPP_DEBUG_SESSIONS and WHATSAPP_DEBUG_BAILEYS: the loggers each one turns to debug.
+DEBUG_SESSIONS = ("wafleet.actors.session", "wafleet.actors.fleet", "wafleet.actors.journal")
+DEBUG_WEB_LINK = ("wafleet.actors.links.web", "wafleet.actors.linkhost")
+
+
+def _setup_logging(settings: Settings) -> None:
+    """stderr always (supervisord keeps it); with WHATSAPP_LOG_TO_FILE also WHATSAPP_LOG_PATH,
+    through a handler that reopens the file when logrotate moves it away."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    guide = settings.guide
+    if guide.log_to_file:
+        folder = os.path.dirname(os.path.abspath(guide.log_path))
+        os.makedirs(folder, exist_ok=True)
+        handlers.append(logging.handlers.WatchedFileHandler(guide.log_path, encoding="utf-8"))
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT, handlers=handlers)
+    logging.getLogger("pykka").setLevel(logging.CRITICAL)  # our actors log their own failures
+    # httpx logs every request at INFO: a line per webhook delivery, with its URL.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    for enabled, names in ((guide.debug_sessions, DEBUG_SESSIONS), (guide.debug_baileys, DEBUG_WEB_LINK)):
+        if enabled:
+            for name in names:
+                logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def rotate_keys(settings: Settings, db: Database, *, batch: int, pause: float) -> int:
+    """``wafleet rotate-keys``: prints what it did per column; 0 when everything is under the
+    newest key, 1 when some values open with no listed key, 130 when interrupted."""
+    if not settings.encryption_key:
+        print("wafleet: WAFLEET_ENCRYPTION_KEY: required to rotate keys (newest key first)", file=sys.stderr)
+        return 2
+    cipher = Cipher.from_key(settings.encryption_key)
+    print(
+        f"re-encrypting under the newest of {cipher.key_count} key(s) in {db.description}"
+        + (" (plain message texts are sealed too)" if settings.encrypt_messages else ""),
+        flush=True,
+    )
+
+    def progress(name: str, counts: rotation.Counts) -> None:
+        log.info("%s", counts.line(name))
+
+    report = rotation.rotate(
+        db, cipher, seal_texts=settings.encrypt_messages, batch=batch, pause=pause, progress=progress
+    )
+    for name, counts in report.columns.items():
+        print(counts.line(name), flush=True)
+    if report.interrupted:
+        print("interrupted: nothing half-done is kept; run wafleet rotate-keys again to finish", flush=True)
+        return 130
+    if report.failed:
+        print(
+            f"{report.failed} value(s) open with no listed key: keep every key they may need in "
+            "WAFLEET_ENCRYPTION_KEY and run again",
+            flush=True,
+        )
+        return 1
+    print("done: every encrypted value is under the newest key", flush=True)
+    return 0
 
 
 def _version() -> str:
@@ -188,8 +259,10 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     process = ProcessMeter()
     broadcaster = Broadcaster()
     shared = SharedState(settings.redis_url)
+    gevent.spawn(_sweep_forever, shared, settings)
     directory = Directory()
     cipher = Cipher.from_key(settings.encryption_key) if settings.encryption_key else None
+    db.text_seal = TextSeal(cipher, settings.encrypt_messages)
 
     def cloud_config(company_id: str) -> CloudConfig | None:
         """Read and decrypt at the moment a session starts; the token lives only in its link."""
@@ -202,6 +275,8 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             base_url=settings.graph_url,
             version=settings.graph_version,
             throughput=settings.cloud_throughput,
+            connect_timeout=settings.guide.connection_timeout_ms / 1000,
+            keepalive=settings.guide.keepalive_interval_ms / 1000,
             check_every=settings.cloud_check_interval_ms / 1000,
         )
 
@@ -220,6 +295,9 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         JournalWriter(db, max_batch=settings.journal_batch),
         strict=settings.strict_transitions,
     )
+    blocklist = Blocklist(
+        db, settings.send_limits.blocked_numbers, max_per_company=settings.send_limits.blocklist_max
+    )
     try:
         model = build_model(os.environ)
     except ValueError as exc:  # ModelSettingsError: names the variable
@@ -236,7 +314,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         ),
         model=model,
     )
-    message_log = MessageLog(journal, on_stored=assistant.customer_message)
+    message_log = MessageLog(journal, on_stored=assistant.customer_message, blocklist=blocklist)
     deps = SessionDeps(
         journal=journal,
         auth=AuthStore(os.path.join(settings.data_dir, "sessions")),
@@ -410,6 +488,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         broadcaster=broadcaster,
         shared=shared,
         cipher=cipher,
+        blocklist=blocklist,
         metrics=metrics,
         alerts=alerts,
         process=process,
@@ -437,10 +516,27 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     return state["exit_code"]
 
 
+def _sweep_forever(shared: SharedState, settings: Settings) -> None:
+    """WHATSAPP_CLEANUP_INTERVAL: what the node keeps in memory for idle companies (expired
+    limits, counters, cached state) is dropped, not kept until the process ends."""
+    keep = max(3600.0, settings.send_limits.rate_window_ms / 1000)  # the longest limit window
+    while True:
+        gevent.sleep(settings.guide.cleanup_interval_ms / 1000)
+        try:
+            dropped = shared.local.sweep(keep)
+        except Exception:
+            log.exception("memory cleanup failed; trying again at the next interval")
+            continue
+        if dropped:
+            log.debug("cleanup: %d idle in-memory entries dropped", dropped)
+
+
 def _ensure_default_company(settings: Settings, tree: Tree, links: LinkFactory) -> None:
     """Single-tenant mode: routes without an id act on DEFAULT_COMPANY_ID (created if missing)."""
     company_id = settings.default_company_id
-    link = (links.available() or ["sandbox"])[0]
+    available = links.available()
+    provider = settings.guide.provider
+    link = provider if provider in available else (available or ["sandbox"])[0]
     try:
         tree.call(m.CreateCompany(company_id, company_id, None, link))
         log.info("single-tenant mode: created company %s", company_id)

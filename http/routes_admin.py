@@ -98,7 +98,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         company_id = ctx.company_id(field(data, "id", str, required=True))
         name = _name(data.get("name"))
         phone = ctx.phone(data["phone"], "phone") if data.get("phone") is not None else None
-        link = _link(ctx, data.get("link", "sandbox"))
+        link = _link(ctx, data.get("link", ctx.settings.guide.provider or "sandbox"))
         cloud = _cloud(ctx, company_id, data["cloud"]) if data.get("cloud") is not None else None
         outbound = outbound_fields.parse(ctx, company_id, data)
         if link == "cloud" and not (cloud and "cloud_phone_number_id" in cloud and "cloud_token" in cloud):

@@ -32,7 +32,11 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         _, record = ctx.authorised_record(company_id)
         data = json_body()
         only_fields(data, {"usePairingCode", "phoneNumber"})
-        use_pairing = field(data, "usePairingCode", bool) or False
+        use_pairing = field(data, "usePairingCode", bool)
+        if use_pairing is None:  # WHATSAPP_USE_PAIRING_CODE: a code when there is a phone to pair
+            use_pairing = ctx.settings.guide.use_pairing_code and bool(
+                data.get("phoneNumber") or record.company_phone
+            )
         phone = None
         if use_pairing:
             phone = ctx.phone(data.get("phoneNumber") or record.company_phone)

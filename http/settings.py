@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class ConfigError(ValueError):
@@ -73,11 +73,42 @@ class Settings:
     webhook_burst_backlog: int = 10_000  # WAFLEET_WEBHOOK_BURST_BACKLOG: rows; past it, no stepping aside
     send_concurrency: int = 64  # WAFLEET_SEND_CONCURRENCY: companies sent to at once
     send_quantum: int = 50  # WAFLEET_SEND_QUANTUM: messages a company sends before yielding its turn
+    send_limits: SendLimits = field(default_factory=lambda: SendLimits())
+    encrypt_messages: bool = False  # WHATSAPP_ENCRYPT_MESSAGES: message texts sealed at rest
+    guide: GuideSettings = field(default_factory=lambda: GuideSettings())
     batch_window_ms: int = 2000  # WAFLEET_BATCH_WINDOW: a customer's burst is answered as one turn
     handoff_minutes: int = 30  # WAFLEET_HANDOFF_MINUTES: the assistant's silence after a human wrote
     conversation_idle_ms: int = 600_000  # WAFLEET_CONVERSATION_IDLE: a quiet chat's actor ends
     booking_complete_every_ms: int = 60_000  # WAFLEET_BOOKING_COMPLETE_EVERY: ended -> completed
     outbound: Outbound | None = None  # company webhooks, alert webhook, notification email
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """What a company may send: a rate limit shared by nodes, and numbers nobody may message."""
+
+    rate_per_company: int = 100  # WHATSAPP_RATE_LIMIT_PER_COMPANY: messages per window
+    rate_window_ms: int = 60000  # WHATSAPP_RATE_LIMIT_WINDOW
+    blocked_numbers: tuple[str, ...] = ()  # WHATSAPP_BLOCKED_NUMBERS: for every company
+    blocklist_max: int = 10_000  # WAFLEET_BLOCKLIST_MAX: numbers on one company's own list
+
+
+@dataclass(frozen=True)
+class GuideSettings:
+    """The rest of our users' previous configuration guide (see the README for each one)."""
+
+    session_ttl_ms: int = 3_600_000  # WHATSAPP_SESSION_TTL: idle in-memory session data
+    auth_state_ttl_ms: int = 7_200_000  # WHATSAPP_AUTH_STATE_TTL: idle in-memory auth state
+    cleanup_interval_ms: int = 60_000  # WHATSAPP_CLEANUP_INTERVAL: how often idle entries go
+    keepalive_interval_ms: int = 30_000  # WHATSAPP_KEEPALIVE_INTERVAL: link keep-alive pings
+    connection_timeout_ms: int = 60_000  # WHATSAPP_CONNECTION_TIMEOUT: a link's connect attempt
+    use_pairing_code: bool = False  # WHATSAPP_USE_PAIRING_CODE: initialize's default method
+    provider: str | None = None  # WHATSAPP_PROVIDER: default link of new companies
+    validate_webhooks: bool = True  # WHATSAPP_VALIDATE_WEBHOOKS
+    log_to_file: bool = False  # WHATSAPP_LOG_TO_FILE
+    log_path: str = "logs/whatsapp.log"  # WHATSAPP_LOG_PATH
+    debug_sessions: bool = False  # WHATSAPP_DEBUG_SESSIONS: session and fleet loggers at debug
+    debug_baileys: bool = False  # WHATSAPP_DEBUG_BAILEYS: the WhatsApp Web link's loggers at debug
 
 
 @dataclass(frozen=True)
@@ -156,7 +187,11 @@ def _pattern(env: Mapping[str, str], name: str, default: str) -> re.Pattern[str]
 
 
 def _encryption_key(env: Mapping[str, str]) -> str | None:
+    """WAFLEET_ENCRYPTION_KEY: one key, or several (comma-separated, newest first) during a
+    rotation. WHATSAPP_ENCRYPTION_KEY (our users' previous name) is read when ours is unset."""
     raw = (env.get("WAFLEET_ENCRYPTION_KEY") or "").strip()
+    if not raw:
+        raw = (env.get("WHATSAPP_ENCRYPTION_KEY") or "").strip()
     if not raw:
         return None
     from wafleet.storage.crypto import Cipher
@@ -171,6 +206,15 @@ def _encryption_key(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _encrypt_messages(env: Mapping[str, str]) -> bool:
+    on = _bool(env, "WHATSAPP_ENCRYPT_MESSAGES", False)
+    if on and _encryption_key(env) is None:
+        raise ConfigError(
+            "WHATSAPP_ENCRYPT_MESSAGES: needs WAFLEET_ENCRYPTION_KEY (base64 of 32 random bytes)"
+        )
+    return on
+
+
 def _redis_url(env: Mapping[str, str]) -> str | None:
     raw = (env.get("REDIS_URL") or "").strip()
     if not raw:
@@ -178,6 +222,58 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     if not re.match(r"^(redis|rediss|unix)://", raw):
         raise ConfigError("REDIS_URL: expected redis://host:port/db (or rediss://, unix://)")
     return raw
+
+
+def _blocked_numbers(env: Mapping[str, str], phone_pattern: re.Pattern[str]) -> tuple[str, ...]:
+    raw = env.get("WHATSAPP_BLOCKED_NUMBERS") or ""
+    numbers: list[str] = []
+    for item in raw.split(","):
+        number = item.strip().removeprefix("+")
+        if not number:
+            continue
+        if not phone_pattern.fullmatch(number):
+            raise ConfigError(
+                f"WHATSAPP_BLOCKED_NUMBERS: {item.strip()!r} does not match WHATSAPP_ALLOWED_PHONE_PATTERN "
+                f"({phone_pattern.pattern}); expected comma-separated numbers with country code"
+            )
+        if number not in numbers:
+            numbers.append(number)
+    return tuple(numbers)
+
+
+# WHATSAPP_PROVIDER: our users' previous names for the links; ``baileys`` (a WhatsApp Web
+# library) is our ``web`` link.
+PROVIDERS = {"baileys": "web", "web": "web", "cloud": "cloud", "sandbox": "sandbox"}
+
+
+def _guide(env: Mapping[str, str], sandbox: bool) -> GuideSettings:
+    provider_raw = (env.get("WHATSAPP_PROVIDER") or "").strip().lower()
+    if provider_raw and provider_raw not in PROVIDERS:
+        raise ConfigError(f"WHATSAPP_PROVIDER: expected one of {', '.join(PROVIDERS)}, got {provider_raw!r}")
+    validate_webhooks = _bool(env, "WHATSAPP_VALIDATE_WEBHOOKS", True)
+    if not validate_webhooks and not sandbox:
+        raise ConfigError(
+            "WHATSAPP_VALIDATE_WEBHOOKS: false is only allowed with the sandbox on (WAFLEET_SANDBOX=true): "
+            "unsigned webhooks would let anyone inject messages into any company"
+        )
+    log_path = (env.get("WHATSAPP_LOG_PATH") or "logs/whatsapp.log").strip()
+    for name in ("WHATSAPP_ISOLATE_AUTH", "WHATSAPP_VALIDATE_COMPANY"):
+        if not _bool(env, name, True):
+            raise ConfigError(f"{name}: false is not supported: companies are always isolated and validated")
+    return GuideSettings(
+        session_ttl_ms=_int(env, "WHATSAPP_SESSION_TTL", 3_600_000, minimum=1000),
+        auth_state_ttl_ms=_int(env, "WHATSAPP_AUTH_STATE_TTL", 7_200_000, minimum=1000),
+        cleanup_interval_ms=_int(env, "WHATSAPP_CLEANUP_INTERVAL", 60_000, minimum=100),
+        keepalive_interval_ms=_int(env, "WHATSAPP_KEEPALIVE_INTERVAL", 30_000, minimum=1000),
+        connection_timeout_ms=_int(env, "WHATSAPP_CONNECTION_TIMEOUT", 60_000, minimum=1000),
+        use_pairing_code=_bool(env, "WHATSAPP_USE_PAIRING_CODE", False),
+        provider=PROVIDERS[provider_raw] if provider_raw else None,
+        validate_webhooks=validate_webhooks,
+        log_to_file=_bool(env, "WHATSAPP_LOG_TO_FILE", False),
+        log_path=log_path,
+        debug_sessions=_bool(env, "WHATSAPP_DEBUG_SESSIONS", False),
+        debug_baileys=_bool(env, "WHATSAPP_DEBUG_BAILEYS", False),
+    )
 
 
 def _outbound(env: Mapping[str, str]) -> Outbound:
@@ -228,6 +324,8 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
     port = _int(env, "WAFLEET_PORT", 8080, minimum=0)
     if port > 65535:
         raise ConfigError(f"WAFLEET_PORT: expected a port number 0-65535, got {port}")
+    phone_pattern = _pattern(env, "WHATSAPP_ALLOWED_PHONE_PATTERN", r"^[0-9]{10,15}$")
+    sandbox = _bool(env, "WAFLEET_SANDBOX", demo)
     admin_token = env.get("WAFLEET_ADMIN_TOKEN") or None
     if admin_token is not None and len(admin_token) < 16:
         raise ConfigError("WAFLEET_ADMIN_TOKEN: expected at least 16 characters")
@@ -238,14 +336,14 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         multi_tenant=_bool(env, "WHATSAPP_MULTI_TENANT", True),
         default_company_id=default_company,
         company_id_pattern=company_pattern,
-        allowed_phone_pattern=_pattern(env, "WHATSAPP_ALLOWED_PHONE_PATTERN", r"^[0-9]{10,15}$"),
+        allowed_phone_pattern=phone_pattern,
         log_level="warning" if level == "warn" else level,
         admin_token=admin_token,
         database_url=database_url,
         data_dir=data_dir,
         host=env.get("WAFLEET_HOST") or "127.0.0.1",
         port=port,
-        sandbox=_bool(env, "WAFLEET_SANDBOX", demo),
+        sandbox=sandbox,
         reconnect_max_delay_ms=_int(env, "WAFLEET_RECONNECT_MAX_DELAY", 300000, minimum=1),
         restart_window_ms=_int(env, "WAFLEET_RESTART_WINDOW", 600000, minimum=1),
         restart_reset_after_ms=_int(env, "WAFLEET_RESTART_RESET_AFTER", 60000, minimum=1),
@@ -288,6 +386,14 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         webhook_burst_backlog=_int(env, "WAFLEET_WEBHOOK_BURST_BACKLOG", 10_000, minimum=0),
         send_concurrency=_int(env, "WAFLEET_SEND_CONCURRENCY", 64, minimum=1),
         send_quantum=_int(env, "WAFLEET_SEND_QUANTUM", 50, minimum=1),
+        send_limits=SendLimits(
+            rate_per_company=_int(env, "WHATSAPP_RATE_LIMIT_PER_COMPANY", 100, minimum=1),
+            rate_window_ms=_int(env, "WHATSAPP_RATE_LIMIT_WINDOW", 60000, minimum=100),
+            blocked_numbers=_blocked_numbers(env, phone_pattern),
+            blocklist_max=_int(env, "WAFLEET_BLOCKLIST_MAX", 10_000, minimum=1),
+        ),
+        encrypt_messages=_encrypt_messages(env),
+        guide=_guide(env, sandbox),
         batch_window_ms=_int(env, "WAFLEET_BATCH_WINDOW", 2000),
         handoff_minutes=_int(env, "WAFLEET_HANDOFF_MINUTES", 30),
         conversation_idle_ms=_int(env, "WAFLEET_CONVERSATION_IDLE", 600_000, minimum=1000),

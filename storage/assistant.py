@@ -10,6 +10,7 @@ import peewee
 
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
+from wafleet.storage.messages import BLOCKED
 from wafleet.storage.models import AssistantConfig, AssistantTurn, Conversation, Message, Outbox
 
 
@@ -98,6 +99,10 @@ def save_conversation(db: Database, conv: ConversationRow) -> None:
         ).on_conflict(conflict_target=[Conversation.company, Conversation.peer], update=fields).execute()
 
 
+# What a number the company blocked wrote is kept, never answered (storage/blocklist.py).
+NOT_BLOCKED = Message.status.is_null() | (Message.status != BLOCKED)
+
+
 def unanswered(
     db: Database, company_id: str, peer: str, after_id: int, since_ms: int
 ) -> list[tuple[int, str]]:
@@ -112,10 +117,12 @@ def unanswered(
                 & (Message.direction == "in")
                 & (Message.at >= since_ms)
                 & Message.text.is_null(False)
+                & NOT_BLOCKED
             )
             .order_by(Message.id)
         )
-        return [(m.id, m.text) for m in query if m.text.strip()]
+        texts = [(m.id, db.text_seal.open(company_id, m.text)) for m in query]  # sealed at rest?
+        return [(i, t) for i, t in texts if t and t.strip()]
 
 
 def chats_waiting(db: Database, since_ms: int) -> list[tuple[str, str]]:
@@ -132,6 +139,7 @@ def chats_waiting(db: Database, since_ms: int) -> list[tuple[str, str]]:
                     & (Message.direction == "in")
                     & (Message.at >= since_ms)
                     & Message.text.is_null(False)
+                    & NOT_BLOCKED
                 )
                 .group_by(Message.peer)
             )

@@ -13,6 +13,7 @@ from wafleet.storage.database import Database
 from wafleet.storage.models import (
     AssistantConfig,
     AssistantTurn,
+    BlockedNumber,
     Booking,
     Company,
     Conversation,
@@ -210,6 +211,7 @@ def delete(db: Database, company_id: str) -> None:
             (PendingStatus, PendingStatus.company),
             (Outbox, Outbox.company),
             (PairingCode, PairingCode.company),
+            (BlockedNumber, BlockedNumber.company),
         ):
             model.delete().where(column == company_id).execute()
         Session.delete().where(Session.company == company_id).execute()

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
+from wafleet.storage.crypto import PLAIN, TextSeal
 from wafleet.storage.models import ALL_MODELS, database_proxy
 
 
@@ -29,6 +30,8 @@ class Database:
         self.url = url
         self.kind, self.db = _open(url)
         database_proxy.initialize(self.db)
+        # How message texts are stored (WHATSAPP_ENCRYPT_MESSAGES); set by the composition root.
+        self.text_seal: TextSeal = PLAIN
 
     @contextmanager
     def work(self) -> Iterator[peewee.Database]:

@@ -16,6 +16,7 @@ import peewee
 
 from wafleet.storage import events
 from wafleet.storage.clock import now_ms
+from wafleet.storage.crypto import PLAIN, TextSeal
 from wafleet.storage.database import Database
 from wafleet.storage.models import Message, PendingStatus
 
@@ -35,6 +36,7 @@ def _clip(value: str | None, size: int) -> str | None:
 def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
     """One statement whether or not the WhatsApp id is known (INSERT that yields to the unique
     key): no savepoint, so it costs no extra round trips inside a caller's transaction."""
+    fields = dict(fields, text=db.text_seal.seal(fields["company"], fields.get("text")))
     wa_id = fields.get("wa_id")
     with db.work():
         if wa_id is None:
@@ -255,17 +257,28 @@ def parked_count(db: Database) -> int:
         return PendingStatus.select().count()
 
 
-def as_dict(row: Message) -> dict[str, Any]:
+BLOCKED = "blocked"  # the status of an inbound message from a number the company blocked
+
+
+def mark_blocked(db: Database, row_id: int) -> None:
+    """An inbound message from a blocked number: kept, and shown as such, never answered."""
+    with db.work():
+        Message.update(status=BLOCKED).where((Message.id == row_id) & (Message.direction == "in")).execute()
+
+
+def as_dict(row: Message, seal: TextSeal = PLAIN) -> dict[str, Any]:
+    """The row as the API shows it; a sealed text is opened (None when its key is gone)."""
     return {
         "id": row.id,
         "companyId": row.company,
         "direction": row.direction,
         "peer": row.peer,
         "type": row.type,
-        "text": row.text,
+        "text": seal.open(row.company, row.text),
         "media": json.loads(row.media) if row.media else None,
         "waId": row.wa_id,
         "status": row.status,
+        "blocked": row.direction == "in" and row.status == BLOCKED,
         "error": json.loads(row.error) if row.error else None,
         "at": row.at,
     }
@@ -274,7 +287,7 @@ def as_dict(row: Message) -> dict[str, Any]:
 def get(db: Database, wa_id: str) -> dict[str, Any] | None:
     with db.work():
         row = Message.get_or_none(Message.wa_id == wa_id)
-    return as_dict(row) if row else None
+    return as_dict(row, db.text_seal) if row else None
 
 
 def page(
@@ -289,4 +302,4 @@ def page(
         rows = list(query.order_by(Message.id.desc()).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
-    return [as_dict(r) for r in rows], (rows[-1].id if more and rows else None)
+    return [as_dict(r, db.text_seal) for r in rows], (rows[-1].id if more and rows else None)

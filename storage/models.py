@@ -154,6 +154,19 @@ class Outbox(BaseModel):
     created_at = peewee.BigIntegerField()
 
 
+class BlockedNumber(BaseModel):
+    """A number one company does not message and does not answer (the node-wide list is
+    WHATSAPP_BLOCKED_NUMBERS, not stored)."""
+
+    id = peewee.BigAutoField()
+    company = peewee.CharField(max_length=64)
+    phone = peewee.CharField(max_length=32)
+    created_at = peewee.BigIntegerField()
+
+    class Meta:
+        indexes = ((("company", "phone"), True),)
+
+
 class Endpoint(BaseModel):
     """Where outbound deliveries go: a company's webhook (``http``), its notification email
     (``email``), or the node's alert webhook (``alert``, company null)."""
@@ -309,4 +322,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     WebhookUnrouted,
     PendingStatus,
     MetricMinute,
+    BlockedNumber,
 ]

@@ -10,6 +10,7 @@ from typing import Any
 import peewee
 
 from wafleet.storage.clock import now_ms
+from wafleet.storage.crypto import PLAIN, TextSeal
 from wafleet.storage.database import Database
 from wafleet.storage.models import Outbox
 
@@ -45,12 +46,12 @@ class OutboxRow:
         }
 
 
-def _row(r: Outbox) -> OutboxRow:
+def _row(r: Outbox, seal: TextSeal = PLAIN) -> OutboxRow:
     return OutboxRow(
         id=r.id,
         company_id=r.company,
         peer=r.peer,
-        text=r.text,
+        text=seal.open(r.company, r.text) or "",
         state=r.state,
         attempts=r.attempts,
         next_at=r.next_at,
@@ -75,7 +76,7 @@ def enqueue(db: Database, company_id: str, peer: str, text: str) -> OutboxRow:
         row_id = Outbox.insert(
             company=company_id,
             peer=peer,
-            text=text,
+            text=db.text_seal.seal(company_id, text),
             state="queued",
             attempts=0,
             next_at=next_at,
@@ -131,7 +132,7 @@ def due_heads(db: Database, company_id: str, now: int, limit: int) -> list[Outbo
                     continue
                 seen.add(r.peer)
                 if not _behind_an_earlier_row(r):
-                    heads.append(_row(r))
+                    heads.append(_row(r, db.text_seal))
                     if len(heads) >= limit:
                         break
             if len(rows) < page:
@@ -238,4 +239,4 @@ def update(db: Database, row_id: int, **fields: Any) -> None:
 def get(db: Database, row_id: int) -> OutboxRow | None:
     with db.work():
         row = Outbox.get_or_none(Outbox.id == row_id)
-        return _row(row) if row else None
+        return _row(row, db.text_seal) if row else None

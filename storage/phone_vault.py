@@ -24,7 +24,9 @@ LOCAL_KEY_FILE = "phone.key"
 class PhoneVault:
     def __init__(self, b64_key: str) -> None:
         self._cipher = Cipher.from_key(b64_key)
-        raw = base64.b64decode(b64_key.strip())
+        # WAFLEET_ENCRYPTION_KEY may list several keys, newest first: the lookup hash comes from
+        # the last one (the oldest), so putting a new key in front changes no customer's hash.
+        raw = base64.b64decode(b64_key.split(",")[-1].strip())
         # A separate key for the lookup hash: the hash must not be a by-product of the cipher key.
         self._lookup_key = hmac.new(raw, b"wafleet customer phone lookup", hashlib.sha256).digest()
 

@@ -5,6 +5,7 @@ Keys keep the names our users' previous system used, so operators and older tool
     whatsapp:qr_count:{companyId}           string counter, expires with the QR window
     whatsapp:rate_limit:{companyId}         sorted set of pairing codes handed out (score = time)
     whatsapp:rate_limit:{companyId}:blocked the block's end (epoch seconds), expires with it
+    whatsapp:rate_limit:{companyId}:send    sorted set of messages accepted by send (score = time)
     whatsapp:pairing:{companyId}            JSON of the live pairing code's record, expires with it
 
 Every call may raise ``redis.exceptions.ConnectionError`` or ``redis.exceptions.TimeoutError``:
@@ -39,6 +40,10 @@ def rate_key(company_id: str) -> str:
 
 def blocked_key(company_id: str) -> str:
     return f"{PREFIX}:rate_limit:{company_id}:blocked"
+
+
+def send_key(company_id: str) -> str:
+    return f"{PREFIX}:rate_limit:{company_id}:send"
 
 
 def pairing_key(company_id: str) -> str:
@@ -78,6 +83,24 @@ return {1, '0'}
 """
 
 
+# The send limit: a sliding log of accepted messages. When full, the wait is until enough of the
+# oldest leave the window for one more to fit.
+_TAKE_SEND = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+  return {0, string.format('%.6f', tonumber(oldest[2]) + window - now)}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return {1, '0'}
+"""
+
+
 class RedisState:
     def __init__(
         self, url: str, *, timeout: float = 1.0, clock: Callable[[], float] = time.time, **kwargs: Any
@@ -92,6 +115,7 @@ class RedisState:
             **kwargs,
         )
         self._take_slot = self.client.register_script(_TAKE_SLOT)
+        self._take_send = self.client.register_script(_TAKE_SEND)
 
     def ping(self) -> bool:
         return bool(self.client.ping())
@@ -142,6 +166,21 @@ class RedisState:
             return None
         until = float(value)
         return until if until > (self.clock() if now is None else now) else None
+
+    # Send limit ------------------------------------------------------------------------------
+
+    def take_send_slot(
+        self, company_id: str, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, float]:
+        now = self.clock() if now is None else now
+        allowed, retry_after = self._take_send(
+            keys=[send_key(company_id)],
+            args=[repr(float(now)), limit, repr(float(window)), f"{now:.6f}:{uuid.uuid4().hex}", _ms(window)],
+        )
+        return bool(int(allowed)), float(retry_after)
+
+    def clear_send_slots(self, company_id: str) -> None:
+        self.client.delete(send_key(company_id))
 
     # Live pairing code ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from wafleet.storage.database import Database
 from wafleet.storage.models import (
     AssistantConfig,
     AssistantTurn,
+    BlockedNumber,
     Booking,
     Company,
     Conversation,
@@ -172,6 +173,11 @@ def _metric_minutes(db: Database) -> None:
     db.db.create_tables([MetricMinute], safe=True)
 
 
+def _blocked_numbers(db: Database) -> None:
+    """Each company's own blocklist: numbers it does not message and does not answer."""
+    db.db.create_tables([BlockedNumber], safe=True)
+
+
 def _session_last_error_until(db: Database) -> None:
     """A failed session's error keeps its end time (a ban's) across restarts."""
     table = Session._meta.table_name
@@ -192,6 +198,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _assistant,
     _webhook_tenants,
     _metric_minutes,
+    _blocked_numbers,
     _session_last_error_until,
 ]
 

@@ -41,6 +41,10 @@ class StateBackend(Protocol):
         self, company_id: str, limit: int, window: float, cooldown: float, now: float | None = None
     ) -> tuple[bool, float]: ...
     def blocked_until(self, company_id: str, now: float | None = None) -> float | None: ...
+    def take_send_slot(
+        self, company_id: str, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, float]: ...
+    def clear_send_slots(self, company_id: str) -> None: ...
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None: ...
     def get_pairing(self, company_id: str) -> dict[str, Any] | None: ...
     def clear_pairing(self, company_id: str) -> None: ...
@@ -58,6 +62,7 @@ class LocalState:
         self._lock = threading.Lock()  # a gevent lock once patched; nothing inside it blocks
         self._values: dict[str, tuple[Any, float | None]] = {}  # key -> (value, expires_at)
         self._slots: dict[str, list[float]] = {}  # company -> times of pairing codes handed out
+        self._sends: dict[str, list[float]] = {}  # company -> times of messages accepted by send
 
     def _get(self, key: str) -> Any:
         item = self._values.get(key)
@@ -117,6 +122,23 @@ class LocalState:
             until = self._block(company_id)
         return until if until is not None and until > now else None
 
+    def take_send_slot(
+        self, company_id: str, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, float]:
+        now = self.clock() if now is None else now
+        with self._lock:
+            sends = [t for t in self._sends.get(company_id, ()) if t > now - window]
+            if len(sends) >= limit:
+                self._sends[company_id] = sends
+                return False, sends[len(sends) - limit] + window - now
+            sends.append(now)
+            self._sends[company_id] = sends
+            return True, 0.0
+
+    def clear_send_slots(self, company_id: str) -> None:
+        with self._lock:
+            self._sends.pop(company_id, None)
+
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None:
         with self._lock:
             self._set(f"pairing:{company_id}", copy.deepcopy(data), ttl)
@@ -129,6 +151,34 @@ class LocalState:
         with self._lock:
             self._values.pop(f"pairing:{company_id}", None)
 
+    def sweep(self, keep: float) -> int:
+        """Forget what has expired, and limit logs older than ``keep`` seconds (the longest
+        window in use): idle companies cost no memory. Returns the entries dropped."""
+        now = self.clock()
+        dropped = 0
+        with self._lock:
+            for key, (_, expires) in list(self._values.items()):
+                if expires is not None and expires <= now:
+                    del self._values[key]
+                    dropped += 1
+            for logs in (self._slots, self._sends):
+                for company_id, times in list(logs.items()):
+                    recent = [t for t in times if t > now - keep]
+                    dropped += len(times) - len(recent)
+                    if recent:
+                        logs[company_id] = recent
+                    else:
+                        del logs[company_id]
+        return dropped
+
+    def size(self) -> int:
+        with self._lock:
+            return (
+                len(self._values)
+                + sum(len(t) for t in self._slots.values())
+                + sum(len(t) for t in self._sends.values())
+            )
+
     # Mirroring what Redis decided (used by SharedState only) ---------------------------------
 
     def _mirror_qr(self, company_id: str, count: int, ttl: float) -> None:
@@ -136,6 +186,11 @@ class LocalState:
             item = self._values.get(f"qr:{company_id}")
             expires = item[1] if item is not None and count > 1 else self.clock() + ttl
             self._values[f"qr:{company_id}"] = (count, expires)
+
+    def _mirror_send(self, company_id: str, now: float, window: float) -> None:
+        with self._lock:
+            sends = [t for t in self._sends.get(company_id, ()) if t > now - window]
+            self._sends[company_id] = [*sends, now]
 
     def _mirror_slot(
         self, company_id: str, allowed: bool, retry_after: float, now: float, window: float
@@ -283,6 +338,26 @@ class SharedState:
         return self._call(
             lambda s: s.blocked_until(company_id, now), lambda s: s.blocked_until(company_id, now)
         )
+
+    # Send limit ------------------------------------------------------------------------------
+
+    def take_send_slot(
+        self, company_id: str, limit: int, window: float, now: float | None = None
+    ) -> tuple[bool, float]:
+        """At most ``limit`` messages accepted per sliding ``window`` seconds; returns (allowed,
+        seconds until one more fits). Atomic across nodes on Redis; a refusal spends nothing."""
+        now = self.clock() if now is None else now
+
+        def remote(r: RedisState) -> tuple[bool, float]:
+            allowed, retry_after = r.take_send_slot(company_id, limit, window, now)
+            if allowed:  # mirrored, so an outage starts from what this node last knew
+                self.local._mirror_send(company_id, now, window)
+            return allowed, retry_after
+
+        return self._call(remote, lambda s: s.take_send_slot(company_id, limit, window, now))
+
+    def clear_send_slots(self, company_id: str) -> None:
+        self._write(lambda s: s.clear_send_slots(company_id))
 
     # Live pairing code ----------------------------------------------------------------------
 

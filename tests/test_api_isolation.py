@@ -54,6 +54,10 @@ COMPANY_ROUTES = [
     Route("GET", "/api/whatsapp/messages/<company_id>"),
     Route("POST", "/api/sandbox/<company_id>/inbound", {"from": "15551234567", "text": "hi"}),
     Route("GET", "/api/sandbox/<company_id>/outbox"),
+    Route("GET", "/api/whatsapp/blocklist/<company_id>"),
+    Route("PUT", "/api/whatsapp/blocklist/<company_id>", {"numbers": ["15551234567"]}),
+    Route("POST", "/api/whatsapp/blocklist/<company_id>", {"numbers": ["15551234567"]}),
+    Route("DELETE", "/api/whatsapp/blocklist/<company_id>/<phone>"),
     Route("POST", "/api/sandbox/<company_id>/zombie"),
     Route("GET", "/api/whatsapp/metrics/<company_id>"),
     Route("GET", "/api/whatsapp/webhooks/<company_id>/deliveries"),
@@ -380,6 +384,17 @@ def test_company_token_drives_its_own_session(fleet: Fleet) -> None:
         ("alpha", "in", "hi")
     ]
     hit.add("GET /api/whatsapp/messages/<company_id>")
+    blocklist = "/api/whatsapp/blocklist/alpha"
+    for method, path, body in (
+        ("PUT", blocklist, {"numbers": ["15551234567"]}),
+        ("POST", blocklist, {"numbers": ["15551234568"]}),
+        ("DELETE", f"{blocklist}/15551234567", None),
+        ("GET", blocklist, None),
+    ):
+        r = node.client.request(method, path, headers=headers, json=body)
+        assert r.status_code == 200, r.text
+        hit.add(f"{method} /api/whatsapp/blocklist/<company_id>" + ("/<phone>" if method == "DELETE" else ""))
+    assert r.json()["numbers"] == ["15551234568"]
     r = node.client.get("/api/whatsapp/webhooks/alpha/deliveries", headers=headers)
     assert r.status_code == 200 and r.json() == {"deliveries": [], "nextCursor": None}  # no webhooks
     hit.add("GET /api/whatsapp/webhooks/<company_id>/deliveries")

@@ -35,6 +35,7 @@ def cloud_node(node_factory, graph: FakeGraph, database_url: str) -> Node:
         WAFLEET_ENCRYPTION_KEY=generate_key(),
         WAFLEET_GRAPH_URL=graph.url,
         WAFLEET_CLOUD_THROUGHPUT=str(THROUGHPUT),
+        WHATSAPP_RATE_LIMIT_PER_COMPANY="100000",  # a backlog is the point here
     ).start()
 
 

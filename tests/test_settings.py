@@ -25,6 +25,19 @@ def test_defaults_follow_the_seeds() -> None:
     assert s.company_id_pattern.fullmatch("salon_1-a") and not s.company_id_pattern.fullmatch("a/b")
     assert s.allowed_phone_pattern.fullmatch("5511999990001") and not s.allowed_phone_pattern.fullmatch("+55")
     assert load({}, demo=True).sandbox is True
+    # The configuration guide's defaults
+    assert (s.send_limits.rate_per_company, s.send_limits.rate_window_ms, s.send_limits.blocked_numbers) == (
+        100,
+        60000,
+        (),
+    )
+    assert s.encrypt_messages is False
+    g = s.guide
+    assert (g.session_ttl_ms, g.auth_state_ttl_ms, g.cleanup_interval_ms) == (3_600_000, 7_200_000, 60_000)
+    assert (g.keepalive_interval_ms, g.connection_timeout_ms) == (30_000, 60_000)
+    assert (g.use_pairing_code, g.provider, g.validate_webhooks) == (False, None, True)
+    assert (g.log_to_file, g.log_path) == (False, "logs/whatsapp.log")
+    assert load({"WHATSAPP_PROVIDER": "baileys"}).guide.provider == "web"
 
 
 @pytest.mark.parametrize(
@@ -85,6 +98,15 @@ def test_migrate_creates_and_is_idempotent(tmp_path) -> None:
 
     newest = len(MIGRATIONS)
     assert f"version {newest} (was 0)" in first.stdout and f"version {newest} (was {newest})" in second.stdout
+
+
+def test_the_guides_encryption_key_name_is_read_when_ours_is_unset() -> None:
+    from wafleet.storage.crypto import generate_key
+
+    theirs, ours = generate_key(), generate_key()
+    assert load({"WHATSAPP_ENCRYPTION_KEY": theirs}).encryption_key == theirs
+    assert load({"WHATSAPP_ENCRYPTION_KEY": theirs, "WAFLEET_ENCRYPTION_KEY": ours}).encryption_key == ours
+    assert load({"WAFLEET_ENCRYPTION_KEY": f"{ours},{theirs}"}).encryption_key == f"{ours},{theirs}"
 
 
 @pytest.mark.parametrize(

@@ -239,6 +239,11 @@ def test_redis_key_layout(redis_server: RedisServer, company: str) -> None:
         state.set_pairing(company, {"codeHash": "x"}, 60)
         assert raw.get(f"whatsapp:pairing:{company}") == '{"codeHash": "x"}'
         assert 0 < raw.pttl(f"whatsapp:pairing:{company}") <= 60_000
+
+        for _ in range(3):
+            state.take_send_slot(company, 2, 60.0)
+        assert raw.zcard(f"whatsapp:rate_limit:{company}:send") == 2  # the refusal left no trace
+        assert 0 < raw.pttl(f"whatsapp:rate_limit:{company}:send") <= 60_000
     finally:
         state.close()
 
@@ -322,3 +327,26 @@ def test_errors_other_than_unreachable_propagate(redis_server: RedisServer, comp
         assert state.status() == "ok"
     finally:
         state.close()
+
+
+def test_send_limit_counts_accepted_messages_in_a_sliding_window(backend: Backend, company: str) -> None:
+    state = backend.make()
+    assert [state.take_send_slot(company, 3, 60.0)[0] for _ in range(3)] == [True, True, True]
+    backend.clock.advance(20)
+    allowed, retry_after = state.take_send_slot(company, 3, 60.0)
+    assert not allowed and retry_after == pytest.approx(40.0)
+    assert state.take_send_slot("someone-else", 3, 60.0)[0]
+    backend.clock.advance(40.001)  # the first three leave the window; the refusal spent nothing
+    assert backend.make().take_send_slot(company, 3, 60.0)[0]
+
+
+def test_sweep_drops_what_idle_companies_left_in_memory(company: str) -> None:
+    clock = FakeClock()
+    state = LocalState(clock)
+    state.take_send_slot(company, 3, 60.0)
+    state.take_pairing_slot(company, LIMIT, WINDOW, COOLDOWN)
+    state.set_pairing(company, {"code": "ABCD-EFGH"}, ttl=60)
+    assert state.sweep(keep=WINDOW) == 0 and state.size() == 3
+    clock.advance(WINDOW + 1)
+    assert state.sweep(keep=WINDOW) == 3 and state.size() == 0
+    assert state.take_send_slot(company, 3, 60.0)[0]  # a company that comes back starts afresh

@@ -58,6 +58,16 @@ class CloudConfig:
     throughput: float = 80.0  # messages per second for this number
     timeout: float = 10.0  # seconds, per HTTP request
     check_every: float = 600.0  # seconds between the health monitor's checks of the number
+    connect_timeout: float = 10.0  # seconds to open a connection (WHATSAPP_CONNECTION_TIMEOUT)
+    keepalive: float = (
+        30.0  # seconds an idle connection to the Graph API is kept (WHATSAPP_KEEPALIVE_INTERVAL)
+    )
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            limits=httpx.Limits(keepalive_expiry=self.keepalive),
+        )
 
     def url(self, *parts: str) -> str:
         return "/".join([self.base_url.rstrip("/"), self.version.strip("/"), self.phone_number_id, *parts])
@@ -163,7 +173,7 @@ class CloudLink:
         self.emit = emit
         self.config = config
         self._own_http = http is None
-        self.http = http if http is not None else httpx.Client(timeout=config.timeout)
+        self.http = http if http is not None else config.client()
         self.clock = clock
         self.bucket = TokenBucket(config.throughput, clock=clock, sleep=sleep)
         self._not_before: dict[str, float] = {}  # recipient -> monotonic time (after 131056)
@@ -183,7 +193,7 @@ class CloudLink:
     def start(self, creds: dict[str, Any] | None) -> None:
         self._kill_check()
         if self._own_http and self.http.is_closed:
-            self.http = httpx.Client(timeout=self.config.timeout)
+            self.http = self.config.client()
         self._state = "starting"
         self._check = gevent.spawn(self._check_number)
 

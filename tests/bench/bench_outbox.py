@@ -83,6 +83,7 @@ def main() -> None:
         WAFLEET_ENCRYPTION_KEY=generate_key(),
         WAFLEET_GRAPH_URL=graph.url,
         WAFLEET_CLOUD_THROUGHPUT=str(args.throughput),
+        WHATSAPP_RATE_LIMIT_PER_COMPANY="10000000",  # the backlog is what is measured
     )
     try:
         node.start()

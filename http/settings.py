@@ -265,7 +265,7 @@ def _guide(env: Mapping[str, str], sandbox: bool) -> GuideSettings:
         auth_state_ttl_ms=_int(env, "WHATSAPP_AUTH_STATE_TTL", 7_200_000, minimum=1000),
         cleanup_interval_ms=_int(env, "WHATSAPP_CLEANUP_INTERVAL", 60_000, minimum=100),
         keepalive_interval_ms=_int(env, "WHATSAPP_KEEPALIVE_INTERVAL", 30_000, minimum=1000),
-        connection_timeout_ms=_int(env, "WHATSAPP_CONNECTION_TIMEOUT", 60_000, minimum=1000),
+        connection_timeout_ms=_int(env, "WHATSAPP_CONNECTION_TIMEOUT", 60_000, minimum=100),
         use_pairing_code=_bool(env, "WHATSAPP_USE_PAIRING_CODE", False),
         provider=PROVIDERS[provider_raw] if provider_raw else None,
         validate_webhooks=validate_webhooks,

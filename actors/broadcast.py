@@ -8,7 +8,9 @@ replays the gap from the events table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import gevent.queue
 
@@ -18,6 +20,7 @@ from wafleet.storage.events import EventRow
 @dataclass(eq=False)
 class Listener:
     company_id: str | None  # None: every company (the admin's fleet stream)
+    owner: Any = None  # whoever opened it (opaque here): lets a revocation find its streams
     queue: gevent.queue.Queue = field(default_factory=lambda: gevent.queue.Queue(maxsize=1000))
 
 
@@ -25,8 +28,8 @@ class Broadcaster:
     def __init__(self) -> None:
         self._by_company: dict[str | None, set[Listener]] = {}
 
-    def subscribe(self, company_id: str | None) -> Listener:
-        listener = Listener(company_id)
+    def subscribe(self, company_id: str | None, owner: Any = None) -> Listener:
+        listener = Listener(company_id, owner)
         self._by_company.setdefault(company_id, set()).add(listener)
         return listener
 
@@ -54,5 +57,21 @@ class Broadcaster:
                 self.unsubscribe(listener)
                 listener.queue.put_nowait(None)
 
+    def end(self, which: Callable[[Listener], bool]) -> int:
+        """End the streams ``which`` selects (their right to exist ended); returns how many."""
+        ended = 0
+        for listeners in list(self._by_company.values()):
+            for listener in list(listeners):
+                if which(listener):
+                    self.unsubscribe(listener)
+                    listener.queue.queue.clear()
+                    listener.queue.put_nowait(None)
+                    ended += 1
+        return ended
+
     def count(self) -> int:
         return sum(len(v) for v in self._by_company.values())
+
+    def count_for(self, company_id: str | None) -> int:
+        """Open streams of one company (None: the fleet streams)."""
+        return len(self._by_company.get(company_id, ()))

@@ -72,6 +72,14 @@ class CompanyAdmin:
         self._claim_unrouted(company_id, fields.get("cloud_phone_number_id"))
         return record
 
+    def rotate(self, record: SessionRecord) -> str:
+        """A new token for the company; the old one (and every login made with it) is dead."""
+        token = new_token()
+        companies.rotate_token(self.db, record.company_id, hash_token(token))
+        self.directory.rekey(record.company_id, hash_token(token))
+        self.journal.event(record.company_id, "company", reason="token_rotated")
+        return token
+
     def delete(self, company_id: str) -> None:
         """Erase the rows and the record (the session is already stopped, its login wiped)."""
         companies.delete(self.db, company_id)

@@ -6,8 +6,10 @@ session is between restarts (no actor exists then) and cost no message round tri
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from wafleet.actors.status import ExitReason, Status
@@ -122,6 +124,13 @@ class Directory:
         if record is not None:
             self.by_token.pop(record.token_hash, None)
 
+    def rekey(self, company_id: str, token_hash: str) -> None:
+        """The company's token changed: the old hash opens nothing from now on."""
+        record = self.records[company_id]
+        self.by_token.pop(record.token_hash, None)
+        record.token_hash = token_hash
+        self.by_token[token_hash] = company_id
+
     def get(self, company_id: str) -> SessionRecord | None:
         return self.records.get(company_id)
 
@@ -131,3 +140,40 @@ class Directory:
     def counts(self) -> dict[str, int]:
         counts = Counter(r.status for r in self.records.values())
         return {state: counts.get(state, 0) for state in STATES}
+
+
+@lru_cache(maxsize=65536)
+def folded(text: str) -> str:
+    """Text as a search compares it: case-folded, accents dropped ("Salão" matches "salao")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def search(
+    records: dict[str, SessionRecord],
+    status: str | None = None,
+    q: str = "",
+    after: str = "",
+    limit: int | None = None,
+) -> tuple[list[SessionRecord], int, str | None]:
+    """One page of sessions sorted by id: those in ``status`` whose id, name or phone holds ``q``,
+    with ids after ``after``. Returns (page, how many match in all, the cursor of the next page)."""
+    needle = folded(q.strip())
+    matching = []
+    for record in records.values():
+        if status is not None and record.status != status:
+            continue
+        if needle and not any(
+            needle in folded(text)
+            for text in (record.company_id, record.name, record.phone or "", record.company_phone or "")
+        ):
+            continue
+        matching.append(record)
+    matching.sort(key=lambda r: r.company_id)
+    total = len(matching)
+    if after:
+        matching = [r for r in matching if r.company_id > after]
+    if limit is None:
+        return matching, total, None
+    page = matching[:limit]
+    return page, total, page[-1].company_id if len(matching) > limit else None

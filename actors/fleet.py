@@ -43,6 +43,7 @@ from wafleet.actors.messages import (
     Reconnect,
     RequestPairing,
     Revive,
+    RotateToken,
     Sandbox,
     Send,
     Shutdown,
@@ -170,6 +171,8 @@ class Fleet(SupervisedActor):
                 return self.admin.update(record, fields)
             case DeleteCompany(id=company_id):
                 return self._delete(company_id)
+            case RotateToken(id=company_id):
+                return self._rotate(company_id)
             case Initialize(id=company_id, pairing_phone=phone):
                 return self._initialize(company_id, phone)
             case Reconnect(id=company_id):
@@ -213,6 +216,9 @@ class Fleet(SupervisedActor):
                 raise Booting("the node is still loading its companies: try again in a moment")
             raise NotFound(f"company {company_id!r} does not exist")
         return record
+
+    def _rotate(self, company_id: str) -> str:
+        return self.admin.rotate(self._record(company_id))
 
     def _delete(self, company_id: str) -> None:
         self._record(company_id)

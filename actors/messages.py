@@ -30,6 +30,13 @@ class DeleteCompany:
 
 
 @dataclass(frozen=True)
+class RotateToken:
+    """Give the company a new token (answered once); the old one and its page logins end."""
+
+    id: str
+
+
+@dataclass(frozen=True)
 class Initialize:
     id: str
     pairing_phone: str | None = None

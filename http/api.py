@@ -19,6 +19,7 @@ import pykka
 from wafleet.actors import errors
 from wafleet.actors.figures import Op
 from wafleet.actors.metrics import Metrics
+from wafleet.http.server import BodyTimeout
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ def raw_body(limit: int) -> bytes:
         return b""
     try:
         raw = request.environ["wsgi.input"].read(limit + 1)
+    except BodyTimeout:
+        raise ApiError(
+            408, "body_timeout", "the request body came too slowly", {"Connection": "close"}
+        ) from None
     except (OSError, ValueError):  # a broken chunked encoding, a client that went away
         raise ApiError(
             400, "invalid_body", "the request body could not be read", {"Connection": "close"}
@@ -177,6 +182,26 @@ OPERATION_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/whatsapp/webhook/cloud"): Op.WEBHOOK_ACK,
     ("POST", "/api/whatsapp/webhook/cloud/<company_id>"): Op.WEBHOOK_ACK,
 }
+
+
+def refuse_undecodable_headers() -> None:
+    """Bottle decodes a header as UTF-8 when a route reads it and raises on other bytes (a 500,
+    before authentication for some routes). Every header is checked once, before routing."""
+    environ = bottle.request.environ
+    for key, value in environ.items():
+        if not (key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")):
+            continue
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            name = "-".join(part.capitalize() for part in key.removeprefix("HTTP_").split("_"))
+            raise respond(
+                400,
+                {"error": {"code": "invalid_header", "message": f"header {name} is not valid UTF-8"}},
+                {"Connection": "close"},
+            ) from None
 
 
 def guard(metrics: Metrics) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -20,7 +20,7 @@ from wafleet.http import (
     routes_sessions,
     routes_webhook,
 )
-from wafleet.http.api import error_body, guard, respond
+from wafleet.http.api import error_body, guard, refuse_undecodable_headers, respond
 from wafleet.http.context import Context
 
 OPEN_WHILE_BOOTING = ("/healthz", "/readyz", "/static/")
@@ -30,6 +30,7 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     app = bottle.Bottle(catchall=True)
     app.config["json.enable"] = False  # every route answers through api.respond
     app.install(guard(metrics))
+    app.add_hook("before_request", refuse_undecodable_headers)
 
     @app.hook("before_request")
     def booting() -> None:

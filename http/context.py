@@ -58,7 +58,7 @@ class Context:
 
     def authorised_record(self, company_id: str) -> tuple[Principal, SessionRecord]:
         """Authenticate, validate the id, authorise for that company, then find it."""
-        principal = self.auth.principal()
+        principal = self.auth.principal(company_id)
         self.company_id(company_id)
         if not principal.admin and principal.company_id != company_id:
             raise ApiError(403, "forbidden", "this token does not open this company's routes")

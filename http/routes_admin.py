@@ -1,4 +1,8 @@
-"""/admin/companies: create (the token is shown once), list, read, update, delete."""
+"""/admin/companies: create (the token is shown once), list, read, update, delete, rotate the token.
+
+Deleting a company and rotating its token end, at once, the event streams that the old right
+opened (a stream checks its right only when it opens).
+"""
 
 from __future__ import annotations
 
@@ -165,7 +169,18 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ctx.tree.call(m.DeleteCompany(company_id))
         if ctx.assistant is not None:
             ctx.assistant.forget(company_id)
+        ctx.broadcaster.end(lambda listener: listener.company_id == company_id)
         return respond(200, {"deleted": company_id})
+
+    @app.post("/admin/companies/<company_id>/token")
+    def rotate_token(company_id: str) -> Any:
+        ctx.auth.admin()
+        _existing(ctx, company_id)
+        token = ctx.tree.call(m.RotateToken(company_id))
+        ctx.broadcaster.end(
+            lambda listener: listener.company_id == company_id and not getattr(listener.owner, "admin", False)
+        )
+        return respond(200, {"companyId": company_id, "token": token})
 
 
 OUTBOUND_FIELDS = {"webhooks", "notificationEmail"}

@@ -3,6 +3,11 @@
 Each stream subscribes first and then replays what the client missed (Last-Event-ID) from the
 events table, so nothing falls between the two; duplicates are skipped by id. A heartbeat
 comment keeps proxies from closing an idle stream.
+
+A stream lives only as long as the right that opened it: deleting the company, rotating its token
+and logging out end it at once (Broadcaster.end); it also checks its right when it starts and at
+every heartbeat, and that its company is still the one it opened (an id can be reused). Streams
+are capped per company (429) and per node (503): each holds a server slot for its whole life.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import gevent.queue
 import gevent.socket
 
 from wafleet.actors.broadcast import Broadcaster, Listener
+from wafleet.actors.directory import SessionRecord
 from wafleet.http.api import ApiError
+from wafleet.http.auth import Principal
 from wafleet.http.context import Context
 from wafleet.http.routes_sessions import company_routes
 from wafleet.storage import events
@@ -74,52 +81,102 @@ def _last_event_id() -> int | None:
     return int(raw)
 
 
-def install(app: bottle.Bottle, ctx: Context, broadcaster: Broadcaster, heartbeat: float) -> None:
-    def stream(company_id: str | None, last_id: int | None, sock: socket.socket | None) -> Iterator[str]:
-        listener = broadcaster.subscribe(company_id)
-        watcher = gevent.spawn(_watch_hangup, sock, listener) if sock is not None else None
-        try:
-            yield "retry: 2000\n\n"
-            seen = last_id or 0
-            if last_id is not None:
-                for row in events.after(ctx.db, company_id, last_id, REPLAY_LIMIT):
-                    seen = row.id
-                    text = format_event(row)
-                    if text:
-                        yield text
-            while True:
-                try:
-                    row = listener.queue.get(timeout=heartbeat)
-                except gevent.queue.Empty:
-                    yield ": keep-alive\n\n"
-                    continue
-                if row is None:  # we fell behind: end; the client resumes from its last id
-                    return
-                if row.id <= seen:
-                    continue
+class Stream:
+    """The response body of one stream. Subscribed when created (so the caps count it at once);
+    ``close`` (called by the server whether or not the body was ever iterated) unsubscribes."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        principal: Principal,
+        record: SessionRecord | None,
+        last_id: int | None,
+        heartbeat: float,
+    ) -> None:
+        self.ctx = ctx
+        self.principal = principal
+        self.record = record
+        self.company_id = record.company_id if record is not None else None
+        self.last_id = last_id
+        self.heartbeat = heartbeat
+        self.listener = ctx.broadcaster.subscribe(self.company_id, principal)
+        sock = bottle.request.environ.get("wafleet.socket")
+        self.watcher = gevent.spawn(_watch_hangup, sock, self.listener) if sock is not None else None
+
+    def allowed(self) -> bool:
+        """The right that opened the stream still stands, for the same company."""
+        if self.record is not None:
+            now = self.ctx.directory.get(self.record.company_id)
+            if now is None or now.created_at != self.record.created_at:  # gone, or a new tenant
+                return False
+        return self.ctx.auth.still_valid(self.principal)
+
+    def __iter__(self) -> Iterator[str]:
+        yield "retry: 2000\n\n"
+        if not self.allowed():
+            return
+        seen = self.last_id or 0
+        if self.last_id is not None:
+            for row in events.after(self.ctx.db, self.company_id, self.last_id, REPLAY_LIMIT):
                 seen = row.id
                 text = format_event(row)
                 if text:
                     yield text
-        finally:
-            if watcher is not None:
-                watcher.kill(block=False)
-            broadcaster.unsubscribe(listener)
+        queue = self.listener.queue
+        while True:
+            try:
+                row = queue.get(timeout=self.heartbeat)
+            except gevent.queue.Empty:
+                if not self.allowed():
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            if row is None:  # ended, or we fell behind: the client resumes from its last id
+                return
+            if row.id <= seen:
+                continue
+            seen = row.id
+            text = format_event(row)
+            if text:
+                yield text
 
-    def respond_stream(company_id: str | None) -> Any:
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.kill(block=False)
+        self.ctx.broadcaster.unsubscribe(self.listener)
+
+
+def install(app: bottle.Bottle, ctx: Context, broadcaster: Broadcaster, heartbeat: float) -> None:
+    settings = ctx.settings
+
+    def respond_stream(principal: Principal, record: SessionRecord | None) -> Any:
         last_id = _last_event_id()
+        company_id = record.company_id if record is not None else None
+        if company_id is not None and broadcaster.count_for(company_id) >= settings.sse_max_per_company:
+            raise ApiError(
+                429,
+                "too_many_streams",
+                f"this company already has {settings.sse_max_per_company} open event streams",
+                {"Retry-After": "5"},
+            )
+        if broadcaster.count() >= settings.sse_max_streams:
+            raise ApiError(
+                503,
+                "too_many_streams",
+                "this node has no room for another event stream",
+                {"Retry-After": "5"},
+            )
         bottle.response.content_type = "text/event-stream"
         bottle.response.set_header("Cache-Control", "no-cache")
         bottle.response.set_header("X-Accel-Buffering", "no")
-        return stream(company_id, last_id, bottle.request.environ.get("wafleet.socket"))
+        return Stream(ctx, principal, record, last_id, heartbeat)
 
     def company_events(company_id: str) -> Any:
-        ctx.authorised_record(company_id)
-        return respond_stream(company_id)
+        principal, record = ctx.authorised_record(company_id)
+        return respond_stream(principal, record)
 
     company_routes(app, ctx, "/api/whatsapp/sessions", "events", "GET", company_events)
 
     @app.get("/api/whatsapp/events")
     def fleet_events() -> Any:
-        ctx.auth.admin()
-        return respond_stream(None)
+        return respond_stream(ctx.auth.admin(), None)

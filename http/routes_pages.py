@@ -2,8 +2,10 @@
 
 Server-rendered Bottle templates plus plain JavaScript (EventSource + fetch) from ``static/``;
 nothing comes from a CDN. The login forms post the token in the body and answer with an HttpOnly,
-SameSite=Strict cookie and a 303 back to the page, so the token never appears in a URL. The JSON
-API reads the same cookie (auth.py) so the page's scripts call it without holding the token.
+SameSite=Strict cookie holding a server-side session id (never the token) and a 303 back to the
+page, so the token never appears in a URL. The JSON API reads the same cookie (auth.py) so the
+page's scripts call it without holding the token. Login and logout refuse another site's Origin;
+logout revokes the session on the server and ends the streams it opened.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import bottle
 
 from wafleet.actors.directory import STATES
 from wafleet.http.api import ApiError
-from wafleet.http.auth import COOKIE, Principal, cookie_token
+from wafleet.http.auth import COOKIE, Principal, TooManyFailures, cookie_value, same_origin
 from wafleet.http.context import Context
 
 HERE = Path(__file__).resolve().parent
@@ -41,22 +43,55 @@ def page(_template: str, _status: int = 200, **values: Any) -> bottle.HTTPRespon
     return bottle.HTTPResponse(body=body, status=_status, headers=dict(_HEADERS))
 
 
-def redirect(location: str, cookie: str | None = None, clear: bool = False) -> bottle.HTTPResponse:
+def redirect(
+    location: str, cookie: str | None = None, clear: bool = False, max_age: int = 0
+) -> bottle.HTTPResponse:
     response = bottle.HTTPResponse(status=303, headers={"Location": location, "Cache-Control": "no-store"})
     secure = bottle.request.urlparts.scheme == "https"
     if cookie is not None:
         response.set_cookie(
-            COOKIE, cookie, path="/", httponly=True, samesite="strict", secure=secure, max_age=7 * 86400
+            COOKIE, cookie, path="/", httponly=True, samesite="strict", secure=secure, max_age=max_age
         )
     if clear:
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=secure)
     return response
 
 
+def cross_site() -> bottle.HTTPResponse | None:
+    """Login and logout posts from another site are refused: a 403 page, nothing changes."""
+    if same_origin(bottle.request):
+        return None
+    return page("message", 403, title="Refused", message="This form was sent from another site.")
+
+
 def install(app: bottle.Bottle, ctx: Context) -> None:
+    session_max_age = ctx.settings.page_session_ttl_ms // 1000
+
     def current() -> Principal | None:
-        token = cookie_token(bottle.request)
-        return ctx.auth.check(token) if token else None
+        session_id = cookie_value(bottle.request)
+        return ctx.auth.session(session_id) if session_id else None
+
+    def sign_in(token: str, company_id: str | None) -> Principal | TooManyFailures | None:
+        """Check a login form's token; a counted failure when wrong."""
+        if not token:
+            return None
+        try:
+            return ctx.auth.verify(token, admin_only=company_id is None, company_id=company_id)
+        except TooManyFailures as exc:
+            return exc
+
+    def sign_out(target: str) -> bottle.HTTPResponse:
+        refused = cross_site()
+        if refused is not None:
+            return refused
+        session_id = cookie_value(bottle.request)
+        if session_id:
+            session_hash = ctx.auth.logout(session_id)
+            if session_hash is not None:
+                ctx.broadcaster.end(
+                    lambda listener: getattr(listener.owner, "session_hash", None) == session_hash
+                )
+        return redirect(target, clear=True)
 
     def valid_id(company_id: str) -> bool:
         return len(company_id) <= 64 and bool(ctx.settings.company_id_pattern.fullmatch(company_id))
@@ -95,14 +130,27 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         record = ctx.directory.get(company_id)
         if record is None:
             return page("message", 404, title="Not found", message=f"Company {company_id} does not exist.")
-        return page("connect", company_id=company_id, name=record.name, admin=principal.admin)
+        return page(
+            "connect",
+            company_id=company_id,
+            name=record.name,
+            phone=record.company_phone,
+            max_codes=ctx.settings.max_pairing_per_hour,
+            admin=principal.admin,
+        )
 
     @app.post("/connect/<company_id>/login")
     def connect_login(company_id: str) -> Any:
         if not valid_id(company_id):
             return page("message", 404, title="Not found", message="There is no such company.")
-        token = form_token()
-        principal = ctx.auth.check(token) if token else None
+        refused = cross_site()
+        if refused is not None:
+            return refused
+        principal = sign_in(form_token(), company_id)
+        if isinstance(principal, TooManyFailures):
+            return _too_many(
+                principal, f"Connect {company_id}", f"/connect/{company_id}/login", "Company token"
+            )
         if principal is None or not (principal.admin or principal.company_id == company_id):
             return page(
                 "login",
@@ -113,12 +161,11 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                 label="Company token",
                 error="That token does not open this company.",
             )
-        return redirect(f"/connect/{company_id}", cookie=token)
+        return redirect(f"/connect/{company_id}", ctx.auth.login(principal), max_age=session_max_age)
 
     @app.post("/connect/<company_id>/logout")
     def connect_logout(company_id: str) -> Any:
-        target = f"/connect/{company_id}" if valid_id(company_id) else "/"
-        return redirect(target, clear=True)
+        return sign_out(f"/connect/{company_id}" if valid_id(company_id) else "/")
 
     # -- the operator's dashboard ---------------------------------------------------------------
     @app.route("/", method="ANY")
@@ -144,8 +191,12 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
 
     @app.post("/login")
     def dashboard_login() -> Any:
-        token = form_token()
-        principal = ctx.auth.check(token, admin_only=True) if token else None
+        refused = cross_site()
+        if refused is not None:
+            return refused
+        principal = sign_in(form_token(), None)
+        if isinstance(principal, TooManyFailures):
+            return _too_many(principal, "wafleet dashboard", "/login", "Admin token")
         if principal is None:
             return page(
                 "login",
@@ -156,8 +207,22 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                 label="Admin token",
                 error="That is not the admin token.",
             )
-        return redirect("/", cookie=token)
+        return redirect("/", ctx.auth.login(principal), max_age=session_max_age)
 
     @app.post("/logout")
     def dashboard_logout() -> Any:
-        return redirect("/", clear=True)
+        return sign_out("/")
+
+
+def _too_many(exc: TooManyFailures, title: str, action: str, label: str) -> bottle.HTTPResponse:
+    response = page(
+        "login",
+        429,
+        title=title,
+        heading=title,
+        action=action,
+        label=label,
+        error=f"Too many failed logins from here. Try again in {exc.retry_after} seconds.",
+    )
+    response.set_header("Retry-After", str(exc.retry_after))
+    return response

@@ -9,10 +9,22 @@ import bottle
 import gevent
 
 from wafleet.actors import messages as m
-from wafleet.actors.directory import STATES
+from wafleet.actors.directory import STATES, search
 from wafleet.http import qr_image
 from wafleet.http.api import ApiError, field, json_body, only_fields, respond
 from wafleet.http.context import Context
+
+MAX_PAGE = 1000
+MAX_QUERY = 200
+MAX_CURSOR = 64
+
+
+def _limit(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5 and 1 <= int(raw) <= MAX_PAGE):
+        raise ApiError(400, "invalid_query", f"limit must be a whole number from 1 to {MAX_PAGE}")
+    return int(raw)
 
 
 def company_routes(
@@ -105,15 +117,28 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
 
     @app.get(base)
     def all_sessions() -> Any:
+        """Every session, or with ``limit`` one page of them (``cursor``: the last id seen);
+        ``status`` filters, ``q`` searches ids, names and phones."""
         ctx.auth.admin()
-        wanted = bottle.request.query.get("status")
+        query = bottle.request.query
+        wanted = query.get("status")
         if wanted is not None and wanted not in STATES:
             raise ApiError(400, "invalid_query", f"status must be one of {', '.join(STATES)}")
+        limit = _limit(query.get("limit"))
+        text = query.getunicode("q", default="") or ""
+        if len(text) > MAX_QUERY:
+            raise ApiError(400, "invalid_query", f"q must be at most {MAX_QUERY} characters")
+        cursor = query.getunicode("cursor", default="") or ""
+        if len(cursor) > MAX_CURSOR:
+            raise ApiError(400, "invalid_query", f"cursor must be at most {MAX_CURSOR} characters")
+        page, total, next_cursor = search(ctx.directory.records, wanted, text, cursor, limit)
         sessions = []
-        for company_id in sorted(ctx.directory.records):
-            record = ctx.directory.records[company_id]
-            if wanted is None or record.status == wanted:
-                item = record.status_json()
-                item.pop("history")
-                sessions.append(item)
-        return respond(200, {"sessions": sessions, "total": len(sessions)})
+        for record in page:
+            item = record.status_json()
+            item.pop("history")
+            item["name"] = record.name
+            sessions.append(item)
+        body: dict[str, Any] = {"sessions": sessions, "total": total}
+        if limit is not None:
+            body["nextCursor"] = next_cursor
+        return respond(200, body)

@@ -55,6 +55,14 @@ class Settings:
     max_pairing_per_hour: int
     pairing_cooldown_ms: int
     strict_transitions: bool = False  # WAFLEET_STRICT_TRANSITIONS: an illegal state edge raises
+    http_header_timeout_ms: int = 10_000
+    http_body_timeout_ms: int = 30_000
+    http_idle_timeout_ms: int = 60_000
+    sse_max_per_company: int = 10
+    sse_max_streams: int = 1000
+    auth_failure_limit: int = 10
+    auth_failure_window_ms: int = 60_000
+    page_session_ttl_ms: int = 7 * 86_400_000
     webhook_secret: str | None = None  # WHATSAPP_WEBHOOK_SECRET: Meta app secret, signs webhooks
     verify_token: str | None = None  # WHATSAPP_VERIFY_TOKEN: the webhook verify handshake
     health_check_interval_ms: int = 30000  # WHATSAPP_HEALTH_CHECK_INTERVAL: a health round
@@ -101,7 +109,6 @@ class GuideSettings:
     auth_state_ttl_ms: int = 7_200_000  # WHATSAPP_AUTH_STATE_TTL: idle in-memory auth state
     cleanup_interval_ms: int = 60_000  # WHATSAPP_CLEANUP_INTERVAL: how often idle entries go
     keepalive_interval_ms: int = 30_000  # WHATSAPP_KEEPALIVE_INTERVAL: link keep-alive pings
-    connection_timeout_ms: int = 60_000  # WHATSAPP_CONNECTION_TIMEOUT: a link's connect attempt
     use_pairing_code: bool = False  # WHATSAPP_USE_PAIRING_CODE: initialize's default method
     provider: str | None = None  # WHATSAPP_PROVIDER: default link of new companies
     validate_webhooks: bool = True  # WHATSAPP_VALIDATE_WEBHOOKS
@@ -265,7 +272,6 @@ def _guide(env: Mapping[str, str], sandbox: bool) -> GuideSettings:
         auth_state_ttl_ms=_int(env, "WHATSAPP_AUTH_STATE_TTL", 7_200_000, minimum=1000),
         cleanup_interval_ms=_int(env, "WHATSAPP_CLEANUP_INTERVAL", 60_000, minimum=100),
         keepalive_interval_ms=_int(env, "WHATSAPP_KEEPALIVE_INTERVAL", 30_000, minimum=1000),
-        connection_timeout_ms=_int(env, "WHATSAPP_CONNECTION_TIMEOUT", 60_000, minimum=100),
         use_pairing_code=_bool(env, "WHATSAPP_USE_PAIRING_CODE", False),
         provider=PROVIDERS[provider_raw] if provider_raw else None,
         validate_webhooks=validate_webhooks,
@@ -326,6 +332,14 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         raise ConfigError(f"WAFLEET_PORT: expected a port number 0-65535, got {port}")
     phone_pattern = _pattern(env, "WHATSAPP_ALLOWED_PHONE_PATTERN", r"^[0-9]{10,15}$")
     sandbox = _bool(env, "WAFLEET_SANDBOX", demo)
+    http_pool = _int(env, "WAFLEET_HTTP_POOL", 2000, minimum=1)
+    # Streams hold a pool slot each for their whole life: by default at most half the pool.
+    sse_max_streams = _int(env, "WAFLEET_SSE_MAX_STREAMS", min(1000, max(1, http_pool // 2)), minimum=1)
+    if sse_max_streams >= http_pool:
+        raise ConfigError(
+            f"WAFLEET_SSE_MAX_STREAMS: expected fewer than WAFLEET_HTTP_POOL ({http_pool}), "
+            f"got {sse_max_streams}: streams would leave no room for other requests"
+        )
     admin_token = env.get("WAFLEET_ADMIN_TOKEN") or None
     if admin_token is not None and len(admin_token) < 16:
         raise ConfigError("WAFLEET_ADMIN_TOKEN: expected at least 16 characters")
@@ -355,7 +369,15 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         statsd_host=statsd_host,
         statsd_port=_int(env, "STATSD_PORT", 8125, minimum=1),
         statsd_prefix=env.get("STATSD_PREFIX") or "wafleet",
-        http_pool=_int(env, "WAFLEET_HTTP_POOL", 2000, minimum=1),
+        http_pool=http_pool,
+        http_header_timeout_ms=_int(env, "WAFLEET_HTTP_HEADER_TIMEOUT", 10_000, minimum=100),
+        http_body_timeout_ms=_int(env, "WAFLEET_HTTP_BODY_TIMEOUT", 30_000, minimum=100),
+        http_idle_timeout_ms=_int(env, "WAFLEET_HTTP_IDLE_TIMEOUT", 60_000, minimum=100),
+        sse_max_per_company=_int(env, "WAFLEET_SSE_MAX_PER_COMPANY", 10, minimum=1),
+        sse_max_streams=sse_max_streams,
+        auth_failure_limit=_int(env, "WAFLEET_AUTH_FAILURE_LIMIT", 10, minimum=1),
+        auth_failure_window_ms=_int(env, "WAFLEET_AUTH_FAILURE_WINDOW", 60_000, minimum=1000),
+        page_session_ttl_ms=_int(env, "WAFLEET_PAGE_SESSION_TTL", 7 * 86_400_000, minimum=60_000),
         sse_heartbeat_ms=_int(env, "WAFLEET_SSE_HEARTBEAT", 15000, minimum=100),
         redis_url=_redis_url(env),
         web_sessions_per_host=_int(env, "WAFLEET_WEB_SESSIONS_PER_HOST", 200, minimum=1),

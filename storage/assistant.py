@@ -12,6 +12,38 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.messages import BLOCKED
 from wafleet.storage.models import AssistantConfig, AssistantTurn, Conversation, Message, Outbox
+from wafleet.storage.sql import Insert, Statement, table
+
+# Pre-built statements for what every turn runs (query building cost as much as SQLite's work).
+_CONFIG_VERSION = Statement(f"SELECT updated_at FROM {table(AssistantConfig)} WHERE company = ?")
+_CONVERSATION_COLUMNS = (
+    "company", "peer", "state", "answered_through", "paused_until", "started_at", "updated_at"
+)  # fmt: skip
+_LOAD_CONVERSATION = Statement(
+    f"SELECT {', '.join(_CONVERSATION_COLUMNS)} FROM {table(Conversation)} WHERE company = ? AND peer = ?"
+)
+_SAVE_CONVERSATION = Statement(
+    f"INSERT INTO {table(Conversation)} ({', '.join(_CONVERSATION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (company, peer) DO UPDATE SET state = excluded.state, "
+    "answered_through = excluded.answered_through, paused_until = excluded.paused_until, "
+    "updated_at = excluded.updated_at"
+)
+_UNANSWERED = Statement(
+    f'SELECT id, "text" FROM {table(Message)}'
+    f" WHERE company = ? AND id > ? AND peer = ? "
+    'AND direction = \'in\' AND "at" >= ? AND "text" IS NOT NULL '
+    "AND (status IS NULL OR status != ?) ORDER BY id"
+)
+_TURN_COLUMNS = (
+    "company", "peer", "at", "text", "messages", "reply", "intent", "language", "source", "model",
+    "prompt_tokens", "completion_tokens", "cost", "ai_latency_ms", "fallback_reason", "response_ms",
+    "outcome",
+)  # fmt: skip
+_TURN_DEFAULTS: dict[str, Any] = {
+    "messages": 1, "reply": None, "model": None, "prompt_tokens": 0, "completion_tokens": 0,
+    "cost": 0.0, "ai_latency_ms": None, "fallback_reason": None, "outcome": None,
+}  # fmt: skip
+_ADD_TURN = Insert(AssistantTurn, _TURN_COLUMNS)
 
 
 def _dumps(value: Any) -> str:
@@ -28,12 +60,8 @@ def get_config(db: Database, company_id: str) -> dict[str, Any] | None:
 def config_version(db: Database, company_id: str) -> int | None:
     """When the company's config was last written (its version), or None when it has none."""
     with db.work():
-        row = (
-            AssistantConfig.select(AssistantConfig.updated_at)
-            .where(AssistantConfig.company == company_id)
-            .first()
-        )
-    return row.updated_at if row else None
+        row = _CONFIG_VERSION.one(db, (company_id,))
+    return row[0] if row else None
 
 
 def put_config(db: Database, company_id: str, config: dict[str, Any]) -> int:
@@ -74,29 +102,31 @@ def _conversation(row: Conversation) -> ConversationRow:
 
 def load_conversation(db: Database, company_id: str, peer: str) -> ConversationRow | None:
     with db.work():
-        row = Conversation.get_or_none((Conversation.company == company_id) & (Conversation.peer == peer))
-    return _conversation(row) if row else None
+        row = _LOAD_CONVERSATION.one(db, (company_id, peer))
+    if row is None:
+        return None
+    company, peer, state, answered_through, paused_until, started_at, updated_at = row
+    return ConversationRow(
+        company, peer, json.loads(state), answered_through, paused_until, started_at, updated_at
+    )
 
 
 def save_conversation(db: Database, conv: ConversationRow) -> None:
     """Upsert the whole row (the conversation's actor is its only writer)."""
     conv.updated_at = now_ms()
-    fields = {
-        Conversation.state: _dumps(conv.state),
-        Conversation.answered_through: conv.answered_through,
-        Conversation.paused_until: conv.paused_until,
-        Conversation.updated_at: conv.updated_at,
-    }
     with db.work():
-        Conversation.insert(
-            company=conv.company_id,
-            peer=conv.peer,
-            state=_dumps(conv.state),
-            answered_through=conv.answered_through,
-            paused_until=conv.paused_until,
-            started_at=conv.started_at,
-            updated_at=conv.updated_at,
-        ).on_conflict(conflict_target=[Conversation.company, Conversation.peer], update=fields).execute()
+        _SAVE_CONVERSATION.run(
+            db,
+            (
+                conv.company_id,
+                conv.peer,
+                _dumps(conv.state),
+                conv.answered_through,
+                conv.paused_until,
+                conv.started_at,
+                conv.updated_at,
+            ),
+        )
 
 
 # What a number the company blocked wrote is kept, never answered (storage/blocklist.py).
@@ -108,21 +138,9 @@ def unanswered(
 ) -> list[tuple[int, str]]:
     """A customer's text messages after ``after_id`` received since ``since_ms``: (id, text)."""
     with db.work():
-        query = (
-            Message.select(Message.id, Message.text)
-            .where(
-                (Message.company == company_id)
-                & (Message.id > after_id)
-                & (Message.peer == peer)
-                & (Message.direction == "in")
-                & (Message.at >= since_ms)
-                & Message.text.is_null(False)
-                & NOT_BLOCKED
-            )
-            .order_by(Message.id)
-        )
-        texts = [(m.id, db.text_seal.open(company_id, m.text)) for m in query]  # sealed at rest?
-        return [(i, t) for i, t in texts if t and t.strip()]
+        rows = _UNANSWERED.all(db, (company_id, after_id, peer, since_ms, BLOCKED))
+    texts = [(row_id, db.text_seal.open(company_id, text)) for row_id, text in rows]  # sealed at rest?
+    return [(row_id, text) for row_id, text in texts if text and text.strip()]
 
 
 def chats_waiting(db: Database, since_ms: int) -> list[tuple[str, str]]:
@@ -169,8 +187,13 @@ def conversations_page(
 
 # -- turns --------------------------------------------------------------------------------------
 def add_turn(db: Database, **fields: Any) -> int:
+    """Log one turn; ``fields`` are AssistantTurn's columns (unnamed ones take their default)."""
+    unknown = fields.keys() - set(_TURN_COLUMNS)
+    if unknown:
+        raise TypeError(f"unknown turn fields: {sorted(unknown)}")
+    values = _TURN_DEFAULTS | fields
     with db.work():
-        return AssistantTurn.insert(**fields).execute()
+        return _ADD_TURN.run(db, [values[c] for c in _TURN_COLUMNS])
 
 
 def turns(db: Database, company_id: str, peer: str, limit: int) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import peewee
 
-from wafleet.storage import endpoints, inbox
+from wafleet.storage import endpoints, inbox, page_sessions
 from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.models import (
@@ -214,8 +214,16 @@ def delete(db: Database, company_id: str) -> None:
             (BlockedNumber, BlockedNumber.company),
         ):
             model.delete().where(column == company_id).execute()
+        page_sessions.revoke_company(db, company_id)
         Session.delete().where(Session.company == company_id).execute()
         Company.delete().where(Company.id == company_id).execute()
+
+
+def rotate_token(db: Database, company_id: str, token_hash: str) -> None:
+    """The company's token changes; every page login made with the old one ends with it."""
+    with db.work(), db.atomic():
+        Company.update(token_hash=token_hash, updated_at=now_ms()).where(Company.id == company_id).execute()
+        page_sessions.revoke_company(db, company_id)
 
 
 def load_all(db: Database) -> list[tuple[CompanyRow, SessionRow]]:

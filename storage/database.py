@@ -5,10 +5,15 @@ inside a statement or a transaction that does no I/O of its own; that beats one 
 greenlet (10,000 session actors would mean 10,000 open files).
 PostgreSQL: a pool; every unit of work borrows a connection with :meth:`Database.work` and gives
 it back, so idle actors pin no connection (psycopg2 is made cooperative by the entry point).
+
+The SQLite file holds message text and secrets' ciphertexts: its folder is created 0700 and the
+file 0600 (SQLite gives its -wal and -shm files the database file's mode). At debug level peewee
+logs every statement with its parameters; the parameters are dropped from those records.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +28,28 @@ from wafleet.storage.models import ALL_MODELS, database_proxy
 
 class DatabaseUrlError(ValueError):
     pass
+
+
+def _without_parameters(record: logging.LogRecord) -> bool:
+    """peewee logs ``(sql, params)``: keep the statement, never the values (text, hashes)."""
+    if isinstance(record.msg, tuple) and len(record.msg) == 2 and isinstance(record.msg[0], str):
+        record.msg, record.args = "%s", (record.msg[0],)
+    return True
+
+
+logging.getLogger("peewee").addFilter(_without_parameters)
+
+
+def _private_file(path: str) -> None:
+    """Create the folder 0700 and the file 0600 before SQLite opens it (it keeps what it finds)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # makedirs' mode is filtered by the umask
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
 
 
 class Database:
@@ -77,7 +104,7 @@ def _open(url: str) -> tuple[str, peewee.Database]:
         if not path:
             raise DatabaseUrlError("sqlite URL needs a file path, e.g. sqlite:///data/wafleet.db")
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            _private_file(path)
         db = peewee.SqliteDatabase(
             path,
             thread_safe=False,

@@ -22,7 +22,11 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.endpoints import ALERT, EMAIL, HTTP, EndpointRow, endpoint_row
 from wafleet.storage.models import Company, Delivery, Endpoint
+from wafleet.storage.sql import Statement, table
 from wafleet.storage.webhook_events import RULES
+
+# Most companies have no webhook: one pre-built look per event says so before any query building.
+_HAS_HTTP_ENDPOINT = Statement(f"SELECT 1 FROM {table(Endpoint)} WHERE company = ? AND kind = ? LIMIT 1")
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
@@ -105,6 +109,8 @@ def fan_out(
         alert = Endpoint.kind == ALERT
         match = alert if match is None else (match | alert)
     if match is None:
+        return 0
+    if kind != "alert" and _HAS_HTTP_ENDPOINT.one(Endpoint._meta.database, (company_id, HTTP)) is None:
         return 0
     endpoints = [endpoint_row(e) for e in Endpoint.select().where(match).order_by(Endpoint.id)]
     if not endpoints:

@@ -9,6 +9,11 @@ from typing import Any
 from wafleet.storage import deliveries
 from wafleet.storage.database import Database
 from wafleet.storage.models import Event
+from wafleet.storage.sql import Insert
+
+# Every message in and out is an event: its insert is pre-built (query building cost as much as
+# SQLite's work).
+_INSERT = Insert(Event, ("company", "kind", "state", "reason", "data", "at"))
 
 
 @dataclass(frozen=True)
@@ -34,14 +39,10 @@ def append(
     """Insert one event and the outbound deliveries it causes (company webhooks, the alert
     webhook), atomically: in the caller's transaction, or in one of its own."""
     with Event._meta.database.atomic():
-        event_id = Event.insert(
-            company=company_id,
-            kind=kind,
-            state=state,
-            reason=reason,
-            data=json.dumps(data, separators=(",", ":")) if data else None,
-            at=at,
-        ).execute()
+        event_id = _INSERT.run(
+            Event._meta.database,
+            (company_id, kind, state, reason, json.dumps(data, separators=(",", ":")) if data else None, at),
+        )
         deliveries.fan_out(company_id, kind, state, reason, data, at)
     return event_id
 

@@ -19,6 +19,7 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.crypto import PLAIN, TextSeal
 from wafleet.storage.database import Database
 from wafleet.storage.models import Message, PendingStatus
+from wafleet.storage.sql import Insert, Statement, columns, table
 
 # Delivery statuses of our messages, in the only order they may move. ``failed`` is final.
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
@@ -33,21 +34,45 @@ def _clip(value: str | None, size: int) -> str | None:
     return value if value is None or len(value) <= size else value[:size]
 
 
+class _Inserts:
+    """The message inserts for one set of columns, written once: every message in and out is
+    stored, and building the statement with peewee cost as much CPU as SQLite's work."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        marks = ", ".join("?" for _ in names)
+        ignore = f"INSERT INTO {table(Message)} ({columns(names)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+        self.plain = Insert(Message, names)
+        self.ignore = Statement(ignore)
+        self.ignore_returning = Statement(ignore + ' RETURNING "id"')
+
+
+_INSERTS: dict[tuple[str, ...], _Inserts] = {}  # by the columns given
+_BY_WA_ID = Statement(f"SELECT id FROM {table(Message)} WHERE wa_id = ?")
+
+
 def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
     """One statement whether or not the WhatsApp id is known (INSERT that yields to the unique
     key): no savepoint, so it costs no extra round trips inside a caller's transaction."""
     fields = dict(fields, text=db.text_seal.seal(fields["company"], fields.get("text")))
     wa_id = fields.get("wa_id")
+    names = tuple(fields)
+    statements = _INSERTS.get(names) or _INSERTS.setdefault(names, _Inserts(names))
+    values = tuple(fields.values())
     with db.work():
         if wa_id is None:
-            return Message.insert(**fields).execute(), True
-        cursor = db.db.execute(Message.insert(**fields).on_conflict_ignore())
-        if cursor.rowcount == 1:
-            return (cursor.lastrowid if db.kind == "sqlite" else cursor.fetchone()[0]), True
-        existing = Message.select(Message.id).where(Message.wa_id == wa_id).first()
+            return statements.plain.run(db, values), True
+        if db.kind == "sqlite":
+            cursor = statements.ignore.run(db, values)
+            if cursor.rowcount == 1:
+                return cursor.lastrowid, True
+        else:
+            row = statements.ignore_returning.one(db, values)
+            if row is not None:
+                return row[0], True
+        existing = _BY_WA_ID.one(db, (wa_id,))
         if existing is None:
             raise peewee.IntegrityError(f"message {wa_id!r} could not be stored")
-        return existing.id, False
+        return existing[0], False
 
 
 def store_inbound(

@@ -13,9 +13,32 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.crypto import PLAIN, TextSeal
 from wafleet.storage.database import Database
 from wafleet.storage.models import Outbox
+from wafleet.storage.sql import Insert, Statement, columns, table
 
 # A row still to be sent ('sending': an attempt was under way when the process stopped).
 PENDING = ("queued", "sending")
+_IN_PENDING = f"state IN ({', '.join(repr(state) for state in PENDING)})"
+# enqueue runs for every reply the assistant sends: pre-built (query building cost as much as
+# SQLite's work). "+ 0" keeps SQLite from answering MAX by walking every pending row in next_at
+# order.
+_LAST_PENDING = Statement(
+    f"SELECT MAX(next_at + 0) FROM {table(Outbox)} WHERE company = ? AND peer = ? AND {_IN_PENDING}"
+)
+_INSERT = Insert(Outbox, ("company", "peer", "text", "state", "attempts", "next_at", "created_at"))
+# The deliverer's statements for every row it sends, pre-built for the same reason.
+_COLUMNS = ("id", "company", "peer", "text", "state", "attempts", "next_at", "wa_id", "error", "created_at")
+_REQUEUE = Statement(f"UPDATE {table(Outbox)} SET state = 'queued' WHERE company = ? AND state = 'sending'")
+_QUEUED_PAGE = Statement(
+    f"SELECT {columns(_COLUMNS)} FROM {table(Outbox)} "
+    "WHERE company = ? AND state = 'queued' AND next_at <= ? AND id > ? ORDER BY id LIMIT ?"
+)
+_EARLIER_PENDING = Statement(
+    f"SELECT 1 FROM {table(Outbox)} WHERE company = ? AND peer = ? AND {_IN_PENDING} AND id < ? LIMIT 1"
+)
+_HAS_DUE = Statement(
+    f"SELECT 1 FROM {table(Outbox)} WHERE company = ? AND {_IN_PENDING} AND next_at <= ? LIMIT 1"
+)
+_UPDATES: dict[tuple[str, ...], Statement] = {}  # by the columns set
 
 
 @dataclass(frozen=True)
@@ -46,6 +69,15 @@ class OutboxRow:
         }
 
 
+def _from_values(values: tuple[Any, ...], seal: TextSeal = PLAIN) -> OutboxRow:
+    """A row read by a pre-built statement selecting _COLUMNS."""
+    row_id, company, peer, text, state, attempts, next_at, wa_id, error, created_at = values
+    return OutboxRow(
+        row_id, company, peer, seal.open(company, text) or "", state, attempts, next_at, wa_id,
+        json.loads(error) if error else None, created_at,
+    )  # fmt: skip
+
+
 def _row(r: Outbox, seal: TextSeal = PLAIN) -> OutboxRow:
     return OutboxRow(
         id=r.id,
@@ -66,22 +98,10 @@ def enqueue(db: Database, company_id: str, peer: str, text: str) -> OutboxRow:
     customer's messages go out in the order accepted, so a later row waits with an earlier one."""
     now = now_ms()
     with db.work(), db.atomic():
-        # "+ 0": keeps SQLite from answering MAX by walking every pending row in next_at order
-        waiting = (
-            Outbox.select(peewee.fn.MAX(Outbox.next_at + 0))
-            .where((Outbox.company == company_id) & (Outbox.peer == peer) & Outbox.state.in_(PENDING))
-            .scalar()
-        )
-        next_at = max(now, waiting or 0)
-        row_id = Outbox.insert(
-            company=company_id,
-            peer=peer,
-            text=db.text_seal.seal(company_id, text),
-            state="queued",
-            attempts=0,
-            next_at=next_at,
-            created_at=now,
-        ).execute()
+        waiting = _LAST_PENDING.one(db, (company_id, peer))
+        next_at = max(now, (waiting[0] if waiting else None) or 0)
+        sealed = db.text_seal.seal(company_id, text)
+        row_id = _INSERT.run(db, (company_id, peer, sealed, "queued", 0, next_at, now))
     return OutboxRow(row_id, company_id, peer, text, "queued", 0, next_at, None, None, now)
 
 
@@ -101,9 +121,7 @@ def requeue_interrupted(db: Database, company_id: str) -> None:
     """Rows left 'sending' (the attempt's outcome was lost with a crash) are queued again. Call it
     only where no attempt for this company can be under way."""
     with db.work():
-        Outbox.update(state="queued").where(
-            (Outbox.company == company_id) & (Outbox.state == "sending")
-        ).execute()
+        _REQUEUE.run(db, (company_id,))
 
 
 def due_heads(db: Database, company_id: str, now: int, limit: int) -> list[OutboxRow]:
@@ -115,24 +133,15 @@ def due_heads(db: Database, company_id: str, now: int, limit: int) -> list[Outbo
     page = 2 * limit
     with db.work():
         while len(heads) < limit:
-            rows = list(
-                Outbox.select()
-                .where(
-                    (Outbox.company == company_id)
-                    & (Outbox.state == "queued")
-                    & (Outbox.next_at <= now)
-                    & (Outbox.id > after)
-                )
-                .order_by(Outbox.id)
-                .limit(page)
-            )
-            for r in rows:
+            rows = _QUEUED_PAGE.all(db, (company_id, now, after, page))
+            for values in rows:
+                r = _from_values(values, db.text_seal)
                 after = r.id
                 if r.peer in seen:
                     continue
                 seen.add(r.peer)
-                if not _behind_an_earlier_row(r):
-                    heads.append(_row(r, db.text_seal))
+                if _EARLIER_PENDING.one(db, (r.company_id, r.peer, r.id)) is None:
+                    heads.append(r)
                     if len(heads) >= limit:
                         break
             if len(rows) < page:
@@ -140,27 +149,9 @@ def due_heads(db: Database, company_id: str, now: int, limit: int) -> list[Outbo
     return heads
 
 
-def _behind_an_earlier_row(row: Outbox) -> bool:
-    earlier = (
-        Outbox.select(Outbox.id)
-        .where(
-            (Outbox.company == row.company)
-            & (Outbox.peer == row.peer)
-            & Outbox.state.in_(PENDING)
-            & (Outbox.id < row.id)
-        )
-        .limit(1)
-    )
-    return earlier.exists()
-
-
 def has_due(db: Database, company_id: str, now: int) -> bool:
     with db.work():
-        return (
-            Outbox.select(Outbox.id)
-            .where((Outbox.company == company_id) & Outbox.state.in_(PENDING) & (Outbox.next_at <= now))
-            .exists()
-        )
+        return _HAS_DUE.one(db, (company_id, now)) is not None
 
 
 def hold(db: Database, company_id: str, until: int, peer: str | None = None) -> None:
@@ -232,8 +223,16 @@ def next_due_at(db: Database, after: int) -> int | None:
 def update(db: Database, row_id: int, **fields: Any) -> None:
     if "error" in fields and fields["error"] is not None:
         fields["error"] = json.dumps(fields["error"])
+    names = tuple(sorted(fields))
+    statement = _UPDATES.get(names)
+    if statement is None:
+        unknown = set(names) - set(_COLUMNS[1:])
+        if unknown or not names:
+            raise TypeError(f"not outbox columns: {sorted(unknown) or 'none given'}")
+        assignments = ", ".join(f'"{name}" = ?' for name in names)
+        statement = _UPDATES[names] = Statement(f"UPDATE {table(Outbox)} SET {assignments} WHERE id = ?")
     with db.work():
-        Outbox.update(**fields).where(Outbox.id == row_id).execute()
+        statement.run(db, [fields[name] for name in names] + [row_id])
 
 
 def get(db: Database, row_id: int) -> OutboxRow | None:

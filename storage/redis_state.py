@@ -7,6 +7,7 @@ Keys keep the names our users' previous system used, so operators and older tool
     whatsapp:rate_limit:{companyId}:blocked the block's end (epoch seconds), expires with it
     whatsapp:rate_limit:{companyId}:send    sorted set of messages accepted by send (score = time)
     whatsapp:pairing:{companyId}            JSON of the live pairing code's record, expires with it
+    wafleet:auth_failures:{key}             failed authentications in the current window
 
 Every call may raise ``redis.exceptions.ConnectionError`` or ``redis.exceptions.TimeoutError``:
 deciding what to do without Redis is ``SharedState``'s job, not this class's. Timeouts are short
@@ -48,6 +49,10 @@ def send_key(company_id: str) -> str:
 
 def pairing_key(company_id: str) -> str:
     return f"{PREFIX}:pairing:{company_id}"
+
+
+def failures_key(key: str) -> str:
+    return f"wafleet:auth_failures:{key}"
 
 
 def _ms(seconds: float) -> int:
@@ -135,6 +140,22 @@ class RedisState:
 
     def qr_count(self, company_id: str) -> int:
         return int(self.client.get(qr_key(company_id)) or 0)
+
+    def count_failure(self, key: str, window: float) -> tuple[int, float]:
+        """One more failure; the window starts with the first and ends ``window`` seconds later."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(failures_key(key))
+        pipe.pexpire(failures_key(key), _ms(window), nx=True)
+        pipe.pttl(failures_key(key))
+        count, _, ttl = pipe.execute()
+        return int(count), max(0.0, int(ttl) / 1000)
+
+    def failures(self, key: str) -> tuple[int, float]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(failures_key(key))
+        pipe.pttl(failures_key(key))
+        count, ttl = pipe.execute()
+        return int(count or 0), max(0.0, int(ttl) / 1000)
 
     def reset_qr(self, company_id: str) -> None:
         self.client.delete(qr_key(company_id))

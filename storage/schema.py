@@ -31,6 +31,7 @@ from wafleet.storage.models import (
     WebhookInbox,
     WebhookUnrouted,
 )
+from wafleet.storage.page_sessions import PageSession
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,11 @@ def _blocked_numbers(db: Database) -> None:
     db.db.create_tables([BlockedNumber], safe=True)
 
 
+def _page_sessions(db: Database) -> None:
+    """Page logins hold a server-side session (only its hash stored), not the raw token."""
+    db.db.create_tables([PageSession], safe=True)
+
+
 def _session_last_error_until(db: Database) -> None:
     """A failed session's error keeps its end time (a ban's) across restarts."""
     table = Session._meta.table_name
@@ -199,6 +205,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _webhook_tenants,
     _metric_minutes,
     _blocked_numbers,
+    _page_sessions,
     _session_last_error_until,
 ]
 

@@ -33,6 +33,9 @@ T = TypeVar("T")
 UNREACHABLE: tuple[type[Exception], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
+MAX_LOCAL_KEYS = 100_000  # past this, the in-process store sweeps expired keys on a write
+
+
 class StateBackend(Protocol):
     def qr_attempt(self, company_id: str, ttl: float) -> int: ...
     def qr_count(self, company_id: str) -> int: ...
@@ -48,6 +51,8 @@ class StateBackend(Protocol):
     def set_pairing(self, company_id: str, data: dict[str, Any], ttl: float) -> None: ...
     def get_pairing(self, company_id: str) -> dict[str, Any] | None: ...
     def clear_pairing(self, company_id: str) -> None: ...
+    def count_failure(self, key: str, window: float) -> tuple[int, float]: ...
+    def failures(self, key: str) -> tuple[int, float]: ...
 
 
 class LocalState:
@@ -180,6 +185,29 @@ class LocalState:
             )
 
     # Mirroring what Redis decided (used by SharedState only) ---------------------------------
+
+    def count_failure(self, key: str, window: float) -> tuple[int, float]:
+        """One more failure in a fixed window of ``window`` seconds that starts with the first;
+        returns (failures in the window, seconds until it ends)."""
+        name = f"fail:{key}"
+        with self._lock:
+            now = self.clock()
+            if len(self._values) > MAX_LOCAL_KEYS:  # many addresses: drop what has expired
+                self._values = {k: v for k, v in self._values.items() if v[1] is None or v[1] > now}
+            item = self._values.get(name)
+            if item is None or (item[1] is not None and item[1] <= now):
+                item = (0, now + window)
+            count, expires = item[0] + 1, item[1]
+            self._values[name] = (count, expires)
+            return count, max(0.0, (expires or now) - now)
+
+    def failures(self, key: str) -> tuple[int, float]:
+        with self._lock:
+            item = self._values.get(f"fail:{key}")
+            now = self.clock()
+            if item is None or (item[1] is not None and item[1] <= now):
+                return 0, 0.0
+            return item[0], max(0.0, (item[1] or now) - now)
 
     def _mirror_qr(self, company_id: str, count: int, ttl: float) -> None:
         with self._lock:
@@ -370,7 +398,14 @@ class SharedState:
     def clear_pairing(self, company_id: str) -> None:
         self._write(lambda s: s.clear_pairing(company_id))
 
-    # Session-state cache --------------------------------------------------------------------
+    # Failed authentications ------------------------------------------------------------------
+
+    def count_failure(self, key: str, window: float) -> tuple[int, float]:
+        """Count one failure under ``key`` (fixed window); (count, seconds left in the window)."""
+        return self._call(lambda s: s.count_failure(key, window), lambda s: s.count_failure(key, window))
+
+    def failures(self, key: str) -> tuple[int, float]:
+        return self._call(lambda s: s.failures(key), lambda s: s.failures(key))
 
     def close(self) -> None:
         if self.remote is not None:

@@ -165,6 +165,15 @@ def _strict_schema_problems(schema: Any, path: str = "schema") -> list[str]:
     return problems
 
 
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer listens with a backlog of 5: a burst of connections from a node under
+    load (a benchmark's hundreds of concurrent calls) was refused or reset, and the node fell back
+    to the rules for calls the real API would have answered."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 @dataclass
 class FakeOpenAI:
     api_key: str = "sk-test-fake"
@@ -378,8 +387,7 @@ class FakeOpenAI:
                     with fake._lock:
                         fake._in_flight -= 1
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
         ).start()

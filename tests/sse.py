@@ -19,15 +19,27 @@ class Sse:
 
 
 class SseClient:
-    def __init__(self, base_url: str, path: str, token: str, last_event_id: int | None = None) -> None:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    def __init__(
+        self,
+        base_url: str,
+        path: str,
+        token: str | None,
+        last_event_id: int | None = None,
+        cookies: dict[str, str] | None = None,
+    ) -> None:
+        headers = {"Accept": "text/event-stream"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         self.events: queue.Queue[Sse] = queue.Queue()
         self.comments: queue.Queue[str] = queue.Queue()
         self.status: int | None = None
-        self._client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(30.0, read=None))
+        self._client = httpx.Client(
+            base_url=base_url, timeout=httpx.Timeout(30.0, read=None), cookies=cookies or {}
+        )
         self._ready = threading.Event()
+        self.ended = threading.Event()  # the server ended the response
         self._closed = False
         self._thread = threading.Thread(target=self._run, args=(path, headers), daemon=True)
         self._thread.start()
@@ -55,6 +67,7 @@ class SseClient:
                     else:
                         name, _, value = line.partition(":")
                         fields[name] = value.lstrip(" ")
+            self.ended.set()
         except (httpx.HTTPError, RuntimeError):
             if not self._closed:
                 raise

@@ -192,7 +192,7 @@ def test_connect_page_qr_scan_pairing_and_dashboard_live(node_factory, browser) 
     assert "crash" in browser.find_element("css selector", "#rows tr[data-company=acme]").text
     assert browser.execute_script("return window.__noReload;") == 7
 
-    # filter and search, client side
+    # filter and search (on the server)
     from selenium.webdriver.support.ui import Select
 
     Select(by_id(browser, "filter-status")).select_by_value("connected")
@@ -223,7 +223,7 @@ def test_connect_page_qr_scan_pairing_and_dashboard_live(node_factory, browser) 
     assert any("/connect/acme" in u for u in urls)
     for token in (acme, bistro, ADMIN_TOKEN):
         assert not [u for u in urls if token in u]
-    assert "wafleet_token" not in browser.execute_script("return document.cookie;")
+    assert "wafleet_session" not in browser.execute_script("return document.cookie;")
 
 
 def test_login_cookie_flags_and_token_never_in_url(node: Node) -> None:
@@ -232,7 +232,7 @@ def test_login_cookie_flags_and_token_never_in_url(node: Node) -> None:
         r = client.get("/connect/acme")
         assert r.status_code == 200 and 'type="password"' in r.text and 'method="post"' in r.text
         r = client.post("/connect/acme/login", data={"token": "wrong"})
-        assert r.status_code == 401 and "wafleet_token" not in r.headers.get("set-cookie", "")
+        assert r.status_code == 401 and "wafleet_session" not in r.headers.get("set-cookie", "")
         r = client.post("/connect/acme/login", data={"token": token})
         assert r.status_code == 303
         assert r.headers["location"] == "/connect/acme"
@@ -270,3 +270,78 @@ def test_company_cookie_does_not_open_another_company(node: Node) -> None:
         # logging out clears the cookie
         client.post("/connect/acme/logout")
         assert client.get("/api/whatsapp/sessions/acme/status").status_code == 401
+
+
+def test_page_login_holds_a_revocable_session_not_the_token(node_factory, browser) -> None:
+    node: Node = node_factory(WAFLEET_SSE_HEARTBEAT="60000").start()
+    acme = node.create_company("acme")
+    login(browser, f"{node.base_url}/connect/acme", acme)
+    until(browser, lambda d: state(d) == "stopped", what="the connect page")
+    cookies = {c["name"]: c for c in browser.get_cookies()}
+    assert set(cookies) == {"wafleet_session"}
+    session = cookies["wafleet_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert session["value"] != acme and acme not in session["value"]
+    with httpx.Client(base_url=node.base_url, cookies={"wafleet_session": session["value"]}) as copy:
+        assert copy.get("/api/whatsapp/sessions/acme/status").status_code == 200
+        # the page's own live stream is open with this session
+        until(
+            browser,
+            lambda d: by_id(d, "live").get_attribute("data-state") == "open",
+            what="the live stream open",
+        )
+
+        from selenium.webdriver.common.by import By
+
+        browser.find_element(By.CSS_SELECTOR, "form[action='/connect/acme/logout'] button").click()
+        until(browser, lambda d: d.find_elements(By.ID, "token"), what="the login form after logout")
+        # revoked on the server: the copied cookie opens nothing any more
+        assert copy.get("/api/whatsapp/sessions/acme/status").status_code == 401
+
+    # log in again; rotating the token ends this login too
+    login(browser, f"{node.base_url}/connect/acme", acme)
+    until(browser, lambda d: state(d) == "stopped", what="the connect page again")
+    r = node.client.post("/admin/companies/acme/token", headers=node.admin())
+    assert r.status_code == 200
+    browser.refresh()
+    until(browser, lambda d: d.find_elements("id", "token"), what="the login form after rotation")
+    login(browser, f"{node.base_url}/connect/acme", acme)  # the old token no longer logs in
+    until(browser, lambda d: "does not open" in d.page_source, what="the refusal")
+    login(browser, f"{node.base_url}/connect/acme", r.json()["token"])
+    until(browser, lambda d: state(d) == "stopped", what="the page with the new token")
+
+
+def test_login_csrf_from_another_site_is_refused(node_factory, browser, tmp_path) -> None:
+    """An attacker's page posts the attacker's own token to our login form, to log the victim
+    into the attacker's connect page (the victim would then link their WhatsApp to it)."""
+    import http.server
+    import threading
+
+    node: Node = node_factory().start()
+    evil_token = node.create_company("evil")
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text(
+        f"""<!doctype html><form id="f" method="post" action="{node.base_url}/connect/evil/login">
+        <input type="hidden" name="token" value="{evil_token}"></form>
+        <script>document.getElementById('f').submit();</script>"""
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path / "www"), **kwargs)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{attacker.server_address[1]}/index.html")
+        until(browser, lambda d: "another site" in d.page_source, what="the refusal page")
+        assert browser.get_cookies() == [] or all(
+            c["name"] != "wafleet_session" for c in browser.get_cookies()
+        )
+        browser.get(f"{node.base_url}/connect/evil")
+        until(browser, lambda d: d.find_elements("id", "token"), what="the login form: not logged in")
+    finally:
+        attacker.shutdown()

@@ -34,10 +34,20 @@ def test_defaults_follow_the_seeds() -> None:
     assert s.encrypt_messages is False
     g = s.guide
     assert (g.session_ttl_ms, g.auth_state_ttl_ms, g.cleanup_interval_ms) == (3_600_000, 7_200_000, 60_000)
-    assert (g.keepalive_interval_ms, g.connection_timeout_ms) == (30_000, 60_000)
+    assert (g.keepalive_interval_ms, s.connection_timeout_ms) == (30_000, 60_000)
     assert (g.use_pairing_code, g.provider, g.validate_webhooks) == (False, None, True)
     assert (g.log_to_file, g.log_path) == (False, "logs/whatsapp.log")
     assert load({"WHATSAPP_PROVIDER": "baileys"}).guide.provider == "web"
+
+
+def test_slow_client_and_auth_limits_defaults() -> None:
+    s = load({})
+    assert (s.http_header_timeout_ms, s.http_body_timeout_ms, s.http_idle_timeout_ms) == (10000, 30000, 60000)
+    assert (s.sse_max_per_company, s.sse_max_streams) == (10, 1000)
+    assert (s.auth_failure_limit, s.auth_failure_window_ms) == (10, 60000)
+    assert load({"WAFLEET_HTTP_POOL": "50"}).sse_max_streams == 25  # streams never take the pool
+    with pytest.raises(ConfigError, match="WAFLEET_SSE_MAX_STREAMS: expected fewer than WAFLEET_HTTP_POOL"):
+        load({"WAFLEET_HTTP_POOL": "50", "WAFLEET_SSE_MAX_STREAMS": "50"})
 
 
 @pytest.mark.parametrize(

@@ -190,6 +190,18 @@ def test_qr_counter_increments_and_expires(backend: Backend, company: str) -> No
     assert state.qr_count(company) == 0
 
 
+def test_failure_counter_is_shared_and_its_window_starts_with_the_first(backend: Backend) -> None:
+    state = backend.make()
+    key = f"addr:{uuid.uuid4().hex[:8]}"
+    assert state.failures(key) == (0, 0.0)
+    counts = [state.count_failure(key, 0.5)[0] for _ in range(3)]
+    assert counts == [1, 2, 3]
+    count, left = backend.make().failures(key)  # another node sees the same count
+    assert count == 3 and 0 < left <= 0.5
+    expire(backend, 0.5, lambda: state.failures(key)[0] == 0)
+    assert state.count_failure(key, 60)[0] == 1
+
+
 def test_qr_counter_expires_from_the_first_round(company: str) -> None:
     """Later rounds do not push the expiry back (on Redis: the PTTL check in the key-layout test)."""
     clock = FakeClock()

@@ -19,16 +19,27 @@ var wafleet = (function () {
   function errorText(res) {
     var msg = res.data && res.data.error && res.data.error.message;
     var text = msg || ("request failed (HTTP " + res.status + ")");
-    if (res.status === 429 && res.retryAfter) {
+    // Said once: the server's own message may already say when to try again.
+    if (res.status === 429 && res.retryAfter && !/try again/i.test(text)) {
       var s = parseInt(res.retryAfter, 10);
       if (!isNaN(s)) text += " (try again in " + Math.ceil(s / 60) + " min)";
     }
     return text;
   }
 
+  /* The connection indicator: a dot and a sentence saying whether changes arrive by themselves. */
+  var LIVE_TEXT = {
+    connecting: "Connecting to live updates…",
+    open: "Live: changes appear as they happen",
+    reconnecting: "Live updates interrupted: reconnecting…",
+    polling: "Live updates unavailable: refreshing every 2 s"
+  };
+
   /* Live updates: EventSource on `url`; on any event call onEvent (debounced). When the stream
-     is unavailable (e.g. 404 or the server is restarting) fall back to polling and retry. */
-  function live(url, onEvent, indicator, debounceMs, onData) {
+     is unavailable (e.g. 404 or the server is restarting) fall back to polling and retry.
+     onOpen runs each time the stream (re)opens: what happened while it was down is not replayed
+     to the page, so the page reconciles then. */
+  function live(url, onEvent, indicator, debounceMs, onData, onOpen) {
     var timer = null, poller = null, source = null;
     function received(ev) {
       if (onData && ev && ev.data) {
@@ -40,17 +51,22 @@ var wafleet = (function () {
       if (timer) return;
       timer = setTimeout(function () { timer = null; onEvent(); }, debounceMs);
     }
-    function say(text) { if (indicator) indicator.textContent = text; }
+    function say(state) {
+      if (!indicator) return;
+      indicator.dataset.state = state;
+      var text = indicator.querySelector("[id$='-text']") || indicator;
+      text.textContent = LIVE_TEXT[state];
+    }
     function startPolling() {
       if (poller) return;
-      say("live updates unavailable: refreshing every 2 s");
+      say("polling");
       poller = setInterval(onEvent, 2000);
     }
     function stopPolling() { if (poller) { clearInterval(poller); poller = null; } }
     function open() {
       if (!window.EventSource) { startPolling(); return; }
       source = new EventSource(url, { withCredentials: true });
-      source.onopen = function () { stopPolling(); say("live"); kick(); };
+      source.onopen = function () { stopPolling(); say("open"); kick(); if (onOpen) onOpen(); };
       ["status", "qr", "pairing-code", "message"].forEach(function (t) {
         source.addEventListener(t, received);
       });
@@ -60,7 +76,7 @@ var wafleet = (function () {
           startPolling();
           setTimeout(open, 10000);
         } else {
-          say("reconnecting to live updates…");
+          say("reconnecting");
         }
       };
     }

@@ -2,6 +2,7 @@
 <div id="page" data-company="{{company_id}}" hidden></div>
 <header class="bar">
   <h1>WhatsApp for {{name}}</h1>
+  <span id="live" class="conn" data-state="connecting" role="status" title="Whether this page receives the session's changes as they happen"><span class="conn-dot" aria-hidden="true"></span><span id="live-text">Connecting to live updates…</span></span>
   <form method="post" action="/connect/{{company_id}}/logout"><button type="submit" class="link">Log out</button></form>
 </header>
 
@@ -11,7 +12,6 @@
     <span id="status-label" class="status-label">Loading…</span>
     <span id="status-detail" class="status-detail"></span>
   </div>
-  <p id="live" class="hint">Connecting to live updates…</p>
   <div class="actions">
     <button type="button" id="initialize" class="primary">Connect with a QR code</button>
   </div>
@@ -27,14 +27,16 @@
 
 <section class="card" id="pair-card" aria-labelledby="pair-heading">
   <h2 id="pair-heading">Or link with a phone number</h2>
+  <p id="pair-why" class="alert" hidden></p>
   <form id="pair-form" class="stack" novalidate>
     <label for="phone">Phone number (country code and digits, no +)</label>
-    <input id="phone" name="phone" type="tel" inputmode="numeric" autocomplete="tel" placeholder="5511999998888" required>
+    <input id="phone" name="phone" type="tel" inputmode="numeric" autocomplete="tel" placeholder="5511999998888" value="{{phone or ''}}" required>
     <button type="submit" class="primary" id="pair-button">Get a pairing code</button>
   </form>
   <div id="pair-result" hidden>
     <p class="hint">On your phone: Linked devices → Link with phone number instead, then type:</p>
     <p id="pairing-code" class="pairing-code" aria-live="polite"></p>
     <p id="pair-expiry" class="hint"></p>
+    <p class="hint">Each code counts against {{max_codes}} codes an hour for this company: use this one before asking for another.</p>
   </div>
 </section>

@@ -372,7 +372,13 @@ def bench(args: argparse.Namespace) -> int:
     node = NodeProcess(
         workdir,
         max_sessions=n_companies + 100,
-        extra_env={"WAFLEET_SSE_HEARTBEAT": str(args.heartbeat_ms)},
+        extra_env={
+            "WAFLEET_SSE_HEARTBEAT": str(args.heartbeat_ms),
+            # room for every stream of the run: the caps are not what this measures
+            "WAFLEET_HTTP_POOL": str(2 * n + 100),
+            "WAFLEET_SSE_MAX_STREAMS": str(n + n_fleet + 10),
+            "WAFLEET_SSE_MAX_PER_COMPANY": str(n // max(1, n_companies) + 10),
+        },
     )
     client: SseFleetClient | None = None
     api: Api | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.errors import RateLimited
-from wafleet.actors.status import Status
+from wafleet.actors.status import ExitReason, Status
 from wafleet.storage.clock import now_ms
 from wafleet.storage.shared_state import SharedState
 
@@ -17,6 +17,17 @@ from wafleet.storage.shared_state import SharedState
 def lapsed(record: SessionRecord) -> bool:
     """Blocked, but the cool-down is over (its timer has not fired yet)."""
     return record.status == Status.BLOCKED and (record.blocked_until or 0) <= now_ms()
+
+
+def banned(record: SessionRecord) -> bool:
+    """Failed by a ban that has an end (``blocked_until``): that end, not a boot or a restart,
+    brings the session back."""
+    return (
+        record.status == Status.FAILED
+        and record.last_error is not None
+        and record.last_error.get("reason") == ExitReason.BANNED
+        and record.blocked_until is not None
+    )
 
 
 def check_not_blocked(record: SessionRecord, shared: SharedState) -> None:

@@ -79,14 +79,41 @@ def _expiring(item: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"code": item["code"], "expiresAt": iso(item["expiresAt"])}
 
 
+@dataclass
+class BootProgress:
+    """How far the Fleet's boot is: ``loading`` records (the node cannot serve companies yet),
+    ``restoring`` sessions at the boot rate, ``done``."""
+
+    state: str = "loading"
+    loaded: int = 0  # companies read from the database
+    to_restore: int = 0  # sessions that were running and come back by themselves
+    restored: int = 0  # of those, asked to start so far
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "loaded": self.loaded,
+            "toRestore": self.to_restore,
+            "restored": self.restored,
+        }
+
+
 class Directory:
     def __init__(self) -> None:
         self.records: dict[str, SessionRecord] = {}
         self.by_token: dict[str, str] = {}
+        self.boot = BootProgress()
 
-    def replace_all(self, records: list[SessionRecord]) -> None:
-        self.records = {r.company_id: r for r in records}
-        self.by_token = {r.token_hash: r.company_id for r in records}
+    @property
+    def loaded(self) -> bool:
+        """Every company's record is here (until then an unknown id may just not be loaded)."""
+        return self.boot.state != "loading"
+
+    def begin_boot(self, progress: BootProgress) -> None:
+        """A (re)started Fleet loads every record afresh; the old ones are stale."""
+        self.records = {}
+        self.by_token = {}
+        self.boot = progress
 
     def add(self, record: SessionRecord) -> None:
         self.records[record.company_id] = record

@@ -55,6 +55,11 @@ class RateLimited(Refusal):
         self.retry_after = max(1, math.ceil(retry_after))
 
 
+class Booting(Refusal):
+    """The node is still loading its companies (HTTP 503 with Retry-After): the company may
+    exist and simply not be loaded yet."""
+
+
 class AtCapacity(Refusal):
     """This node runs as many sessions as it may: HTTP 503 with Retry-After."""
 
@@ -67,6 +72,7 @@ __all__ = [
     "AlreadyExists",
     "AtCapacity",
     "Banned",
+    "Booting",
     "Conflict",
     "LinkConflict",
     "NotFound",

@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import gevent.event
 import pykka
 
 from wafleet.actors import cooldown, gauges
+from wafleet.actors.boot import Boot
 from wafleet.actors.company_admin import CompanyAdmin
-from wafleet.actors.directory import HISTORY_LENGTH, Directory, SessionRecord
+from wafleet.actors.directory import Directory, SessionRecord
 from wafleet.actors.error_classes import exit_class
-from wafleet.actors.errors import AtCapacity, Banned, Conflict, NotFound
+from wafleet.actors.errors import AtCapacity, Banned, Booting, Conflict, NotFound
 from wafleet.actors.exit_policy import Backoff, Plan, Restart, decide, rule_for
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
 from wafleet.actors.messages import (
@@ -46,14 +48,14 @@ from wafleet.actors.messages import (
     Send,
     Shutdown,
     StartChild,
+    Started,
     StopSession,
     UpdateCompany,
 )
 from wafleet.actors.restart import Intensity, RestartPolicy
 from wafleet.actors.session import CompanySession, SessionDeps
-from wafleet.actors.status import ACTIVE, ExitReason, Status
+from wafleet.actors.status import ExitReason, Status
 from wafleet.actors.supervisor import Children, ChildSpec, RestartType, Slot
-from wafleet.storage import companies, events
 from wafleet.storage.clock import iso, now_ms
 from wafleet.storage.database import Database
 
@@ -99,85 +101,35 @@ class Fleet(SupervisedActor):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
-        records = []
-        restore: list[SessionRecord] = []
-        for company, session in companies.load_all(self.db):
-            record = SessionRecord(
-                company_id=company.id,
-                name=company.name,
-                link=company.link,
-                company_phone=company.phone,
-                token_hash=company.token_hash,
-                created_at=company.created_at,
-                desired=session.desired_state,
-                status=session.status,
-                since=session.since,
-                phone=session.phone,
-                restarts=session.restarts,
-                last_error=session.last_error,
-                blocked_until=session.blocked_until,
-                cloud_number=company.cloud_phone_number_id,
-            )
-            for event in events.recent(self.db, company.id, "status", HISTORY_LENGTH):
-                entry = {"status": event.state, "at": event.at, "reason": event.reason}
-                if "retryIn" in event.data:
-                    entry["retryIn"] = event.data["retryIn"]
-                record.history.append(entry)
-            records.append(record)
-        for record in records:
-            if self._banned(record):
-                self._schedule_unblock(record)  # the ban's end brings it back, not the boot
-                continue
-            self._restore_block(record)
-            if record.desired == "running" and record.status != "blocked":
-                restore.append(record)
-        for record in records:
-            if record.status in ACTIVE and record.desired != "running":
-                self.journal.transition(record, "stopped", reason="boot")
-        to_start = []
-        for record in restore:
-            if self.deps.auth.load(record.company_id, record.link) is None:
-                # No stored login: reconnecting would only show a QR nobody is watching.
-                if record.status != "stopped":
-                    self.journal.transition(record, "stopped", reason="boot_no_credentials")
-                continue
-            self.journal.transition(record, "reconnecting", reason="boot", retry_in=0.0)
-            to_start.append(record.company_id)
-        # Published only now: nobody reads a stale "connected" from before the boot.
-        self.directory.replace_all(records)
-        self._restoring = set(to_start)
-        if to_start:
-            log.info("restoring %d sessions at %.0f/s", len(to_start), self.config.boot_rate)
-        self._background.append(gevent.spawn(self._restore, to_start))
+        boot = Boot(
+            db=self.db,
+            directory=self.directory,
+            deps=self.deps,
+            rate=self.config.boot_rate,
+            restore=self._restore_one,
+            on_blocked=self._schedule_unblock,
+        )
+        self._restoring = boot.pending
+        greenlet = boot.start()
+        # A boot that fails (the database is down) fails the Fleet: the Root restarts it.
+        greenlet.link_exception(lambda g: self._tell(_BootFailed(repr(g.exception))))
+        self._background.append(greenlet)
         self._background.append(
             gevent.spawn(
                 gauges.publish_forever, self.directory, self.deps.metrics, self.config.gauge_interval
             )
         )
 
-    def _restore_block(self, record: SessionRecord) -> None:
-        """A pairing cooldown outlives the process: from the database, or from Redis."""
-        shared_until = self.deps.shared.blocked_until(record.company_id)
-        until = max(record.blocked_until or 0, int(shared_until * 1000) if shared_until else 0)
-        if until > now_ms():
-            if record.status != "blocked" or record.blocked_until != until:
-                self.journal.transition(
-                    record, "blocked", reason="pairing_limit", data={"until": until}, until=until
-                )
-            self._schedule_unblock(record)
-        elif record.status == "blocked":
-            self.journal.transition(record, "stopped", reason="cooldown_over")
-
-    def _restore(self, company_ids: list[str]) -> None:
-        """Staggered boot: no reconnect storm against WhatsApp or the database."""
-        step = 1.0 / self.config.boot_rate if self.config.boot_rate > 0 else 0.0
-        for company_id in company_ids:
-            try:
-                self.actor_ref.tell(_Restore(company_id))
-            except pykka.ActorDeadError:
-                return
-            if step:
-                gevent.sleep(step)
+    def _restore_one(self, company_id: str) -> None:
+        """From the boot's greenlet: returns once the Fleet has started the session. Told
+        without waiting, restores pile up in the Fleet's inbox whenever it starts sessions more
+        slowly than the boot rate, and every operator's command waits behind all of them."""
+        try:
+            self.actor_ref.ask(_Restore(company_id), timeout=30)
+        except pykka.ActorDeadError:
+            pass  # the Fleet is stopping; its cleanup ends the boot too
+        except pykka.Timeout:
+            log.warning("company %s: the fleet did not start the session within 30 s", company_id)
 
     def _tell(self, message: Any) -> None:
         try:
@@ -246,8 +198,10 @@ class Fleet(SupervisedActor):
                 return ref.ask(message, block=False)
             case Revive():
                 return self._revive(message)
+            case _BootFailed(error=error):
+                raise RuntimeError(f"boot failed: {error}")
             case Ping():
-                return True  # answered only once on_start (the boot) has finished
+                return True
             case Shutdown():
                 self.children.stop_all(message=Close("node"))
                 self.exit("normal", "shutdown")
@@ -258,6 +212,8 @@ class Fleet(SupervisedActor):
     def _record(self, company_id: str) -> SessionRecord:
         record = self.directory.get(company_id)
         if record is None:
+            if not self.directory.loaded:
+                raise Booting("the node is still loading its companies: try again in a moment")
             raise NotFound(f"company {company_id!r} does not exist")
         return record
 
@@ -285,18 +241,12 @@ class Fleet(SupervisedActor):
 
     @staticmethod
     def _banned(record: SessionRecord) -> bool:
-        """Failed by a ban that has an end (``blocked_until``)."""
-        return (
-            record.status == Status.FAILED
-            and record.last_error is not None
-            and record.last_error.get("reason") == ExitReason.BANNED
-            and record.blocked_until is not None
-        )
+        return cooldown.banned(record)
 
     def _ban_pending(self, record: SessionRecord) -> bool:
         return self._banned(record) and (record.blocked_until or 0) > now_ms()
 
-    def _initialize(self, company_id: str, pairing_phone: str | None) -> SessionRecord:
+    def _initialize(self, company_id: str, pairing_phone: str | None) -> Any:
         record = self._record(company_id)
         self._check_may_start(record)
         if record.status == Status.CONNECTED:
@@ -308,18 +258,40 @@ class Fleet(SupervisedActor):
             return record  # already connecting: initialize is idempotent
         self._check_capacity(company_id)
         record.pairing_phone = pairing_phone
-        self._set_desired(record, "running")
+        durable = self._set_desired(record, "running", wait=False)
         self._fresh_start(company_id)
-        return record
+        return self._when_started(company_id, record, durable)
 
-    def _reconnect(self, company_id: str) -> SessionRecord:
+    def _reconnect(self, company_id: str) -> Any:
         record = self._record(company_id)
         self._check_may_start(record)
         self._check_capacity(company_id)
         self.children.stop(company_id, Close("stop"))
-        self._set_desired(record, "running")
+        durable = self._set_desired(record, "running", wait=False)
         self._fresh_start(company_id)
-        return record
+        return self._when_started(company_id, record, durable)
+
+    def _when_started(
+        self, company_id: str, record: SessionRecord, durable: gevent.event.AsyncResult | None
+    ) -> Any:
+        """The answer to a start: the record once the desired state and the new session's first
+        transition are durable (the client then reads ``starting``, not the status from before),
+        awaited by the caller, not by the Fleet, which goes on with other companies meanwhile.
+        The desired state was queued first, so it is committed no later than the transition."""
+        child = self.children.get(company_id)
+        answer: Any = record
+        if child is not None and child.ref is not None:
+            try:
+                answer = child.ref.ask(Started(), block=False)
+            except pykka.ActorDeadError:
+                pass
+        if durable is None:
+            return answer
+        chained = gevent.event.AsyncResult()
+        durable.rawlink(
+            lambda done: chained.set(answer) if done.successful() else chained.set_exception(done.exception)
+        )
+        return chained
 
     def _stop_session(self, company_id: str, mode: str) -> SessionRecord:
         record = self._record(company_id)
@@ -368,10 +340,16 @@ class Fleet(SupervisedActor):
                 f"this node already runs WHATSAPP_MAX_SESSIONS={self.config.max_sessions} sessions"
             )
 
-    def _set_desired(self, record: SessionRecord, desired: str) -> None:
-        if record.desired != desired:
-            self.journal.set_desired(record.company_id, desired)
-            record.desired = desired
+    def _set_desired(
+        self, record: SessionRecord, desired: str, wait: bool = True
+    ) -> gevent.event.AsyncResult | None:
+        """With ``wait=False`` the write is only queued: the caller must not answer before the
+        returned result is set."""
+        if record.desired == desired:
+            return None
+        durable = self.journal.set_desired(record.company_id, desired, wait=wait)
+        record.desired = desired
+        return durable
 
     def _unblock(self, company_id: str) -> None:
         """A cool-down's or a ban's end: blocked -> stopped; a ban with an end -> restart."""
@@ -567,6 +545,11 @@ class _Restore:
 @dataclass(frozen=True)
 class _Unblock:
     id: str
+
+
+@dataclass(frozen=True)
+class _BootFailed:
+    error: str
 
 
 __all__ = ["AtCapacity", "Conflict", "Fleet", "FleetConfig", "NotFound"]

@@ -145,5 +145,10 @@ class Expire:
 
 
 @dataclass(frozen=True)
+class Started:
+    """Answered with the session's record once its start (and first transition) is durable."""
+
+
+@dataclass(frozen=True)
 class Crash:
     """Injected by the sandbox: raised inside the actor like any bug would be."""

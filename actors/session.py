@@ -34,6 +34,7 @@ from wafleet.actors.messages import (
     RequestPairing,
     Sandbox,
     Send,
+    Started,
 )
 from wafleet.actors.metrics import Metrics
 from wafleet.actors.status import ExitReason, Status
@@ -84,11 +85,15 @@ class CompanySession(SupervisedActor):
         self.pair_waiters: list[gevent.event.AsyncResult] = []
         self.blocked_until: int | None = None  # set when this session trips the pairing limit
         self.started_at = now_ms()  # the connect time is measured from here
+        # What the link started from: saving it again on reconnect would cost an fsync per
+        # session (100,000 of them after a restart).
+        self.stored_creds: dict[str, Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_start(self) -> None:
         record = self.record
         creds = self.deps.auth.load(record.company_id, record.link)
+        self.stored_creds = creds
         if creds is None and record.pairing_phone:
             self.pending_pair = record.pairing_phone
         try:
@@ -141,6 +146,8 @@ class CompanySession(SupervisedActor):
                 return None
             case Close(mode=mode):
                 return self._close(mode)
+            case Started():
+                return self.record
             case Crash():
                 raise InjectedCrash("sandbox: injected crash")
         return super().on_receive(message)
@@ -198,7 +205,7 @@ class CompanySession(SupervisedActor):
             journal.event(record.company_id, "pairing_code", state=record.status, reason="expired")
         elif kind == "connected":
             creds = data.get("creds")
-            if creds:
+            if creds and creds != self.stored_creds:  # a resumed login is on disk already
                 self.deps.auth.save(record.company_id, record.link, creds)
             record.phone = data.get("phone") or record.phone
             record.pairing_phone = None

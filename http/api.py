@@ -152,6 +152,7 @@ REFUSALS: tuple[tuple[type[errors.Refusal], int, str, str | None], ...] = (
     (errors.Conflict, 409, "wrong_state", None),
     (errors.WrongCode, 400, "wrong_code", None),
     (errors.AtCapacity, 503, "at_capacity", "60"),
+    (errors.Booting, 503, "booting", "1"),
     (errors.Unavailable, 503, "unavailable", "2"),
 )
 

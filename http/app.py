@@ -20,8 +20,10 @@ from wafleet.http import (
     routes_sessions,
     routes_webhook,
 )
-from wafleet.http.api import error_body, guard, refuse_undecodable_headers
+from wafleet.http.api import error_body, guard, refuse_undecodable_headers, respond
 from wafleet.http.context import Context
+
+OPEN_WHILE_BOOTING = ("/healthz", "/readyz", "/static/")
 
 
 def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
@@ -29,6 +31,24 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     app.config["json.enable"] = False  # every route answers through api.respond
     app.install(guard(metrics))
     app.add_hook("before_request", refuse_undecodable_headers)
+
+    @app.hook("before_request")
+    def booting() -> None:
+        """Until the Fleet has loaded every company, a company's token or id may just not be
+        loaded yet: 503 and come back, never a wrong 401 or 404. Liveness and readiness answer."""
+        if not ctx.directory.loaded and not bottle.request.path.startswith(OPEN_WHILE_BOOTING):
+            raise respond(
+                503,
+                {
+                    "error": {
+                        "code": "booting",
+                        "message": f"the node is loading its companies ({ctx.directory.boot.loaded} "
+                        "so far): try again in a moment",
+                    }
+                },
+                {"Retry-After": "1"},
+            )
+
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)
     routes_sessions.install(app, ctx)

@@ -66,6 +66,7 @@ from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.blocklist import Blocklist  # noqa: E402
 from wafleet.storage.crypto import Cipher, TextSeal  # noqa: E402
 from wafleet.storage.database import Database, DatabaseUrlError  # noqa: E402
+from wafleet.storage.journal_writer import JournalWriter  # noqa: E402
 from wafleet.storage.phone_vault import vault_for  # noqa: E402
 from wafleet.storage.schema import migrate  # noqa: E402
 from wafleet.storage.shared_state import SharedState  # noqa: E402
@@ -265,7 +266,13 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
             qr_first=settings.qr_first_ms / 1000, qr_next=settings.qr_next_ms / 1000
         ),
     )
-    journal = Journal(db, metrics, broadcaster, strict=settings.strict_transitions)
+    journal = Journal(
+        db,
+        metrics,
+        broadcaster,
+        JournalWriter(db, max_batch=settings.journal_batch),
+        strict=settings.strict_transitions,
+    )
     blocklist = Blocklist(
         db, settings.send_limits.blocked_numbers, max_per_company=settings.send_limits.blocklist_max
     )
@@ -498,6 +505,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     server.serve_forever()
     # Back in the main greenlet: the HTTP side is drained; now stop the tree top-down.
     tree.shutdown()
+    journal.writer.close()
     db.close()
     log.info("stopped (exit %d)", state["exit_code"])
     return state["exit_code"]

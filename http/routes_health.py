@@ -1,4 +1,5 @@
-"""/healthz (the process lives) and /readyz (it can do its job: database and tree)."""
+"""/healthz (the process lives) and /readyz (it can do its job: database, tree, and every
+company loaded by the boot)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         except Exception as exc:  # any driver error means not ready
             checks["database"] = f"down: {type(exc).__name__}"
         checks["tree"] = "running" if ctx.tree.running() else "down"
+        boot = ctx.directory.boot.json()  # loading: not ready; restoring: ready, sessions coming back
         # Redis down is degraded, not unready: the node serves on local limits meanwhile.
         checks["redis"] = {"ok": "ok", "degraded": "degraded", "local": "not configured"}[ctx.shared.status()]
-        ready = checks["database"] == "ok" and checks["tree"] == "running"
-        return respond(200 if ready else 503, {"status": "ready" if ready else "not_ready", **checks})
+        ready = checks["database"] == "ok" and checks["tree"] == "running" and ctx.directory.loaded
+        return respond(
+            200 if ready else 503, {"status": "ready" if ready else "not_ready", **checks, "boot": boot}
+        )

@@ -38,6 +38,7 @@ class Settings:
     qr_first_ms: int
     qr_next_ms: int
     boot_rate: float
+    journal_batch: int
     statsd_host: str | None
     statsd_port: int
     statsd_prefix: str
@@ -364,6 +365,7 @@ def load(env: Mapping[str, str], *, demo: bool = False) -> Settings:
         qr_first_ms=_int(env, "WAFLEET_QR_FIRST_TIMEOUT", 60000, minimum=100),
         qr_next_ms=_int(env, "WAFLEET_QR_TIMEOUT", 20000, minimum=100),
         boot_rate=_float(env, "WAFLEET_BOOT_RATE", 500.0),
+        journal_batch=_int(env, "WAFLEET_JOURNAL_BATCH", 1000, minimum=1),
         statsd_host=statsd_host,
         statsd_port=_int(env, "STATSD_PORT", 8125, minimum=1),
         statsd_prefix=env.get("STATSD_PREFIX") or "wafleet",

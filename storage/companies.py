@@ -100,6 +100,8 @@ def _session(row: Session) -> SessionRow:
             "message": row.last_error_message or "",
             "at": row.last_error_at,
         }
+        if row.last_error_until:
+            last_error["until"] = row.last_error_until
     return SessionRow(
         company_id=row.company_id,
         desired_state=row.desired_state,
@@ -225,20 +227,65 @@ def rotate_token(db: Database, company_id: str, token_hash: str) -> None:
 
 
 def load_all(db: Database) -> list[tuple[CompanyRow, SessionRow]]:
+    return load_page(db, None, None)
+
+
+def load_page(db: Database, after: str | None, limit: int | None) -> list[tuple[CompanyRow, SessionRow]]:
+    """Companies with their session rows in id order, ``limit`` of them after id ``after``: a
+    boot reads 100,000 companies in pages, yielding between them (rows as tuples: building
+    peewee models would cost more than the query)."""
+    company_columns = [
+        Company.id,
+        Company.name,
+        Company.phone,
+        Company.link,
+        Company.token_hash,
+        Company.created_at,
+        Company.updated_at,
+        Company.cloud_phone_number_id,
+    ]
+    session_columns = [
+        Session.company,
+        Session.desired_state,
+        Session.status,
+        Session.phone,
+        Session.restarts,
+        Session.last_error_reason,
+        Session.last_error_message,
+        Session.last_error_at,
+        Session.last_error_until,
+        Session.since,
+        Session.blocked_until,
+    ]
+    query = (
+        Company.select(*company_columns, *session_columns)
+        .join(Session, peewee.JOIN.LEFT_OUTER, on=(Session.company == Company.id))
+        .order_by(Company.id)
+    )
+    if after is not None:
+        query = query.where(Company.id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    out = []
+    now = now_ms()
+    split = len(company_columns)
     with db.work():
-        query = (
-            Company.select(Company, Session)
-            .join(Session, peewee.JOIN.LEFT_OUTER, on=(Session.company == Company.id))
-            .order_by(Company.id)
-        )
-        out = []
-        now = now_ms()
-        for company in query:
-            session = getattr(company, "session", None)
-            if session is None or session.company_id is None:
-                session = Session(company=company.id, desired_state="stopped", status="stopped", since=now)
-            out.append((_company(company), _session(session)))
-        return out
+        for row in query.tuples():
+            company = CompanyRow(*row[:split])
+            (sid, desired, status, phone, restarts, reason, message, error_at, until, since, blocked) = row[
+                split:
+            ]
+            last_error = None
+            if reason:
+                last_error = {"reason": reason, "message": message or "", "at": error_at}
+                if until:
+                    last_error["until"] = until
+            if sid is None:  # a company whose session row is missing: stopped
+                out.append((company, SessionRow(company.id, "stopped", "stopped", None, 0, None, now)))
+                continue
+            session = SessionRow(company.id, desired, status, phone, restarts, last_error, since, blocked)
+            out.append((company, session))
+    return out
 
 
 def save_session(db: Database, company_id: str, **fields: Any) -> None:

@@ -184,6 +184,16 @@ def _page_sessions(db: Database) -> None:
     db.db.create_tables([PageSession], safe=True)
 
 
+def _session_last_error_until(db: Database) -> None:
+    """A failed session's error keeps its end time (a ban's) across restarts."""
+    table = Session._meta.table_name
+    if "last_error_until" not in {c.name for c in db.db.get_columns(table)}:
+        migrator = SchemaMigrator.from_database(db.db)
+        run_migrations(
+            migrator.add_column(table, "last_error_until", peewee.CharField(max_length=40, null=True))
+        )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _v2,
@@ -196,6 +206,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _metric_minutes,
     _blocked_numbers,
     _page_sessions,
+    _session_last_error_until,
 ]
 
 

@@ -50,17 +50,16 @@ def record(company_id: str, status: str, since_ago_ms: int, retry_in: float | No
 
 def test_a_round_reports_silent_links_and_overdue_starts_only() -> None:
     directory = Directory()
-    directory.replace_all(
-        [
-            record("fine", "connected", 5_000),
-            record("mute", "connected", 5_000),
-            record("slow-start", "starting", 1_500),  # past the 1 s connection timeout
-            record("fresh-start", "starting", 200),
-            record("overdue", "reconnecting", 3_000, retry_in=1.0),  # due 2 s ago: 1 s past the timeout
-            record("backing-off", "reconnecting", 3_000, retry_in=60.0),  # its restart is still ahead
-            record("qr", "qr", 600_000),  # waiting for a person is not stuck
-        ]
-    )
+    for rec in [
+        record("fine", "connected", 5_000),
+        record("mute", "connected", 5_000),
+        record("slow-start", "starting", 1_500),  # past the 1 s connection timeout
+        record("fresh-start", "starting", 200),
+        record("overdue", "reconnecting", 3_000, retry_in=1.0),  # due 2 s ago: 1 s past the timeout
+        record("backing-off", "reconnecting", 3_000, retry_in=60.0),  # its restart is still ahead
+        record("qr", "qr", 600_000),  # waiting for a person is not stuck
+    ]:
+        directory.add(rec)
     fleet = FakeFleet.start({"mute"})
     monitor = HealthMonitor(directory=directory, fleet=lambda: fleet, metrics=Metrics(None), config=CONFIG)
     try:

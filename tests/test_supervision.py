@@ -148,7 +148,7 @@ def test_many_sessions_crashing_together_escalate_and_the_fleet_comes_back(tmp_p
     # The Fleet trips its intensity, stops its children and exits; the Root starts a new Fleet,
     # which restores every session from the database.
     wait(lambda: (f := _fleet_or_none(tree)) is not None and f != first_fleet)
-    wait(lambda: all(directory.get(c).status == "connected" for c in ids))
+    wait(lambda: all_connected(directory, ids))  # the new Fleet reloads every record first
     alerts = [e for e in events.after(db, None, 0, 10_000) if e.kind == "alert"]
     assert [a.reason for a in alerts] == ["fleet_escalated"]
     assert gave_up == []
@@ -165,7 +165,7 @@ def test_root_gives_up_when_the_fleet_keeps_escalating(tmp_path: Path) -> None:
         crash_all(tree, ids)
         if round_ == 0:
             wait(lambda f=fleet: (n := _fleet_or_none(tree)) is not None and n != f)
-            wait(lambda: all(directory.get(c).status == "connected" for c in ids))
+            wait(lambda: all_connected(directory, ids))
     wait(lambda: bool(gave_up))
     assert "fleet failed 2 times" in gave_up[0]
     tree.shutdown()
@@ -195,6 +195,10 @@ def crash_all(tree: Tree, ids: list[str]) -> None:
             tree.call(m.Sandbox(cid, "crash"))
         except Unavailable:
             pass
+
+
+def all_connected(directory: Directory, ids: list[str]) -> bool:
+    return all((r := directory.get(c)) is not None and r.status == "connected" for c in ids)
 
 
 def _fleet_or_none(tree: Tree) -> Any:

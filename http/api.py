@@ -78,6 +78,16 @@ def raw_body(limit: int) -> bytes:
     return raw
 
 
+def int_query(name: str, default: int | None, low: int, high: int) -> int | None:
+    """A whole-number query parameter in [low, high]; 400 ``invalid_query`` naming it otherwise."""
+    raw = bottle.request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
+        raise ApiError(400, "invalid_query", f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
 def json_body(required: bool = False) -> dict[str, Any]:
     """The request's JSON object; an empty body is ``{}`` unless one is required."""
     request = bottle.request

@@ -13,7 +13,7 @@ from wafleet.actors.assistant.config import CompanyConfig, ConfigInvalid
 from wafleet.actors.assistant.engine import Booked, EngineError
 from wafleet.actors.assistant.protocol import FOREVER_MS, Active, Pause
 from wafleet.actors.assistant.service import Assistant, AssistantUnavailable
-from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
+from wafleet.http.api import ApiError, field, int_query, json_body, only_fields, respond, text
 from wafleet.http.context import Context
 from wafleet.storage import assistant as store
 from wafleet.storage import bookings
@@ -23,15 +23,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 TURNS_SHOWN = 100
 STATS_DEFAULT_DAYS = 30
-
-
-def _int_query(name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = bottle.request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_query", f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
 
 
 def _moment(raw: Any, name: str, tz: dt.tzinfo, *, need_offset: bool) -> dt.datetime:
@@ -113,7 +104,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def list_bookings(company_id: str) -> Any:
         cfg = configured(company_id)
         query = bottle.request.query
-        limit = _int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
+        limit = int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
         status = query.get("status") or None
         if status is not None and status not in bookings.STATUSES:
             raise ApiError(400, "invalid_query", f"status must be one of {', '.join(bookings.STATUSES)}")
@@ -233,8 +224,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     @mount("GET", "conversations")
     def conversations(company_id: str) -> Any:
         company(company_id)
-        limit = _int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
-        cursor = _int_query("cursor", None, 1, 10**18)
+        limit = int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
+        cursor = int_query("cursor", None, 1, 10**18)
         rows, next_id = store.conversations_page(ctx.db, company_id, limit, cursor)
         active = _active(company_id)
         return respond(

@@ -10,22 +10,13 @@ from typing import Any
 
 import bottle
 
-from wafleet.http.api import ApiError, respond
+from wafleet.http.api import ApiError, int_query, respond
 from wafleet.http.context import Context
 from wafleet.storage import deliveries, endpoints
 from wafleet.storage.clock import iso, now_ms
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-
-
-def _int_query(name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = bottle.request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_query", f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
 
 
 def _status_query() -> str | None:
@@ -66,8 +57,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     budget = outbound.retry_budget_ms
 
     def listing(company_id: str | None) -> Any:
-        limit = _int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
-        cursor = _int_query("cursor", None, 1, 10**18)
+        limit = int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
+        cursor = int_query("cursor", None, 1, 10**18)
         rows, next_id = deliveries.page(ctx.db, company_id, _status_query(), limit, cursor)
         return respond(
             200,

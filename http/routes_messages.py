@@ -6,7 +6,7 @@ from typing import Any
 
 import bottle
 
-from wafleet.http.api import ApiError, respond
+from wafleet.http.api import int_query, respond
 from wafleet.http.context import Context
 from wafleet.storage import messages
 from wafleet.storage.clock import iso
@@ -15,20 +15,11 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-def _int_query(name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = bottle.request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_query", f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
-
-
 def install(app: bottle.Bottle, ctx: Context) -> None:
     def history(company_id: str) -> Any:
         ctx.authorised_record(company_id)
-        limit = _int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        cursor = _int_query("cursor", None, 1, 10**18)
+        limit = int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        cursor = int_query("cursor", None, 1, 10**18)
         rows, next_id = messages.page(ctx.db, company_id, limit or DEFAULT_LIMIT, cursor)
         for row in rows:
             row["atIso"] = iso(row["at"])

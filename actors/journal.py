@@ -16,6 +16,7 @@ from typing import Any
 
 from gevent.event import AsyncResult
 
+from wafleet.actors import cooldown
 from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.exit_policy import ENTRY, Phone
@@ -140,6 +141,8 @@ class Journal:
         changes: dict[str, Any] = {}
         if entry_effects.keeps_until:
             changes["blocked_until"] = fields["blocked_until"] = change.until
+        elif entry_effects.keeps_ban and cooldown.ban_pending(record, now):
+            pass  # WhatsApp's ban outlives an operator's stop: its end stays
         elif record.blocked_until is not None:
             changes["blocked_until"] = fields["blocked_until"] = None
         if change.error:

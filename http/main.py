@@ -347,22 +347,20 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         deliverer_config=DelivererConfig(
             concurrency=settings.send_concurrency, quantum=settings.send_quantum
         ),
-        extra_children=[
+        hosts=[
             # WhatsApp Web: neonize clients live in link-host worker processes (neonize blocks
             # in C for a session's life: it cannot run inside the gevent process).
-            *(
-                [
-                    ChildSpec(
-                        "linkhosts",
-                        lambda on_exit: LinkHostPool.start(
-                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=3.0
-                        ),
-                        shutdown=LinkHostPool.budget(3.0),
-                    )
-                ]
-                if links.web_store_dir
-                else []
-            ),
+            ChildSpec(
+                "linkhosts",
+                lambda on_exit: LinkHostPool.start(
+                    settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=3.0
+                ),
+                shutdown=LinkHostPool.budget(3.0),
+            )
+        ]
+        if links.web_store_dir
+        else [],
+        extra_children=[
             # Outbound deliveries: company webhooks, the alert webhook, pairing-code emails.
             ChildSpec(
                 "webhooks",

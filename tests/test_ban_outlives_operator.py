@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.harness import Node, holds, wait_for
+from wafleet.actors import cooldown
+from wafleet.actors.directory import SessionRecord
+from wafleet.actors.journal import Journal
+from wafleet.actors.metrics import Metrics
+from wafleet.storage import companies
+from wafleet.storage.clock import now_ms
+from wafleet.storage.database import Database
+from wafleet.storage.schema import migrate
 
 
 def _iso(at: datetime) -> str:
@@ -70,3 +79,32 @@ def test_after_a_stopped_ban_ends_the_operator_may_start_again(node_factory) -> 
     r = node.post("/api/whatsapp/sessions/paused/reconnect")
     assert r.status_code == 200, r.text
     node.wait_status("paused", "connected")  # a stop keeps the login: it resumes without a QR
+
+
+# -- the entry rule, in-process: what entering a state does to a ban's end ---------------------
+def _banned_record(db: Database, until: int) -> SessionRecord:
+    companies.create(db, id="c", name="C", phone=None, link="sandbox", token_hash="c" * 64)
+    record = SessionRecord("c", "C", "sandbox", None, "c" * 64, 0, status="connected")
+    journal = Journal(db, Metrics(None), strict=True)
+    assert journal.transition(record, "failed", reason="banned", message="banned", error=True, until=until)
+    return record
+
+
+def test_entering_stopped_keeps_a_ban_that_has_not_ended(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/entry.db")
+    migrate(db)
+    until = now_ms() + 3_600_000
+    record = _banned_record(db, until)
+    assert Journal(db, Metrics(None), strict=True).transition(record, "stopped", reason="stopped by request")
+    assert record.blocked_until == until and cooldown.ban_pending(record)
+    assert companies.load_all(db)[0][1].blocked_until == until  # on the row too
+    db.close()
+
+
+def test_entering_stopped_after_the_ban_ended_forgets_it(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/entry.db")
+    migrate(db)
+    record = _banned_record(db, now_ms() - 1)
+    assert Journal(db, Metrics(None), strict=True).transition(record, "stopped", reason="stopped by request")
+    assert record.blocked_until is None and not cooldown.ban_pending(record)
+    db.close()

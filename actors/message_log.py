@@ -1,6 +1,6 @@
-"""Messages from any link land here: stored once (unique WhatsApp id), then announced as a
-``message`` event (persisted, streamed to listeners). Used by sessions (sandbox, web), the
-webhook inbox (cloud) and the deliverer (what we sent)."""
+"""Messages from any link land here: stored once (a WhatsApp id is unique per company), then
+announced as a ``message`` event (persisted, streamed to listeners). Used by sessions (sandbox,
+web), the webhook inbox (cloud) and the deliverer (what we sent)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Messages in and out, from any link: stored once (unique WhatsApp id), statuses only forward.
+"""Messages in and out, from any link: stored once (a WhatsApp id is unique per company),
+statuses only forward.
 
 Every function takes the connection itself (``db.work()`` is re-entrant) and is safe inside a
 caller's transaction: a duplicate insert yields to the unique key (INSERT ... ON CONFLICT DO
@@ -47,7 +48,7 @@ class _Inserts:
 
 
 _INSERTS: dict[tuple[str, ...], _Inserts] = {}  # by the columns given
-_BY_WA_ID = Statement(f"SELECT id FROM {table(Message)} WHERE wa_id = ?")
+_BY_WA_ID = Statement(f"SELECT id FROM {table(Message)} WHERE company = ? AND wa_id = ?")
 
 
 def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
@@ -69,7 +70,7 @@ def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
             row = statements.ignore_returning.one(db, values)
             if row is not None:
                 return row[0], True
-        existing = _BY_WA_ID.one(db, (wa_id,))
+        existing = _BY_WA_ID.one(db, (fields["company"], wa_id))
         if existing is None:
             raise peewee.IntegrityError(f"message {wa_id!r} could not be stored")
         return existing[0], False
@@ -309,9 +310,10 @@ def as_dict(row: Message, seal: TextSeal = PLAIN) -> dict[str, Any]:
     }
 
 
-def get(db: Database, wa_id: str) -> dict[str, Any] | None:
+def get(db: Database, company_id: str, wa_id: str) -> dict[str, Any] | None:
+    """The company's message with this WhatsApp id (another company's is not it)."""
     with db.work():
-        row = Message.get_or_none(Message.wa_id == wa_id)
+        row = Message.get_or_none((Message.company == company_id) & (Message.wa_id == wa_id))
     return as_dict(row, db.text_seal) if row else None
 
 

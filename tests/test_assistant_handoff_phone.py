@@ -64,7 +64,7 @@ def test_a_message_from_the_companys_phone_silences_the_assistant(tmp_path: Path
         )
         row = wait(lambda: store.load_conversation(db, "rosa", PEER))
         assert row.paused_until is not None and row.paused_until > now_ms() + 29 * 60_000
-        stored = messages.get(db, "3EB0PHONE")
+        stored = messages.get(db, "rosa", "3EB0PHONE")
         assert stored is not None and stored["direction"] == "out"
 
         log.inbound(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
@@ -25,6 +26,7 @@ from wafleet.storage.sql import Insert, Statement, columns, table
 # Delivery statuses of our messages, in the only order they may move. ``failed`` is final.
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
 FINAL = "failed"
+BLOCKED = "blocked"  # the status of an inbound message from a number the company blocked
 
 
 def _dumps(value: Any) -> str | None:
@@ -76,6 +78,74 @@ def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
         return existing[0], False
 
 
+TEXT_IN_EVENT = 1000  # the event carries a preview; the message itself is in the messages table
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: int
+    created: bool  # False: its WhatsApp id was known already (a redelivery, our own send back)
+    event: events.EventRow | None = None  # the ``message`` event committed with it
+
+
+def _row(
+    company_id: str,
+    direction: str,
+    peer: str,
+    type: str,
+    text: str | None,
+    wa_id: str | None,
+    status: str | None,
+    at: int,
+    media: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A new message's columns, whichever way it goes."""
+    return {
+        "company": company_id,
+        "direction": direction,
+        "peer": _clip(peer, 64) or "",
+        "type": _clip(type, 32) or "unknown",
+        "text": text,
+        "media": _dumps(media),
+        "wa_id": wa_id,
+        "status": status,
+        "error": None,
+        "at": at,
+    }
+
+
+def event_data(
+    db: Database, message_id: int, direction: str, peer: str, type: str | None, wa_id: str | None, text: Any
+) -> dict[str, Any]:
+    """What a ``message`` event says: a preview of the text, none when texts are sealed at rest
+    (the event is a stored row too)."""
+    text = None if db.text_seal.on else text
+    return {
+        "messageId": message_id,
+        "direction": direction,
+        "peer": peer,
+        "type": type,
+        "waId": wa_id,
+        "text": text[:TEXT_IN_EVENT] if isinstance(text, str) else None,
+    }
+
+
+def _store(db: Database, fields: dict[str, Any], announce: bool) -> Stored:
+    """Insert once and, with ``announce``, write its ``message`` event (and the webhook
+    deliveries it causes) in the same transaction: no message the company is never told of."""
+    with db.work(), db.atomic():
+        row_id, created = _insert(db, fields)
+        if not (created and announce):
+            return Stored(row_id, created)
+        data = event_data(
+            db, row_id, fields["direction"], fields["peer"], fields["type"], fields["wa_id"], fields["text"]
+        )
+        at = now_ms()
+        kind, reason = "message", fields["direction"]
+        event_id = events.append(fields["company"], kind, state=None, reason=reason, data=data, at=at)
+    return Stored(row_id, True, events.EventRow(event_id, fields["company"], kind, None, reason, data, at))
+
+
 def store_inbound(
     db: Database,
     company_id: str,
@@ -85,48 +155,37 @@ def store_inbound(
     media: dict[str, Any] | None,
     wa_id: str | None,
     at: int,
-) -> tuple[int, bool]:
-    """Insert an inbound message once: ``(id, True)``; a known ``wa_id`` gives ``(its id, False)``."""
-    return _insert(
-        db,
-        {
-            "company": company_id,
-            "direction": "in",
-            "peer": _clip(peer, 64) or "",
-            "type": _clip(type, 32) or "unknown",
-            "text": text,
-            "media": _dumps(media),
-            "wa_id": wa_id,
-            "status": None,
-            "error": None,
-            "at": at,
-        },
-    )
+    *,
+    blocked: bool = False,
+    announce: bool = False,
+) -> Stored:
+    """Insert an inbound message once (a known ``wa_id`` gives its row, ``created`` False). One
+    from a number the company blocked is kept, marked, and never announced."""
+    status = BLOCKED if blocked else None
+    fields = _row(company_id, "in", peer, type, text, wa_id, status, at, media)
+    return _store(db, fields, announce and not blocked)
 
 
 def store_outbound(
-    db: Database, company_id: str, peer: str, text: str, wa_id: str | None, status: str, at: int | None = None
-) -> int:
+    db: Database,
+    company_id: str,
+    peer: str,
+    text: str,
+    wa_id: str | None,
+    status: str,
+    at: int | None = None,
+    *,
+    announce: bool = False,
+) -> Stored:
     """Record a message we sent (or queued); a known ``wa_id`` returns the row it already has.
     Statuses that arrived before this row (Meta's webhook can overtake the send's answer) are
-    applied now."""
-    row_id, created = _insert(
-        db,
-        {
-            "company": company_id,
-            "direction": "out",
-            "peer": _clip(peer, 64) or "",
-            "type": "text",
-            "text": text,
-            "media": None,
-            "wa_id": wa_id,
-            "status": status,
-            "error": None,
-            "at": at if at is not None else now_ms(),
-        },
-    )
-    if created and wa_id is not None:
-        with db.work(), db.atomic():
+    applied in the same transaction."""
+    with db.work(), db.atomic():
+        fields = _row(
+            company_id, "out", peer, "text", text, wa_id, status, at if at is not None else now_ms()
+        )
+        stored = _store(db, fields, announce)
+        if stored.created and wa_id is not None:
             parked = list(
                 PendingStatus.select().where(
                     (PendingStatus.company == company_id) & (PendingStatus.wa_id == wa_id)
@@ -134,29 +193,22 @@ def store_outbound(
             )
             if parked:
                 _apply_parked(db, parked)
-    return row_id
+    return stored
 
 
 def store_from_phone(
-    db: Database, company_id: str, peer: str, text: str | None, wa_id: str | None, at: int
-) -> tuple[int, bool]:
+    db: Database,
+    company_id: str,
+    peer: str,
+    text: str | None,
+    wa_id: str | None,
+    at: int,
+    *,
+    announce: bool = False,
+) -> Stored:
     """A message the company sent from its own phone (not through us): stored once as ``out``;
-    ``(id, False)`` when its WhatsApp id is known already (our own send coming back)."""
-    return _insert(
-        db,
-        {
-            "company": company_id,
-            "direction": "out",
-            "peer": _clip(peer, 64) or "",
-            "type": "text",
-            "text": text,
-            "media": None,
-            "wa_id": wa_id,
-            "status": "sent",
-            "error": None,
-            "at": at,
-        },
-    )
+    ``created`` False when its WhatsApp id is known already (our own send coming back)."""
+    return _store(db, _row(company_id, "out", peer, "text", text, wa_id, "sent", at), announce)
 
 
 class StatusResult(enum.Enum):
@@ -281,9 +333,6 @@ def apply_parked(db: Database, older_than: int | None = None) -> int:
 def parked_count(db: Database) -> int:
     with db.work():
         return PendingStatus.select().count()
-
-
-BLOCKED = "blocked"  # the status of an inbound message from a number the company blocked
 
 
 def mark_blocked(db: Database, row_id: int) -> None:

@@ -96,10 +96,11 @@ def test_the_same_whatsapp_id_is_stored_once_per_company(database_url: str) -> N
     db = Database(database_url)
     migrate(db)
     try:
-        a, a_new = messages.store_inbound(db, "a", "1555", "text", "from a", None, "W1", 1)
-        b, b_new = messages.store_inbound(db, "b", "1555", "text", "from b", None, "W1", 2)
-        again, again_new = messages.store_inbound(db, "a", "1555", "text", "from a", None, "W1", 3)
-        assert (a_new, b_new, again_new) == (True, True, False) and again == a and a != b
+        a = messages.store_inbound(db, "a", "1555", "text", "from a", None, "W1", 1)
+        b = messages.store_inbound(db, "b", "1555", "text", "from b", None, "W1", 2)
+        again = messages.store_inbound(db, "a", "1555", "text", "from a", None, "W1", 3)
+        assert (a.created, b.created, again.created) == (True, True, False)
+        assert again.id == a.id and a.id != b.id
         found_a, found_b = messages.get(db, "a", "W1"), messages.get(db, "b", "W1")
         assert found_a is not None and found_a["text"] == "from a"
         assert found_b is not None and found_b["text"] == "from b"

@@ -40,11 +40,12 @@ def test_a_database_with_globally_unique_message_ids_is_upgraded_and_keeps_its_m
     with db.work():  # as written before message ids were unique per company
         db.db.execute_sql(f'DROP INDEX "{table}_company_wa_id"')
         db.db.execute_sql(f'CREATE UNIQUE INDEX "{table}_wa_id" ON "{table}" (wa_id)')
-    before, _ = messages.store_inbound(db, "a", "1555", "text", "kept", None, "W1", 1)
+    before = messages.store_inbound(db, "a", "1555", "text", "kept", None, "W1", 1).id
     for _ in range(2):  # idempotent: a second run changes nothing
         with db.work(), db.atomic():
             _message_wa_id_per_company(db)
-    assert messages.store_inbound(db, "b", "1555", "text", "b's own", None, "W1", 2)[1] is True
-    assert messages.store_inbound(db, "a", "1555", "text", "again", None, "W1", 3) == (before, False)
+    assert messages.store_inbound(db, "b", "1555", "text", "b's own", None, "W1", 2).created is True
+    again = messages.store_inbound(db, "a", "1555", "text", "again", None, "W1", 3)
+    assert (again.id, again.created) == (before, False)
     assert messages.get(db, "a", "W1")["text"] == "kept"
     db.close()

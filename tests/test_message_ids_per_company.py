@@ -65,17 +65,7 @@ def test_two_companies_receive_a_message_with_the_same_whatsapp_id(
         WHATSAPP_WEBHOOK_SECRET=SECRET,
     ).start()
     for company, (pnid, token) in NUMBERS.items():
-        r = node.client.post(
-            "/admin/companies",
-            json={
-                "id": company,
-                "name": company,
-                "link": "cloud",
-                "cloud": {"phoneNumberId": pnid, "accessToken": token},
-            },
-            headers=node.admin(),
-        )
-        assert r.status_code == 201, r.text
+        node.create_company(company, link="cloud", cloud={"phoneNumberId": pnid, "accessToken": token})
     hook = f"{node.base_url}/api/whatsapp/webhook/cloud"
     assert graph.post_webhook(hook, inbound(NUMBERS["salon-a"][0], "5511977776666", "Olá, salão A")) == 200
     wait_for(lambda: history(node, "salon-a"), what="salon-a's message")

@@ -12,6 +12,7 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.messages import BLOCKED
 from wafleet.storage.models import AssistantConfig, AssistantTurn, Conversation, Message, Outbox
+from wafleet.storage.paging import newest_first
 from wafleet.storage.sql import Insert, Statement, table
 
 # Pre-built statements for what every turn runs (query building cost as much as SQLite's work).
@@ -182,14 +183,8 @@ def conversations_page(
     db: Database, company_id: str, limit: int, before: int | None
 ) -> tuple[list[ConversationRow], int | None]:
     """Newest first (by when the chat began); the cursor is the id of the last one given."""
-    with db.work():
-        query = Conversation.select().where(Conversation.company == company_id)
-        if before is not None:
-            query = query.where(Conversation.id < before)
-        rows = list(query.order_by(Conversation.id.desc()).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [_conversation(db, r) for r in rows], (rows[-1].id if more and rows else None)
+    rows, cursor = newest_first(db, Conversation, company_id, limit, before)
+    return [_conversation(db, r) for r in rows], cursor
 
 
 # -- turns --------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.crypto import PLAIN, TextSeal
 from wafleet.storage.database import Database
 from wafleet.storage.models import Message, PendingStatus
+from wafleet.storage.paging import newest_first
 from wafleet.storage.sql import Insert, Statement, columns, table
 
 # Delivery statuses of our messages, in the only order they may move. ``failed`` is final.
@@ -371,11 +372,5 @@ def page(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """A company's messages, newest first, ``limit`` at a time; the cursor is the last id given
     (pass it back as ``before_id``), None when there is nothing older."""
-    with db.work():
-        query = Message.select().where(Message.company == company_id)
-        if before_id is not None:
-            query = query.where(Message.id < before_id)
-        rows = list(query.order_by(Message.id.desc()).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [as_dict(r, db.text_seal) for r in rows], (rows[-1].id if more and rows else None)
+    rows, cursor = newest_first(db, Message, company_id, limit, before_id)
+    return [as_dict(r, db.text_seal) for r in rows], cursor

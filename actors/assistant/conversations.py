@@ -6,7 +6,9 @@ and queues the reply in the durable outbox in the same transaction that saves it
 state (language, slots, pending question, offers, last turns) and any message not answered yet
 are in the database, so a node killed mid-conversation goes on where it was.
 
-Children are keyed by (company, customer), never kept as refs elsewhere. A child that has been
+The supervisor holds its children with the tree's one mechanism (``wafleet.actors.supervisor``):
+TEMPORARY specs, keyed by (company, customer), never kept as refs elsewhere. One that crashes is
+not restarted; the chat's next message starts a new one from the saved state. A child that has been
 idle for ``WAFLEET_CONVERSATION_IDLE`` asks its supervisor to end it; the supervisor agrees only
 if it forwarded nothing the child has not seen, so no message is ever dropped in between.
 """

@@ -173,7 +173,9 @@ class Conversations(SupervisedActor):
                 self._complete_past()
                 return None
             case Active(company_id=company_id):
-                chats = (chat_of(child) for child, slot in self.children.slots.items() if slot.ref)
+                chats = (
+                    chat_of(child) for child, slot in self.children.slots.items() if slot.ref is not None
+                )
                 return sorted(peer for company, peer in chats if company == company_id)
             case _Idle(child_id=child, urn=urn, seen=seen):
                 ref = self.children.ref(child)

@@ -12,6 +12,7 @@ stored credentials reconnects by itself (a QR nobody watches would only start a 
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -102,6 +103,11 @@ class Boot:
         finally:
             restorer.kill(block=False)  # a failed load leaves no restorer waiting behind
         self.progress.state = "done"
+        # What is in memory now lives as long as the node (every company's record, the parser's
+        # language data, the code): out of the collector's sight, so that a full collection
+        # walks only what came after. Measured on the assistant benchmark: full collections of
+        # 100-200 ms made the p99 of a turn 200+ ms while its p50 was 3 ms.
+        gc.freeze()
 
     def _load(self, rows: list[tuple[CompanyRow, SessionRow]]) -> list[str]:
         """One page: records built, boot transitions committed together, then published."""

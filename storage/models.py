@@ -43,10 +43,10 @@ class Session(BaseModel):
     last_error_reason = peewee.CharField(max_length=64, null=True)
     last_error_message = peewee.TextField(null=True)
     last_error_at = peewee.BigIntegerField(null=True)
-    last_error_until = peewee.CharField(max_length=40, null=True)  # a ban's end, as WhatsApp gave it
     since = peewee.BigIntegerField()
     updated_at = peewee.BigIntegerField()
-    blocked_until = peewee.BigIntegerField(null=True)  # pairing cooldown; survives restarts
+    # the end of a pairing cool-down (blocked) or of a ban (failed or stopped, last error banned)
+    blocked_until = peewee.BigIntegerField(null=True)
 
 
 class PairingCode(BaseModel):

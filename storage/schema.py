@@ -222,6 +222,16 @@ def _ban_end_in_blocked_until(db: Database) -> None:
     run_migrations(SchemaMigrator.from_database(db.db).drop_column(table, "last_error_until"))
 
 
+def _message_wa_id_per_company(db: Database) -> None:
+    """A WhatsApp message id is unique per company, not across companies: two companies may be
+    handed the same id. The per-company index first (it holds wherever the global one did)."""
+    table = Message._meta.table_name
+    db.db.execute_sql(
+        f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_company_wa_id" ON "{table}" (company, wa_id)'
+    )
+    db.db.execute_sql(f'DROP INDEX IF EXISTS "{table}_wa_id"')
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _v2,
@@ -236,6 +246,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _page_sessions,
     _session_last_error_until,
     _ban_end_in_blocked_until,
+    _message_wa_id_per_company,
 ]
 
 

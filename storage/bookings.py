@@ -38,9 +38,7 @@ _BUSY_ONE = Statement(
     "AND status = 'confirmed' AND start_ms < ? AND end_ms > ?"
 )
 
-# New codes: no look-alikes (0/O, 1/I/L), read aloud and typed without mistakes.
-NEW_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-# What a customer's code is matched against: every code ever issued (earlier ones could hold an L).
+# No 0/O or 1/I look-alikes: a code is read aloud and typed on a phone.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
 CODE_ATTEMPTS = 8  # ~1e9 codes: a collision is rare, eight in a row is a bug
@@ -52,7 +50,7 @@ def new_code() -> str:
     ("PLEASE", "AMANHA") and collides with what customers write. Drawn until it qualifies (5 of
     6 draws do), so every such code is equally likely."""
     while True:
-        code = "".join(secrets.choice(NEW_CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         if not code.isalpha() and not code.isdigit():
             return code
 

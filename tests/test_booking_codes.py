@@ -1,6 +1,6 @@
-"""Booking codes: every new one holds a digit and a letter (a code like a word collides with what
-customers write) and no look-alikes (0/O, 1/I/L); codes issued before that rule (all letters, or
-with an L) are still found when a customer types them."""
+"""Booking codes: every new one is drawn from the issue's alphabet (no 0/O or 1/I look-alikes) and
+holds a digit and a letter (a code like a word collides with what customers write); codes issued
+before that rule (all letters) are still found when a customer types them."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from wafleet.storage.phone_vault import vault_for
 from wafleet.storage.schema import migrate
 
 OLGA = "79160000001"
-LOOK_ALIKES = set("0O1IL")
+LOOK_ALIKES = set("0O1I")
 
 
 def well_formed(code: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from wafleet.storage import companies
 from wafleet.storage.database import Database
 from wafleet.storage.models import SchemaVersion, Session
-from wafleet.storage.schema import MIGRATIONS, migrate
+from wafleet.storage.schema import MIGRATIONS, _ban_end_in_blocked_until, migrate
 
 UNTIL_MS = 1_900_000_000_000  # 2030-03-17T17:46:40Z
 UNTIL_ISO = "2030-03-17T17:46:40.000Z"
@@ -37,7 +37,9 @@ def test_a_ban_written_by_the_previous_version_keeps_its_end(database_url: str) 
             f"last_error_at = 1, last_error_until = '{UNTIL_ISO}', blocked_until = NULL "
             "WHERE company_id = 'healed'"
         )
-        SchemaVersion.delete().where(SchemaVersion.version >= len(MIGRATIONS)).execute()
+        # the version before the one that dropped the copy (later migrations come after it)
+        dropped_in = MIGRATIONS.index(_ban_end_in_blocked_until) + 1
+        SchemaVersion.delete().where(SchemaVersion.version >= dropped_in).execute()
     migrate(db)
     with db.work():
         assert "last_error_until" not in _columns(db)  # one column holds a ban's end

@@ -102,10 +102,19 @@ Phone = node_string("phone")
 CompanyId = node_string("company_id")
 
 
+# A field whose refusal has an error code of its own (the API's older, more precise codes).
+CODE_MARK = "x-error-code"
+
+
+def coded(code: str) -> Any:
+    """Annotated metadata: a refusal of this field answers ``code`` instead of invalid_field."""
+    return Field(json_schema_extra={CODE_MARK: code})
+
+
 def node_schema(schema: Any, patterns: dict[str, re.Pattern[str]]) -> Any:
     """A JSON Schema with each node mark replaced by the node's pattern."""
     if isinstance(schema, dict):
-        out = {k: node_schema(v, patterns) for k, v in schema.items() if k != MARK}
+        out = {k: node_schema(v, patterns) for k, v in schema.items() if k not in (MARK, CODE_MARK)}
         if MARK in schema:
             out["pattern"] = patterns[schema[MARK]].pattern
         return out
@@ -159,13 +168,16 @@ def first_error(
     path = location(loc)
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    node = _node_kind_at(model, loc) if kind != "extra_forbidden" else None
+    node = _mark_at(model, loc, MARK) if kind != "extra_forbidden" else None
+    own_code = _mark_at(model, loc, CODE_MARK) if kind != "extra_forbidden" else None
     if node == "company_id" and kind in ("string_type", "missing"):
         node = None  # not a string at all: the field is wrong, not the id
     if node is not None:
         pattern = (patterns or {}).get(node)
         words = NODE_WORDS[node].format(pattern=pattern.pattern if pattern else "the node's pattern")
         return NODE_CODES[node], path, f"{path} {words}"
+    if own_code is not None:
+        return own_code, path, f"{path}: {error['msg'][:1].lower()}{error['msg'][1:]}"
     if kind == "extra_forbidden":
         allowed = _allowed_at(model, loc[:-1])
         said = f"; allowed: {', '.join(allowed)}" if allowed else ""
@@ -186,8 +198,8 @@ def first_error(
     return "invalid", path, f"{path}: {message[:1].lower()}{message[1:]}" if path else message
 
 
-def _node_kind_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
-    """The node mark of the field at ``loc`` (or of its items), if it has one."""
+def _mark_at(model: type[BaseModel], loc: tuple[int | str, ...], key: str) -> str | None:
+    """The mark ``key`` of the field at ``loc`` (or of its items), if it has one."""
     names = [p for p in loc if isinstance(p, str)]
     if not names:
         return None
@@ -197,17 +209,17 @@ def _node_kind_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | N
     found = next((f for n, f in parent.model_fields.items() if (f.alias or n) == names[-1]), None)
     if found is None:
         return None
-    return _mark_in([found]) or _mark_in(found.metadata) or _mark_in([found.annotation])
+    return _mark_in([found], key) or _mark_in(found.metadata, key) or _mark_in([found.annotation], key)
 
 
-def _mark_in(items: Any) -> str | None:
+def _mark_in(items: Any, key: str) -> str | None:
     for item in items:
         if isinstance(item, FieldInfo):
             extra = item.json_schema_extra
-            if isinstance(extra, dict) and MARK in extra:
-                return str(extra[MARK])
+            if isinstance(extra, dict) and key in extra:
+                return str(extra[key])
         for arg in getattr(item, "__metadata__", ()) + tuple(getattr(item, "__args__", ()) or ()):
-            found = _mark_in([arg])
+            found = _mark_in([arg], key)
             if found is not None:
                 return found
     return None

@@ -15,7 +15,7 @@ from wafleet.actors.outbound_url import MAX_URL, UrlRefused, check
 from wafleet.actors.webhook_deliverer import webhook_secret_aad
 from wafleet.http.api import ApiError
 from wafleet.http.context import Context
-from wafleet.http.fields import ONE_LINE, Model, text
+from wafleet.http.fields import ONE_LINE, Model, coded, text
 from wafleet.storage import endpoints
 from wafleet.storage.webhook_events import EVENT_TYPES
 
@@ -26,7 +26,7 @@ EMAIL = (
     r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
 )
 
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+EventType = Annotated[Literal[EVENT_TYPES], coded("invalid_event")]  # type: ignore[valid-type]
 Url = text(MAX_URL, pattern=ONE_LINE, min_length=1)
 Secret = text(SECRET_MAX, pattern=ONE_LINE, min_length=SECRET_MIN)
 Email = text(254, pattern=EMAIL)

@@ -188,7 +188,7 @@ def _schemathesis(node: Node, token: str, seconds: int) -> subprocess.CompletedP
         "--exclude-path-regex",
         EXCLUDED,
         "--phases",
-        "examples,coverage,fuzzing",
+        "examples,coverage,fuzzing,stateful",
         "--max-examples",
         "30",
         "--max-time",

@@ -37,6 +37,7 @@ PAGE = 500  # companies per read; between pages the hub serves requests
 # loop of them starves every request (measured: /healthz waited for the whole boot).
 YIELD = 0.001
 CATCH_UP = 1.0  # seconds of restores that may go at once after the restorer fell behind
+BATCH = 100  # sessions the Fleet starts for one message: its other messages wait at most that long
 
 
 class Boot:
@@ -47,7 +48,7 @@ class Boot:
         directory: Directory,
         deps: SessionDeps,
         rate: float,
-        restore: Callable[[str], None],
+        restore: Callable[[list[str]], None],
         on_blocked: Callable[[SessionRecord], None],
         page: int = PAGE,
     ) -> None:
@@ -56,7 +57,7 @@ class Boot:
         self.deps = deps
         self.journal = deps.journal
         self.rate = rate
-        self.restore = restore  # asks the Fleet to start one company's session
+        self.restore = restore  # asks the Fleet to start these companies' sessions
         self.on_blocked = on_blocked  # the Fleet schedules the end of a pairing cooldown
         self.page = page
         self.progress = BootProgress()
@@ -159,19 +160,37 @@ class Boot:
     def _restore(self, queue: gevent.queue.Queue[str | None]) -> None:
         """Staggered: at most ``rate`` a second, paced by the clock (a slow wake-up catches up
         instead of stretching the boot); after waiting for a page to load, it catches up by at
-        most CATCH_UP seconds' worth, never a burst of everything that queued meanwhile."""
+        most CATCH_UP seconds' worth, never a burst of everything that queued meanwhile.
+
+        The sessions due at one moment go to the Fleet together (at most BATCH per message):
+        one message per session waited for the Fleet's turn each time, and while pages were
+        loading that turn came once a page, so almost nothing came back until the load ended
+        (measured at 100,000 companies: 1,400 sessions restored in the 20 s of loading)."""
         step = 1.0 / self.rate if self.rate > 0 else 0.0
         next_at = time.monotonic()
-        while (company_id := queue.get()) is not None:
-            self.restore(company_id)
-            self.progress.restored += 1
-            if step:
-                next_at = max(next_at + step, time.monotonic() - CATCH_UP)
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    gevent.sleep(delay)
-                elif self.progress.restored % 100 == 0:
-                    gevent.sleep(YIELD)
+        finished = False
+        while not finished:
+            first = queue.get()
+            if first is None:
+                break
+            now = time.monotonic()
+            next_at = max(next_at, now - CATCH_UP)
+            due = BATCH if not step else min(BATCH, int((now - next_at) / step) + 1)
+            batch = [first]
+            while len(batch) < due:
+                try:
+                    item = queue.get_nowait()
+                except gevent.queue.Empty:
+                    break
+                if item is None:
+                    finished = True
+                    break
+                batch.append(item)
+            self.restore(batch)
+            self.progress.restored += len(batch)
+            next_at += len(batch) * step
+            delay = next_at - time.monotonic()
+            gevent.sleep(delay if delay > 0 else YIELD)
 
 
 def _record(company: CompanyRow, session: SessionRow) -> SessionRecord:

@@ -19,6 +19,24 @@ STATES = tuple(Status)
 HISTORY_LENGTH = 20
 
 
+class Tally:
+    """Sessions by status and restarts in all, kept up to date as records change: the metrics
+    routes and gauges read them often, and walking 100,000 records for each read took 40 % of
+    the node's CPU while a restarted node was restoring its sessions."""
+
+    def __init__(self) -> None:
+        self.by_status: Counter[str] = Counter()
+        self.restarts = 0
+
+    def add(self, record: SessionRecord) -> None:
+        self.by_status[record.status] += 1
+        self.restarts += record.restarts
+
+    def discard(self, record: SessionRecord) -> None:
+        self.by_status[record.status] -= 1
+        self.restarts -= record.restarts
+
+
 @dataclass
 class SessionRecord:
     company_id: str
@@ -40,6 +58,18 @@ class SessionRecord:
     # ms: the end of the pairing-code cool-down (blocked) or of a ban (failed, reason banned)
     blocked_until: int | None = None
     cloud_number: str | None = None  # the Cloud API phone_number_id (secrets are never kept here)
+    # The directory's tally while the record is published: it follows status and restarts.
+    tally: Tally | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        tally = self.__dict__.get("tally")
+        if tally is not None:
+            if name == "status":
+                tally.by_status[self.__dict__["status"]] -= 1
+                tally.by_status[value] += 1
+            elif name == "restarts":
+                tally.restarts += value - self.__dict__["restarts"]
+        object.__setattr__(self, name, value)
 
     def company_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +133,7 @@ class Directory:
         self.records: dict[str, SessionRecord] = {}
         self.by_token: dict[str, str] = {}
         self.boot = BootProgress()
+        self.tally = Tally()
 
     @property
     def loaded(self) -> bool:
@@ -111,18 +142,26 @@ class Directory:
 
     def begin_boot(self, progress: BootProgress) -> None:
         """A (re)started Fleet loads every record afresh; the old ones are stale."""
+        for record in self.records.values():
+            record.tally = None
         self.records = {}
         self.by_token = {}
         self.boot = progress
+        self.tally = Tally()
 
     def add(self, record: SessionRecord) -> None:
+        self.remove(record.company_id)
         self.records[record.company_id] = record
         self.by_token[record.token_hash] = record.company_id
+        self.tally.add(record)
+        record.tally = self.tally
 
     def remove(self, company_id: str) -> None:
         record = self.records.pop(company_id, None)
         if record is not None:
             self.by_token.pop(record.token_hash, None)
+            record.tally = None
+            self.tally.discard(record)
 
     def rekey(self, company_id: str, token_hash: str) -> None:
         """The company's token changed: the old hash opens nothing from now on."""
@@ -138,8 +177,11 @@ class Directory:
         return self.by_token.get(token_hash)
 
     def counts(self) -> dict[str, int]:
-        counts = Counter(r.status for r in self.records.values())
-        return {state: counts.get(state, 0) for state in STATES}
+        by_status = self.tally.by_status
+        return {state: by_status.get(state, 0) for state in STATES}
+
+    def restarts(self) -> int:
+        return self.tally.restarts
 
 
 @lru_cache(maxsize=65536)

@@ -40,6 +40,7 @@ from wafleet.actors.messages import (
     Initialize,
     Ping,
     Probe,
+    ProbeMany,
     Reconnect,
     RequestPairing,
     Revive,
@@ -106,7 +107,7 @@ class Fleet(SupervisedActor):
             directory=self.directory,
             deps=self.deps,
             rate=self.config.boot_rate,
-            restore=self._restore_one,
+            restore=self._restore,
             on_blocked=self._schedule_unblock,
         )
         self._restoring = boot.pending
@@ -120,16 +121,23 @@ class Fleet(SupervisedActor):
             )
         )
 
-    def _restore_one(self, company_id: str) -> None:
-        """From the boot's greenlet: returns once the Fleet has started the session. Told
+    def _restore(self, company_ids: list[str]) -> None:
+        """From the boot's greenlet: returns once the Fleet has started the sessions. Told
         without waiting, restores pile up in the Fleet's inbox whenever it starts sessions more
         slowly than the boot rate, and every operator's command waits behind all of them."""
         try:
-            self.actor_ref.ask(_Restore(company_id), timeout=30)
+            self.actor_ref.ask(_Restore(tuple(company_ids)), timeout=30)
         except pykka.ActorDeadError:
             pass  # the Fleet is stopping; its cleanup ends the boot too
         except pykka.Timeout:
-            log.warning("company %s: the fleet did not start the session within 30 s", company_id)
+            log.warning("the fleet did not start %d sessions within 30 s", len(company_ids))
+
+    def _probe(self, company_id: str) -> Any:
+        ref = self.children.ref(company_id)
+        record = self.directory.get(company_id)
+        if ref is None or record is None or record.status != Status.CONNECTED:
+            return None  # nothing connected to probe (any more)
+        return ref.ask(Probe(company_id), block=False)
 
     def _tell(self, message: Any) -> None:
         try:
@@ -155,11 +163,16 @@ class Fleet(SupervisedActor):
                 return None
             case _Unblock(id=company_id):
                 return self._unblock(company_id)
-            case _Restore(id=company_id):
-                self._restoring.discard(company_id)
-                record = self.directory.get(company_id)
-                if record is not None and record.desired == "running" and company_id not in self.children:
-                    if not self._ban_pending(record):
+            case _Restore(ids=company_ids):
+                for company_id in company_ids:
+                    self._restoring.discard(company_id)
+                    record = self.directory.get(company_id)
+                    if (
+                        record is not None
+                        and record.desired == "running"
+                        and company_id not in self.children
+                        and not self._ban_pending(record)
+                    ):
                         self._start(company_id)
                 return None
             case CreateCompany():
@@ -191,11 +204,9 @@ class Fleet(SupervisedActor):
             case Sandbox(id=company_id):
                 return self._running_ref(company_id).ask(message, block=False)
             case Probe(id=company_id):
-                ref = self.children.ref(company_id)
-                record = self.directory.get(company_id)
-                if ref is None or record is None or record.status != Status.CONNECTED:
-                    return None  # nothing connected to probe (any more)
-                return ref.ask(message, block=False)
+                return self._probe(company_id)
+            case ProbeMany(ids=company_ids):
+                return {company_id: self._probe(company_id) for company_id in company_ids}
             case Revive():
                 return self._revive(message)
             case _BootFailed(error=error):
@@ -539,7 +550,7 @@ REVIVE_FROM: dict[str, Status] = {
 
 @dataclass(frozen=True)
 class _Restore:
-    id: str
+    ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ Every ``interval`` it reads the directory (no actor round trip) and:
 It only reports (``Revive`` to the Fleet); the Fleet records the ``zombie`` event and ends the
 session with reason ``zombie``, and the exit policy restarts it like any dropped connection.
 
-10,000 sessions must not disturb anyone else: probes are spread evenly over most of the
-interval and at most ``concurrency`` are in flight, so the Fleet and the sessions see a trickle
-of small messages, never a burst.
+10,000 sessions must not disturb anyone else: probes go to the Fleet in chunks of CHUNK (one
+Fleet message each), the chunks spread evenly over most of the interval and at most
+``concurrency`` of them in flight, so the Fleet and the sessions see a trickle of small
+messages, never a burst.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import pykka
 from wafleet.actors.directory import Directory, SessionRecord
 from wafleet.actors.errors import Unavailable
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
-from wafleet.actors.messages import Probe, Revive, Shutdown
+from wafleet.actors.messages import ProbeMany, Revive, Shutdown
 from wafleet.actors.metrics import Metrics
 from wafleet.actors.status import Status
 from wafleet.storage.clock import now_ms
@@ -41,6 +42,7 @@ from wafleet.storage.clock import now_ms
 log = logging.getLogger(__name__)
 
 SPREAD = 0.8  # the share of the interval over which one round's probes are started
+CHUNK = 25  # sessions probed per message to the Fleet
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class HealthConfig:
     interval: float = 30.0  # seconds between rounds (WHATSAPP_HEALTH_CHECK_INTERVAL)
     connection_timeout: float = 60.0  # seconds a start may take (WHATSAPP_CONNECTION_TIMEOUT)
     probe_timeout: float = 10.0  # seconds a link has to answer a probe
-    concurrency: int = 50  # probes in flight at once
+    concurrency: int = 50  # chunks of probes in flight at once
 
 
 @dataclass(frozen=True)
@@ -132,43 +134,50 @@ class HealthMonitor(SupervisedActor):
         self.metrics.gauge("health.probed", len(to_probe))
         if not to_probe:
             return
-        spacing = self.config.interval * SPREAD / len(to_probe)
+        chunks = [to_probe[i : i + CHUNK] for i in range(0, len(to_probe), CHUNK)]
+        spacing = self.config.interval * SPREAD / len(chunks)
         start = time.monotonic()
-        for index, (company_id, since) in enumerate(to_probe):
+        for index, chunk in enumerate(chunks):
             wait = start + index * spacing - time.monotonic()
             if wait > 0.002:
                 gevent.sleep(wait)
-            self._pool.spawn(self._probe, company_id, since)  # waits while the pool is full
+            self._pool.spawn(self._probe, chunk)  # waits while the pool is full
         self._pool.join()
 
-    def _probe(self, company_id: str, since: int) -> None:
+    def _probe(self, chunk: list[tuple[str, int]]) -> None:
         deadline = time.monotonic() + self.config.probe_timeout
         started = time.perf_counter()
-        silent = False
         try:
-            answer: Any = self.fleet().ask(Probe(company_id), block=False)
-            while isinstance(answer, (pykka.Future, gevent.event.AsyncResult)):
-                answer = answer.get(timeout=max(0.0, deadline - time.monotonic()))
-        except (pykka.Timeout, gevent.Timeout):
-            answer, silent = False, True
-        except (pykka.ActorDeadError, Unavailable):
-            return  # the session or the Fleet is being restarted: nothing to judge
-        self.metrics.incr("health.probes")
-        self.metrics.figures.probed()
-        if answer is None:
-            return  # no longer connected
-        self.metrics.timing("health.probe", (time.perf_counter() - started) * 1000)
-        if answer is True:
-            return
-        record = self.directory.get(company_id)
-        if record is None or record.since != since:
-            return  # its state changed while we asked: this answer is about an old link
-        message = (
-            f"the link did not answer a probe within {self.config.probe_timeout:g}s"
-            if silent
-            else "the link says it is not connected"
-        )
-        self._revive(record, "link_silent", message)
+            answers: dict[str, Any] = self.fleet().ask(
+                ProbeMany(tuple(company_id for company_id, _ in chunk)), timeout=self.config.probe_timeout
+            )
+        except (pykka.ActorDeadError, Unavailable, pykka.Timeout, gevent.Timeout):
+            return  # the Fleet is being restarted or is busy: nothing to judge about the links
+        probed = 0
+        for company_id, since in chunk:
+            answer, silent = answers.get(company_id), False
+            try:
+                while isinstance(answer, (pykka.Future, gevent.event.AsyncResult)):
+                    answer = answer.get(timeout=max(0.0, deadline - time.monotonic()))
+            except (pykka.Timeout, gevent.Timeout):
+                answer, silent = False, True
+            except pykka.ActorDeadError:
+                continue  # the session is being restarted: nothing to judge
+            probed += 1
+            self.metrics.figures.probed()
+            if answer is None or answer is True:
+                continue  # no longer connected, or it answered
+            record = self.directory.get(company_id)
+            if record is None or record.since != since:
+                continue  # its state changed while we asked: this answer is about an old link
+            message = (
+                f"the link did not answer a probe within {self.config.probe_timeout:g}s"
+                if silent
+                else "the link says it is not connected"
+            )
+            self._revive(record, "link_silent", message)
+        self.metrics.incr("health.probes", probed)
+        self.metrics.timing("health.probe", (time.perf_counter() - started) * 1000 / max(1, len(chunk)))
 
     def _revive(self, record: SessionRecord, why: str, message: str) -> None:
         try:

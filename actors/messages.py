@@ -90,6 +90,15 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class ProbeMany:
+    """Probes for several sessions in one message to the Fleet (the health monitor's chunk):
+    answers ``{id: what Probe would answer}``. One Fleet message per session cost the Fleet a
+    turn per probe, 3,000 a second at 100,000 sessions."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Revive:
     """From the health monitor: the session is a zombie (``why``: link_silent, stuck_starting,
     stuck_reconnecting) as of its state entered at ``since`` (ms); a later state makes it stale."""

@@ -505,6 +505,7 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     server.serve_forever()
     # Back in the main greenlet: the HTTP side is drained; now stop the tree top-down.
     tree.shutdown()
+    metrics.flush()  # the last counters of the stop itself
     journal.writer.close()
     db.close()
     log.info("stopped (exit %d)", state["exit_code"])

@@ -169,7 +169,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                 "rate": figures.error_rate(),
                 "breakdown": dict(sorted(figures.errors.items())),
             },
-            "restarts": sum(r.restarts for r in ctx.directory.records.values()),
+            "restarts": ctx.directory.restarts(),
             "zombies": figures.zombies,
             "healthProbes": figures.probes,
             "companies": len(ctx.directory.records),

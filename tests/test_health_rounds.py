@@ -11,7 +11,7 @@ import gevent.event
 from wafleet.actors.directory import Directory, SessionRecord
 from wafleet.actors.gevent_actor import GeventActor
 from wafleet.actors.health import HealthConfig, HealthMonitor
-from wafleet.actors.messages import Probe, Revive
+from wafleet.actors.messages import ProbeMany, Revive
 from wafleet.actors.metrics import Metrics
 from wafleet.storage.clock import now_ms
 
@@ -28,11 +28,13 @@ class FakeFleet(GeventActor):
         self.revived: list[Revive] = []
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Probe):
-            answer = gevent.event.AsyncResult()
-            if message.id not in self.silent:
-                answer.set(True)
-            return answer
+        if isinstance(message, ProbeMany):
+            answers = {}
+            for company_id in message.ids:
+                answers[company_id] = answer = gevent.event.AsyncResult()
+                if company_id not in self.silent:
+                    answer.set(True)
+            return answers
         if isinstance(message, Revive):
             self.revived.append(message)
         if message == "revived":

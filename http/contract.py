@@ -23,7 +23,7 @@ from pydantic.json_schema import models_json_schema
 
 from wafleet.http.api import ApiError, json_body
 from wafleet.http.context import Context
-from wafleet.http.fields import MARK, Model, Reply, first_error, node_schema
+from wafleet.http.fields import MARK, Reply, first_error, node_schema
 
 KEY = "wafleet.contract"
 
@@ -426,4 +426,4 @@ def serve_document(app: bottle.Bottle) -> None:
     )
 
 
-__all__ = ["Access", "Content", "Contract", "Model", "Operation", "contract_of", "declare", "serve_document"]
+__all__ = ["Access", "Content", "Contract", "Operation", "contract_of", "declare", "serve_document"]

@@ -12,6 +12,7 @@ stored credentials reconnects by itself (a QR nobody watches would only start a 
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +37,11 @@ PAGE = 500  # companies per read; between pages the hub serves requests
 # A timer, not sleep(0): sleep(0) only lets ready greenlets run and does not poll sockets, so a
 # loop of them starves every request (measured: /healthz waited for the whole boot).
 YIELD = 0.001
-CATCH_UP = 1.0  # seconds of restores that may go at once after the restorer fell behind
+# Seconds of restores the restorer may be behind its schedule (start + n / rate) and still make
+# up: while pages load, the Fleet is busy, or the process is collecting, it falls behind; it
+# catches up to the schedule (never past it), so a restore takes N / rate plus at most this.
+# One second lost ~10 s over 100,000 companies (210.1 s against N / 500 + 10 = 210 s).
+CATCH_UP = 10.0
 BATCH = 100  # sessions the Fleet starts for one message: its other messages wait at most that long
 
 
@@ -102,6 +107,11 @@ class Boot:
         finally:
             restorer.kill(block=False)  # a failed load leaves no restorer waiting behind
         self.progress.state = "done"
+        # What is in memory now lives as long as the node (every company's record, the parser's
+        # language data, the code): out of the collector's sight, so that a full collection
+        # walks only what came after. Measured on the assistant benchmark: full collections of
+        # 100-200 ms made the p99 of a turn 200+ ms while its p50 was 3 ms.
+        gc.freeze()
 
     def _load(self, rows: list[tuple[CompanyRow, SessionRow]]) -> list[str]:
         """One page: records built, boot transitions committed together, then published."""
@@ -158,9 +168,9 @@ class Boot:
         return Transition(record, "reconnecting", reason="boot", retry_in=0.0)
 
     def _restore(self, queue: gevent.queue.Queue[str | None]) -> None:
-        """Staggered: at most ``rate`` a second, paced by the clock (a slow wake-up catches up
-        instead of stretching the boot); after waiting for a page to load, it catches up by at
-        most CATCH_UP seconds' worth, never a burst of everything that queued meanwhile.
+        """Staggered: at most ``rate`` a second on average, paced by the clock (a slow wake-up
+        catches up instead of stretching the boot, by at most CATCH_UP seconds' worth, and never
+        runs ahead of the schedule).
 
         The sessions due at one moment go to the Fleet together (at most BATCH per message):
         one message per session waited for the Fleet's turn each time, and while pages were

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.errors import RateLimited
+from wafleet.actors.exit_policy import BAN_KEPT_IN
 from wafleet.actors.status import ExitReason, Status
 from wafleet.storage.clock import now_ms
 from wafleet.storage.shared_state import SharedState
@@ -20,14 +21,19 @@ def lapsed(record: SessionRecord) -> bool:
 
 
 def banned(record: SessionRecord) -> bool:
-    """Failed by a ban that has an end (``blocked_until``): that end, not a boot or a restart,
-    brings the session back."""
+    """Down by a ban that has an end (``blocked_until``): failed by it, or stopped by an operator
+    since. That end, not a boot, a restart or an operator, lifts it."""
     return (
-        record.status == Status.FAILED
+        record.status in BAN_KEPT_IN
         and record.last_error is not None
         and record.last_error.get("reason") == ExitReason.BANNED
         and record.blocked_until is not None
     )
+
+
+def ban_pending(record: SessionRecord, now: int | None = None) -> bool:
+    """A ban whose end has not passed: no start before it."""
+    return banned(record) and (record.blocked_until or 0) > (now_ms() if now is None else now)
 
 
 def check_not_blocked(record: SessionRecord, shared: SharedState) -> None:

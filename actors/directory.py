@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from wafleet.actors.exit_policy import BAN_KEPT_IN
 from wafleet.actors.status import ExitReason, Status
 from wafleet.storage.clock import iso
 
@@ -86,7 +87,7 @@ class SessionRecord:
         last_error = None
         if self.last_error:
             last_error = dict(self.last_error, at=iso(self.last_error.get("at")))
-            if self.status == Status.FAILED and self.last_error.get("reason") == ExitReason.BANNED:
+            if self.status in BAN_KEPT_IN and self.last_error.get("reason") == ExitReason.BANNED:
                 last_error["until"] = iso(self.blocked_until)  # None: a ban without an end
         return {
             "companyId": self.company_id,

@@ -38,8 +38,9 @@ class AlreadyExists(Conflict):
 class Banned(Conflict):
     """WhatsApp banned the number until ``until`` (ISO text): HTTP 409 ``banned``."""
 
-    def __init__(self, until: str) -> None:
-        super().__init__(f"WhatsApp banned this number until {until}: the session comes back by itself then")
+    def __init__(self, until: str, comes_back: bool = True) -> None:
+        then = "the session comes back by itself then" if comes_back else "start it again after that"
+        super().__init__(f"WhatsApp banned this number until {until}: {then}")
         self.until = until
 
 

@@ -40,12 +40,15 @@ class Entry:
 
     keeps_qr: bool = False  # the QR code shown stays valid
     keeps_pairing: bool = False  # the pairing code shown stays valid
-    keeps_until: bool = False  # a cool-down or ban end stays; elsewhere it is cleared
+    keeps_until: bool = False  # takes the transition's end (a cool-down's, a ban's); else cleared
+    # A ban's end that has not passed survives entering this state: the ban is WhatsApp's, so an
+    # operator's stop or cleanup cannot shorten it (a start before the end is refused).
+    keeps_ban: bool = False
     phone: Phone = Phone.KEEP
 
 
 ENTRY: dict[Status, Entry] = {
-    Status.STOPPED: Entry(),
+    Status.STOPPED: Entry(keeps_ban=True),
     Status.STARTING: Entry(),
     Status.QR: Entry(keeps_qr=True),
     Status.PAIRING: Entry(keeps_qr=True, keeps_pairing=True),
@@ -53,8 +56,11 @@ ENTRY: dict[Status, Entry] = {
     Status.RECONNECTING: Entry(),
     Status.BLOCKED: Entry(keeps_until=True),
     Status.LOGGED_OUT: Entry(phone=Phone.FORGET),
-    Status.FAILED: Entry(keeps_until=True),  # a ban's end
+    Status.FAILED: Entry(keeps_until=True, keeps_ban=True),  # a ban's end
 }
+
+# The states a ban leaves a session in (failed, or stopped by an operator meanwhile).
+BAN_KEPT_IN: frozenset[Status] = frozenset(status for status, entry in ENTRY.items() if entry.keeps_ban)
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,7 @@ def counted(reason: str) -> bool:
 
 
 __all__ = [
+    "BAN_KEPT_IN",
     "ENTRY",
     "GIVE_UP",
     "RULES",

@@ -171,7 +171,7 @@ class Fleet(SupervisedActor):
                         record is not None
                         and record.desired == "running"
                         and company_id not in self.children
-                        and not self._ban_pending(record)
+                        and not cooldown.ban_pending(record)
                     ):
                         self._start(company_id)
                 return None
@@ -247,15 +247,8 @@ class Fleet(SupervisedActor):
         if cooldown.lapsed(record):  # the unblock timer has not run yet: end the cool-down now
             self.journal.transition(record, Status.STOPPED, reason="cooldown_over")
         cooldown.check_not_blocked(record, self.deps.shared)
-        if self._ban_pending(record):
-            raise Banned(iso(record.blocked_until) or "")
-
-    @staticmethod
-    def _banned(record: SessionRecord) -> bool:
-        return cooldown.banned(record)
-
-    def _ban_pending(self, record: SessionRecord) -> bool:
-        return self._banned(record) and (record.blocked_until or 0) > now_ms()
+        if cooldown.ban_pending(record):
+            raise Banned(iso(record.blocked_until) or "", comes_back=record.desired == "running")
 
     def _initialize(self, company_id: str, pairing_phone: str | None) -> Any:
         record = self._record(company_id)
@@ -369,7 +362,7 @@ class Fleet(SupervisedActor):
             return
         if record.status == Status.BLOCKED:
             self.journal.transition(record, Status.STOPPED, reason="cooldown_over")
-        elif self._banned(record) and company_id not in self.children and record.desired == "running":
+        elif cooldown.banned(record) and company_id not in self.children and record.desired == "running":
             self.journal.transition(record, Status.RECONNECTING, reason="ban_over", retry_in=0.0)
             self._start(company_id)
 
@@ -388,7 +381,7 @@ class Fleet(SupervisedActor):
             pending = msg.id in self._restoring or (
                 slot is not None and slot.timer is not None and not slot.timer.dead
             )
-            if ref is not None or pending or self._ban_pending(record):
+            if ref is not None or pending or cooldown.ban_pending(record):
                 return False  # starting now, or a restart (a boot restore, a ban's end) is due
         elif ref is None:
             return False

@@ -16,12 +16,13 @@ from typing import Any
 
 from gevent.event import AsyncResult
 
+from wafleet.actors import cooldown
 from wafleet.actors.broadcast import Broadcaster
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.exit_policy import ENTRY, Phone
 from wafleet.actors.metrics import Metrics
 from wafleet.actors.status import IllegalTransition, Status, check_edge
-from wafleet.storage.clock import iso, now_ms
+from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.events import EventRow
 from wafleet.storage.journal_writer import EventWrite, JournalWriter, SessionWrite, Write
@@ -140,19 +141,14 @@ class Journal:
         changes: dict[str, Any] = {}
         if entry_effects.keeps_until:
             changes["blocked_until"] = fields["blocked_until"] = change.until
+        elif entry_effects.keeps_ban and cooldown.ban_pending(record, now):
+            pass  # WhatsApp's ban outlives an operator's stop: its end stays
         elif record.blocked_until is not None:
             changes["blocked_until"] = fields["blocked_until"] = None
         if change.error:
-            last_error: dict[str, Any] = {"reason": reason, "message": message or "", "at": now}
-            if entry_effects.keeps_until and change.until is not None:
-                last_error["until"] = iso(change.until)  # a ban's end is part of the error
-            changes["last_error"] = last_error
-            fields.update(
-                last_error_reason=reason,
-                last_error_message=message or "",
-                last_error_at=now,
-                last_error_until=last_error.get("until"),
-            )
+            # A ban's end is not copied into the error: it is ``blocked_until`` (shown with it).
+            changes["last_error"] = {"reason": reason, "message": message or "", "at": now}
+            fields.update(last_error_reason=reason, last_error_message=message or "", last_error_at=now)
         if entry_effects.phone is Phone.FORGET:
             changes["phone"] = fields["phone"] = None
         else:  # written with every status: a cleanup's forgotten phone stays forgotten after a restart

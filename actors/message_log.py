@@ -1,6 +1,6 @@
-"""Messages from any link land here: stored once (unique WhatsApp id), then announced as a
-``message`` event (persisted, streamed to listeners). Used by sessions (sandbox, web), the
-webhook inbox (cloud) and the deliverer (what we sent)."""
+"""Messages from any link land here: stored once (a WhatsApp id is unique per company), then
+announced as a ``message`` event (persisted, streamed to listeners). Used by sessions (sandbox,
+web), the webhook inbox (cloud) and the deliverer (what we sent)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from wafleet.storage import messages
 from wafleet.storage.blocklist import Blocklist
 from wafleet.storage.clock import now_ms
 from wafleet.storage.outbox import OutboxRow
-
-TEXT_IN_EVENT = 1000  # the event carries a preview; the message itself is in the messages table
 
 
 class MessageLog:
@@ -33,21 +31,26 @@ class MessageLog:
         if data.get("from_me"):
             self._from_phone(company_id, data)
             return
-        row_id, created = messages.store_inbound(
+        peer = str(data.get("peer") or "")
+        blocked = self._blocked(company_id, peer)
+        stored = messages.store_inbound(
             self.db,
             company_id,
-            str(data.get("peer") or ""),
+            peer,
             str(data.get("type") or "text"),
             data.get("text"),
             data.get("media"),
             data.get("wa_id"),
             int(data.get("at") or now_ms()),
+            blocked=blocked,
+            announce=True,
         )
-        if created:
-            self.announce(
+        if stored.created and not blocked:
+            self._told(
                 company_id,
+                stored,
                 {
-                    "id": row_id,
+                    "id": stored.id,
                     "direction": "in",
                     "peer": data.get("peer"),
                     "type": data.get("type"),
@@ -58,19 +61,21 @@ class MessageLog:
             )
 
     def _from_phone(self, company_id: str, data: dict[str, Any]) -> None:
-        row_id, created = messages.store_from_phone(
+        stored = messages.store_from_phone(
             self.db,
             company_id,
             str(data.get("peer") or ""),
             data.get("text"),
             data.get("wa_id"),
             int(data.get("at") or now_ms()),
+            announce=True,
         )
-        if created:  # not one of our own sends coming back
-            self.announce(
+        if stored.created:  # not one of our own sends coming back
+            self._told(
                 company_id,
+                stored,
                 {
-                    "id": row_id,
+                    "id": stored.id,
                     "direction": "out",
                     "peer": data.get("peer"),
                     "type": "text",
@@ -102,47 +107,58 @@ class MessageLog:
             messages.apply_status(self.db, company_id, str(wa_id), status, None, at)
 
     def sent(self, row: OutboxRow, wa_id: str) -> None:
-        row_id = messages.store_outbound(self.db, row.company_id, row.peer, row.text, wa_id, "sent")
-        self.announce(
-            row.company_id,
-            {
-                "id": row_id,
-                "direction": "out",
-                "peer": row.peer,
-                "type": "text",
-                "text": row.text,
-                "waId": wa_id,
-                "status": "sent",
-            },
+        stored = messages.store_outbound(
+            self.db, row.company_id, row.peer, row.text, wa_id, "sent", announce=True
         )
+        if stored.created:  # a retried row whose message is stored already was told already
+            self._told(
+                row.company_id,
+                stored,
+                {
+                    "id": stored.id,
+                    "direction": "out",
+                    "peer": row.peer,
+                    "type": "text",
+                    "text": row.text,
+                    "waId": wa_id,
+                    "status": "sent",
+                },
+            )
+
+    def _blocked(self, company_id: str, peer: str) -> bool:
+        return self.blocklist is not None and self.blocklist.is_blocked(company_id, peer)
+
+    def _told(self, company_id: str, stored: messages.Stored, message: dict[str, Any]) -> None:
+        """After the commit of a message and its event: streamed, counted, handed on."""
+        if stored.event is not None:
+            self.journal.broadcaster.publish(stored.event)
+        self._count(company_id, message)
+
+    def _count(self, company_id: str, message: dict[str, Any]) -> None:
+        figures = self.journal.metrics.figures
+        if message.get("direction") == "in":
+            figures.message_received(company_id)
+        elif message.get("direction") == "out":
+            figures.message_sent(company_id)
+        if self.on_stored is not None:
+            self.on_stored(company_id, message)
 
     def announce(self, company_id: str, stored: dict[str, Any]) -> None:
-        """A new message, told to listeners (and through them to webhooks and the assistant).
-        One from a number the company blocked stays stored, marked, and is told to nobody."""
-        if (
-            stored.get("direction") == "in"
-            and self.blocklist is not None
-            and self.blocklist.is_blocked(company_id, str(stored.get("peer") or ""))
-        ):
+        """A message stored by someone else (the webhook inbox, after its commit), told to
+        listeners (and through them to webhooks and the assistant). One from a number the
+        company blocked stays stored, marked, and is told to nobody."""
+        if stored.get("direction") == "in" and self._blocked(company_id, str(stored.get("peer") or "")):
             messages.mark_blocked(self.db, int(stored["id"]))
             self.journal.metrics.incr("messages.blocked")
             return
-        text = stored.get("text")
-        if self.db.text_seal.on:  # texts are sealed at rest: the event (a stored row) carries none
-            text = None
-        data = {
-            "messageId": stored.get("id"),
-            "direction": stored.get("direction"),
-            "peer": stored.get("peer"),
-            "type": stored.get("type"),
-            "waId": stored.get("waId"),
-            "text": text[:TEXT_IN_EVENT] if isinstance(text, str) else None,
-        }
+        data = messages.event_data(
+            self.db,
+            int(stored["id"]),
+            str(stored.get("direction")),
+            str(stored.get("peer") or ""),
+            stored.get("type"),
+            stored.get("waId"),
+            stored.get("text"),
+        )
         self.journal.event(company_id, "message", reason=stored.get("direction"), data=data)
-        figures = self.journal.metrics.figures
-        if stored.get("direction") == "in":
-            figures.message_received(company_id)
-        elif stored.get("direction") == "out":
-            figures.message_sent(company_id)
-        if self.on_stored is not None:
-            self.on_stored(company_id, stored)
+        self._count(company_id, stored)

@@ -42,6 +42,7 @@ class Tree:
         on_give_up: Callable[[str], None],
         on_sent: Callable[[OutboxRow, str], None] = lambda row, wa_id: None,
         deliverer_config: DelivererConfig | None = None,
+        hosts: list[ChildSpec] | None = None,
         extra_children: list[ChildSpec] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -64,7 +65,12 @@ class Tree:
                 rng=rng,
             )
 
+        # The Root starts its children in this order and stops them in reverse (as OTP does):
+        # what the sessions run on (``hosts``: the link hosts) starts before the Fleet and stops
+        # after it, so a session's last words (a stop, a logout) still reach its host; what uses
+        # the sessions (``extra_children``: deliverers, health, assistant) stops before them.
         specs = [
+            *(hosts or []),
             # The Fleet's budget covers its sessions' (they stop concurrently, each within
             # FleetConfig.session_shutdown) plus persisting their last words.
             ChildSpec("fleet", start_fleet, shutdown=fleet_config.session_shutdown + 2.0),

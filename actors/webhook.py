@@ -341,13 +341,13 @@ def apply(
         company_id = route(msg.phone_number_id)
         if company_id is None:
             continue
-        row_id, created = messages.store_inbound(
+        stored = messages.store_inbound(
             db, company_id, msg.peer, msg.type, msg.text, msg.media, msg.wa_id, msg.at
         )
-        if created:
+        if stored.created:
             out.stored.append(
                 {
-                    "id": row_id,
+                    "id": stored.id,
                     "companyId": company_id,
                     "direction": "in",
                     "peer": msg.peer,

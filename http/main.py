@@ -36,6 +36,7 @@ from wafleet.actors.directory import Directory  # noqa: E402
 from wafleet.actors.errors import AlreadyExists, Unavailable  # noqa: E402
 from wafleet.actors.figures import Figures  # noqa: E402
 from wafleet.actors.fleet import FleetConfig  # noqa: E402
+from wafleet.actors.gevent_actor import SupervisedActor  # noqa: E402
 from wafleet.actors.health import HealthConfig, HealthMonitor  # noqa: E402
 from wafleet.actors.journal import Journal  # noqa: E402
 from wafleet.actors.linkhost import LinkHostPool  # noqa: E402
@@ -60,7 +61,7 @@ from wafleet.http.context import Context  # noqa: E402
 from wafleet.http.demo import demo_admin_token  # noqa: E402
 from wafleet.http.listen import ListenError, listen  # noqa: E402
 from wafleet.http.server import NoDelayWSGIServer, Timeouts, handler_with  # noqa: E402
-from wafleet.http.settings import ConfigError, Settings, load  # noqa: E402
+from wafleet.http.settings import ConfigError, Outbound, Settings, load  # noqa: E402
 from wafleet.storage import companies, endpoints, rotation  # noqa: E402
 from wafleet.storage.authstate import AuthStore  # noqa: E402
 from wafleet.storage.blocklist import Blocklist  # noqa: E402
@@ -347,102 +348,66 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
         deliverer_config=DelivererConfig(
             concurrency=settings.send_concurrency, quantum=settings.send_quantum
         ),
-        extra_children=[
+        hosts=[
             # WhatsApp Web: neonize clients live in link-host worker processes (neonize blocks
             # in C for a session's life: it cannot run inside the gevent process).
-            *(
-                [
-                    ChildSpec(
-                        "linkhosts",
-                        lambda on_exit: LinkHostPool.start(
-                            settings.web_sessions_per_host, on_exit=on_exit, policy=policy, stop_timeout=3.0
-                        ),
-                        shutdown=LinkHostPool.budget(3.0),
-                    )
-                ]
-                if links.web_store_dir
-                else []
-            ),
+            _child(
+                "linkhosts",
+                LinkHostPool,
+                LinkHostPool.budget(LINK_HOST_STOP),
+                settings.web_sessions_per_host,
+                policy=policy,
+                stop_timeout=LINK_HOST_STOP,
+            )
+        ]
+        if links.web_store_dir
+        else [],
+        extra_children=[
             # Outbound deliveries: company webhooks, the alert webhook, pairing-code emails.
-            ChildSpec(
+            _child(
                 "webhooks",
-                lambda on_exit: WebhookDeliverer.start(
-                    db=db,
-                    metrics=metrics,
-                    cipher=cipher,
-                    config=WebhookConfig(
-                        timeout=outbound.timeout_ms / 1000,
-                        retry_base=outbound.retry_base_ms / 1000,
-                        retry_max=outbound.retry_max_ms / 1000,
-                        retry_budget_ms=outbound.retry_budget_ms,
-                        concurrency=outbound.concurrency,
-                        poll=outbound.poll_ms / 1000,
-                        allow_private=outbound.allow_private,
-                        alert_secret=outbound.alert_secret,
-                        smtp_url=outbound.smtp_url,
-                        smtp_from=outbound.smtp_from,
-                        keep_ms=outbound.keep_ms,
-                    ),
-                    on_exit=on_exit,
-                ),
-                shutdown=2.0,
+                WebhookDeliverer,
+                2.0,
+                db=db,
+                metrics=metrics,
+                cipher=cipher,
+                config=_webhooks(outbound),
             ),
             # Cloud API webhooks: drains what a crash left in the inbox, then every committed payload.
-            ChildSpec(
+            _child(
                 "inbox",
-                lambda on_exit: InboxProcessor.start(
-                    db,
-                    message_log.announce,
-                    metrics,
-                    on_exit=on_exit,
-                    status_hold_ms=settings.webhook_status_hold_ms,
-                    busy_share=settings.webhook_busy_share / 100,
-                    burst_backlog=settings.webhook_burst_backlog,
-                ),
-                shutdown=2.0,
+                InboxProcessor,
+                2.0,
+                db,
+                message_log.announce,
+                metrics,
+                status_hold_ms=settings.webhook_status_hold_ms,
+                busy_share=settings.webhook_busy_share / 100,
+                burst_backlog=settings.webhook_burst_backlog,
             ),
-            # The assistant: one temporary actor per active customer chat.
-            ChildSpec(
-                "assistant",
-                lambda on_exit: Conversations.start(assistant, on_exit=on_exit),
-                shutdown=6.0,  # its conversations stop together, each within 5 s
-            ),
+            # The assistant: one temporary actor per active customer chat; they stop together,
+            # each within 5 s.
+            _child("assistant", Conversations, 6.0, assistant),
             # Zombies and stuck starts: probes every session's link, has the Fleet reconnect them.
-            ChildSpec(
+            _child(
                 "health",
-                lambda on_exit: HealthMonitor.start(
-                    directory=directory,
-                    fleet=fleet,
-                    metrics=metrics,
-                    config=HealthConfig(
-                        interval=settings.health_check_interval_ms / 1000,
-                        connection_timeout=settings.connection_timeout_ms / 1000,
-                        probe_timeout=settings.health_probe_timeout_ms / 1000,
-                        concurrency=settings.health_concurrency,
-                    ),
-                    on_exit=on_exit,
-                ),
-                shutdown=2.0,
+                HealthMonitor,
+                2.0,
+                directory=directory,
+                fleet=fleet,
+                metrics=metrics,
+                config=_health(settings),
             ),
             # The per-minute timeseries and the threshold alerts.
-            ChildSpec(
+            _child(
                 "recorder",
-                lambda on_exit: MetricsRecorder.start(
-                    journal=journal,
-                    directory=directory,
-                    board=alerts,
-                    process=process,
-                    config=RecorderConfig(
-                        interval=settings.metrics_interval_ms / 1000,
-                        limits=Limits(
-                            error_rate=settings.alert_error_rate,
-                            disconnect_rate=settings.alert_disconnect_rate,
-                            memory_mb=settings.alert_memory_mb,
-                        ),
-                    ),
-                    on_exit=on_exit,
-                ),
-                shutdown=3.0,
+                MetricsRecorder,
+                3.0,
+                journal=journal,
+                directory=directory,
+                board=alerts,
+                process=process,
+                config=_recorder(settings),
             ),
         ],
     )
@@ -510,6 +475,51 @@ def serve_node(settings: Settings, db: Database, *, demo: bool, listener: socket
     db.close()
     log.info("stopped (exit %d)", state["exit_code"])
     return state["exit_code"]
+
+
+LINK_HOST_STOP = 3.0  # seconds a link host's worker has to stop its clients before SIGKILL
+
+
+def _child(name: str, actor: type[SupervisedActor], shutdown: float, *args: Any, **kwargs: Any) -> ChildSpec:
+    """One of the Root's children: ``actor`` started with these arguments and the callback that
+    reports its exit; ``shutdown``: the seconds it has to stop, its own children included."""
+    return ChildSpec(name, lambda on_exit: actor.start(*args, on_exit=on_exit, **kwargs), shutdown=shutdown)
+
+
+def _webhooks(outbound: Outbound) -> WebhookConfig:
+    return WebhookConfig(
+        timeout=outbound.timeout_ms / 1000,
+        retry_base=outbound.retry_base_ms / 1000,
+        retry_max=outbound.retry_max_ms / 1000,
+        retry_budget_ms=outbound.retry_budget_ms,
+        concurrency=outbound.concurrency,
+        poll=outbound.poll_ms / 1000,
+        allow_private=outbound.allow_private,
+        alert_secret=outbound.alert_secret,
+        smtp_url=outbound.smtp_url,
+        smtp_from=outbound.smtp_from,
+        keep_ms=outbound.keep_ms,
+    )
+
+
+def _health(settings: Settings) -> HealthConfig:
+    return HealthConfig(
+        interval=settings.health_check_interval_ms / 1000,
+        connection_timeout=settings.connection_timeout_ms / 1000,
+        probe_timeout=settings.health_probe_timeout_ms / 1000,
+        concurrency=settings.health_concurrency,
+    )
+
+
+def _recorder(settings: Settings) -> RecorderConfig:
+    return RecorderConfig(
+        interval=settings.metrics_interval_ms / 1000,
+        limits=Limits(
+            error_rate=settings.alert_error_rate,
+            disconnect_rate=settings.alert_disconnect_rate,
+            memory_mb=settings.alert_memory_mb,
+        ),
+    )
 
 
 def _sweep_forever(shared: SharedState, settings: Settings) -> None:

@@ -12,6 +12,7 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.database import Database
 from wafleet.storage.messages import BLOCKED
 from wafleet.storage.models import AssistantConfig, AssistantTurn, Conversation, Message, Outbox
+from wafleet.storage.paging import newest_first
 from wafleet.storage.sql import Insert, Statement, table
 
 # Pre-built statements for what every turn runs (query building cost as much as SQLite's work).
@@ -88,11 +89,18 @@ class ConversationRow:
     updated_at: int
 
 
-def _conversation(row: Conversation) -> ConversationRow:
+def _state(db: Database, company_id: str, stored: str) -> dict[str, Any]:
+    """The state as saved: sealed like message texts when they are (its last turns hold the
+    customer's words). One whose key is gone reads as a fresh start, never as a crash."""
+    opened = db.text_seal.open(company_id, stored)
+    return json.loads(opened) if opened else {}
+
+
+def _conversation(db: Database, row: Conversation) -> ConversationRow:
     return ConversationRow(
         company_id=row.company,
         peer=row.peer,
-        state=json.loads(row.state),
+        state=_state(db, row.company, row.state),
         answered_through=row.answered_through,
         paused_until=row.paused_until,
         started_at=row.started_at,
@@ -107,7 +115,7 @@ def load_conversation(db: Database, company_id: str, peer: str) -> ConversationR
         return None
     company, peer, state, answered_through, paused_until, started_at, updated_at = row
     return ConversationRow(
-        company, peer, json.loads(state), answered_through, paused_until, started_at, updated_at
+        company, peer, _state(db, company, state), answered_through, paused_until, started_at, updated_at
     )
 
 
@@ -120,7 +128,7 @@ def save_conversation(db: Database, conv: ConversationRow) -> None:
             (
                 conv.company_id,
                 conv.peer,
-                _dumps(conv.state),
+                db.text_seal.seal(conv.company_id, _dumps(conv.state)),
                 conv.answered_through,
                 conv.paused_until,
                 conv.started_at,
@@ -175,14 +183,8 @@ def conversations_page(
     db: Database, company_id: str, limit: int, before: int | None
 ) -> tuple[list[ConversationRow], int | None]:
     """Newest first (by when the chat began); the cursor is the id of the last one given."""
-    with db.work():
-        query = Conversation.select().where(Conversation.company == company_id)
-        if before is not None:
-            query = query.where(Conversation.id < before)
-        rows = list(query.order_by(Conversation.id.desc()).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [_conversation(r) for r in rows], (rows[-1].id if more and rows else None)
+    rows, cursor = newest_first(db, Conversation, company_id, limit, before)
+    return [_conversation(db, r) for r in rows], cursor
 
 
 # -- turns --------------------------------------------------------------------------------------
@@ -192,6 +194,8 @@ def add_turn(db: Database, **fields: Any) -> int:
     if unknown:
         raise TypeError(f"unknown turn fields: {sorted(unknown)}")
     values = _TURN_DEFAULTS | fields
+    for column in ("text", "reply"):  # the customer's words and ours: sealed like message texts
+        values[column] = db.text_seal.seal(values["company"], values[column])
     with db.work():
         return _ADD_TURN.run(db, [values[c] for c in _TURN_COLUMNS])
 
@@ -208,9 +212,9 @@ def turns(db: Database, company_id: str, peer: str, limit: int) -> list[dict[str
     return [
         {
             "at": r.at,
-            "text": r.text,
+            "text": db.text_seal.open(r.company, r.text),
             "messages": r.messages,
-            "reply": r.reply,
+            "reply": db.text_seal.open(r.company, r.reply),
             "intent": r.intent,
             "language": r.language,
             "source": r.source,

@@ -38,14 +38,21 @@ _BUSY_ONE = Statement(
     "AND status = 'confirmed' AND start_ms < ? AND end_ms > ?"
 )
 
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud without mistakes
+# No 0/O or 1/I look-alikes: a code is read aloud and typed on a phone.
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
 CODE_ATTEMPTS = 8  # ~1e9 codes: a collision is rare, eight in a row is a bug
 STATUSES = ("confirmed", "cancelled", "completed")
 
 
 def new_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    """A random code with at least one digit and one letter: an all-letter code reads like a word
+    ("PLEASE", "AMANHA") and collides with what customers write. Drawn until it qualifies (5 of
+    6 draws do), so every such code is equally likely."""
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        if not code.isalpha() and not code.isdigit():
+            return code
 
 
 @dataclass(frozen=True)

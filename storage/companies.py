@@ -100,8 +100,6 @@ def _session(row: Session) -> SessionRow:
             "message": row.last_error_message or "",
             "at": row.last_error_at,
         }
-        if row.last_error_until:
-            last_error["until"] = row.last_error_until
     return SessionRow(
         company_id=row.company_id,
         desired_state=row.desired_state,
@@ -253,7 +251,6 @@ def load_page(db: Database, after: str | None, limit: int | None) -> list[tuple[
         Session.last_error_reason,
         Session.last_error_message,
         Session.last_error_at,
-        Session.last_error_until,
         Session.since,
         Session.blocked_until,
     ]
@@ -272,14 +269,10 @@ def load_page(db: Database, after: str | None, limit: int | None) -> list[tuple[
     with db.work():
         for row in query.tuples():
             company = CompanyRow(*row[:split])
-            (sid, desired, status, phone, restarts, reason, message, error_at, until, since, blocked) = row[
-                split:
-            ]
+            (sid, desired, status, phone, restarts, reason, message, error_at, since, blocked) = row[split:]
             last_error = None
             if reason:
                 last_error = {"reason": reason, "message": message or "", "at": error_at}
-                if until:
-                    last_error["until"] = until
             if sid is None:  # a company whose session row is missing: stopped
                 out.append((company, SessionRow(company.id, "stopped", "stopped", None, 0, None, now)))
                 continue

@@ -1,4 +1,5 @@
-"""Messages in and out, from any link: stored once (unique WhatsApp id), statuses only forward.
+"""Messages in and out, from any link: stored once (a WhatsApp id is unique per company),
+statuses only forward.
 
 Every function takes the connection itself (``db.work()`` is re-entrant) and is safe inside a
 caller's transaction: a duplicate insert yields to the unique key (INSERT ... ON CONFLICT DO
@@ -10,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import peewee
@@ -19,11 +21,13 @@ from wafleet.storage.clock import now_ms
 from wafleet.storage.crypto import PLAIN, TextSeal
 from wafleet.storage.database import Database
 from wafleet.storage.models import Message, PendingStatus
+from wafleet.storage.paging import newest_first
 from wafleet.storage.sql import Insert, Statement, columns, table
 
 # Delivery statuses of our messages, in the only order they may move. ``failed`` is final.
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
 FINAL = "failed"
+BLOCKED = "blocked"  # the status of an inbound message from a number the company blocked
 
 
 def _dumps(value: Any) -> str | None:
@@ -47,7 +51,7 @@ class _Inserts:
 
 
 _INSERTS: dict[tuple[str, ...], _Inserts] = {}  # by the columns given
-_BY_WA_ID = Statement(f"SELECT id FROM {table(Message)} WHERE wa_id = ?")
+_BY_WA_ID = Statement(f"SELECT id FROM {table(Message)} WHERE company = ? AND wa_id = ?")
 
 
 def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
@@ -69,10 +73,78 @@ def _insert(db: Database, fields: dict[str, Any]) -> tuple[int, bool]:
             row = statements.ignore_returning.one(db, values)
             if row is not None:
                 return row[0], True
-        existing = _BY_WA_ID.one(db, (wa_id,))
+        existing = _BY_WA_ID.one(db, (fields["company"], wa_id))
         if existing is None:
             raise peewee.IntegrityError(f"message {wa_id!r} could not be stored")
         return existing[0], False
+
+
+TEXT_IN_EVENT = 1000  # the event carries a preview; the message itself is in the messages table
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: int
+    created: bool  # False: its WhatsApp id was known already (a redelivery, our own send back)
+    event: events.EventRow | None = None  # the ``message`` event committed with it
+
+
+def _row(
+    company_id: str,
+    direction: str,
+    peer: str,
+    type: str,
+    text: str | None,
+    wa_id: str | None,
+    status: str | None,
+    at: int,
+    media: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A new message's columns, whichever way it goes."""
+    return {
+        "company": company_id,
+        "direction": direction,
+        "peer": _clip(peer, 64) or "",
+        "type": _clip(type, 32) or "unknown",
+        "text": text,
+        "media": _dumps(media),
+        "wa_id": wa_id,
+        "status": status,
+        "error": None,
+        "at": at,
+    }
+
+
+def event_data(
+    db: Database, message_id: int, direction: str, peer: str, type: str | None, wa_id: str | None, text: Any
+) -> dict[str, Any]:
+    """What a ``message`` event says: a preview of the text, none when texts are sealed at rest
+    (the event is a stored row too)."""
+    text = None if db.text_seal.on else text
+    return {
+        "messageId": message_id,
+        "direction": direction,
+        "peer": peer,
+        "type": type,
+        "waId": wa_id,
+        "text": text[:TEXT_IN_EVENT] if isinstance(text, str) else None,
+    }
+
+
+def _store(db: Database, fields: dict[str, Any], announce: bool) -> Stored:
+    """Insert once and, with ``announce``, write its ``message`` event (and the webhook
+    deliveries it causes) in the same transaction: no message the company is never told of."""
+    with db.work(), db.atomic():
+        row_id, created = _insert(db, fields)
+        if not (created and announce):
+            return Stored(row_id, created)
+        data = event_data(
+            db, row_id, fields["direction"], fields["peer"], fields["type"], fields["wa_id"], fields["text"]
+        )
+        at = now_ms()
+        kind, reason = "message", fields["direction"]
+        event_id = events.append(fields["company"], kind, state=None, reason=reason, data=data, at=at)
+    return Stored(row_id, True, events.EventRow(event_id, fields["company"], kind, None, reason, data, at))
 
 
 def store_inbound(
@@ -84,48 +156,37 @@ def store_inbound(
     media: dict[str, Any] | None,
     wa_id: str | None,
     at: int,
-) -> tuple[int, bool]:
-    """Insert an inbound message once: ``(id, True)``; a known ``wa_id`` gives ``(its id, False)``."""
-    return _insert(
-        db,
-        {
-            "company": company_id,
-            "direction": "in",
-            "peer": _clip(peer, 64) or "",
-            "type": _clip(type, 32) or "unknown",
-            "text": text,
-            "media": _dumps(media),
-            "wa_id": wa_id,
-            "status": None,
-            "error": None,
-            "at": at,
-        },
-    )
+    *,
+    blocked: bool = False,
+    announce: bool = False,
+) -> Stored:
+    """Insert an inbound message once (a known ``wa_id`` gives its row, ``created`` False). One
+    from a number the company blocked is kept, marked, and never announced."""
+    status = BLOCKED if blocked else None
+    fields = _row(company_id, "in", peer, type, text, wa_id, status, at, media)
+    return _store(db, fields, announce and not blocked)
 
 
 def store_outbound(
-    db: Database, company_id: str, peer: str, text: str, wa_id: str | None, status: str, at: int | None = None
-) -> int:
+    db: Database,
+    company_id: str,
+    peer: str,
+    text: str,
+    wa_id: str | None,
+    status: str,
+    at: int | None = None,
+    *,
+    announce: bool = False,
+) -> Stored:
     """Record a message we sent (or queued); a known ``wa_id`` returns the row it already has.
     Statuses that arrived before this row (Meta's webhook can overtake the send's answer) are
-    applied now."""
-    row_id, created = _insert(
-        db,
-        {
-            "company": company_id,
-            "direction": "out",
-            "peer": _clip(peer, 64) or "",
-            "type": "text",
-            "text": text,
-            "media": None,
-            "wa_id": wa_id,
-            "status": status,
-            "error": None,
-            "at": at if at is not None else now_ms(),
-        },
-    )
-    if created and wa_id is not None:
-        with db.work(), db.atomic():
+    applied in the same transaction."""
+    with db.work(), db.atomic():
+        fields = _row(
+            company_id, "out", peer, "text", text, wa_id, status, at if at is not None else now_ms()
+        )
+        stored = _store(db, fields, announce)
+        if stored.created and wa_id is not None:
             parked = list(
                 PendingStatus.select().where(
                     (PendingStatus.company == company_id) & (PendingStatus.wa_id == wa_id)
@@ -133,29 +194,22 @@ def store_outbound(
             )
             if parked:
                 _apply_parked(db, parked)
-    return row_id
+    return stored
 
 
 def store_from_phone(
-    db: Database, company_id: str, peer: str, text: str | None, wa_id: str | None, at: int
-) -> tuple[int, bool]:
+    db: Database,
+    company_id: str,
+    peer: str,
+    text: str | None,
+    wa_id: str | None,
+    at: int,
+    *,
+    announce: bool = False,
+) -> Stored:
     """A message the company sent from its own phone (not through us): stored once as ``out``;
-    ``(id, False)`` when its WhatsApp id is known already (our own send coming back)."""
-    return _insert(
-        db,
-        {
-            "company": company_id,
-            "direction": "out",
-            "peer": _clip(peer, 64) or "",
-            "type": "text",
-            "text": text,
-            "media": None,
-            "wa_id": wa_id,
-            "status": "sent",
-            "error": None,
-            "at": at,
-        },
-    )
+    ``created`` False when its WhatsApp id is known already (our own send coming back)."""
+    return _store(db, _row(company_id, "out", peer, "text", text, wa_id, "sent", at), announce)
 
 
 class StatusResult(enum.Enum):
@@ -282,9 +336,6 @@ def parked_count(db: Database) -> int:
         return PendingStatus.select().count()
 
 
-BLOCKED = "blocked"  # the status of an inbound message from a number the company blocked
-
-
 def mark_blocked(db: Database, row_id: int) -> None:
     """An inbound message from a blocked number: kept, and shown as such, never answered."""
     with db.work():
@@ -309,9 +360,10 @@ def as_dict(row: Message, seal: TextSeal = PLAIN) -> dict[str, Any]:
     }
 
 
-def get(db: Database, wa_id: str) -> dict[str, Any] | None:
+def get(db: Database, company_id: str, wa_id: str) -> dict[str, Any] | None:
+    """The company's message with this WhatsApp id (another company's is not it)."""
     with db.work():
-        row = Message.get_or_none(Message.wa_id == wa_id)
+        row = Message.get_or_none((Message.company == company_id) & (Message.wa_id == wa_id))
     return as_dict(row, db.text_seal) if row else None
 
 
@@ -320,11 +372,5 @@ def page(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """A company's messages, newest first, ``limit`` at a time; the cursor is the last id given
     (pass it back as ``before_id``), None when there is nothing older."""
-    with db.work():
-        query = Message.select().where(Message.company == company_id)
-        if before_id is not None:
-            query = query.where(Message.id < before_id)
-        rows = list(query.order_by(Message.id.desc()).limit(limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [as_dict(r, db.text_seal) for r in rows], (rows[-1].id if more and rows else None)
+    rows, cursor = newest_first(db, Message, company_id, limit, before_id)
+    return [as_dict(r, db.text_seal) for r in rows], cursor

@@ -43,10 +43,10 @@ class Session(BaseModel):
     last_error_reason = peewee.CharField(max_length=64, null=True)
     last_error_message = peewee.TextField(null=True)
     last_error_at = peewee.BigIntegerField(null=True)
-    last_error_until = peewee.CharField(max_length=40, null=True)  # a ban's end, as WhatsApp gave it
     since = peewee.BigIntegerField()
     updated_at = peewee.BigIntegerField()
-    blocked_until = peewee.BigIntegerField(null=True)  # pairing cooldown; survives restarts
+    # the end of a pairing cool-down (blocked) or of a ban (failed or stopped, last error banned)
+    blocked_until = peewee.BigIntegerField(null=True)
 
 
 class PairingCode(BaseModel):
@@ -78,8 +78,10 @@ class Event(BaseModel):
 
 
 class Message(BaseModel):
-    """Every message in or out, from any link. ``wa_id`` (WhatsApp's message id) is unique:
-    Meta redelivers for days, and a redelivery must land on the row it already has."""
+    """Every message in or out, from any link. ``wa_id`` (WhatsApp's message id) is unique per
+    company: Meta redelivers for days, and a redelivery must land on the row it already has; but
+    an id means something only for one number (the sandbox and the web link make ids up), so
+    two companies may each hold a message with the same id."""
 
     id = peewee.BigAutoField()
     company = peewee.CharField(max_length=64)
@@ -88,13 +90,13 @@ class Message(BaseModel):
     type = peewee.CharField(max_length=32)  # text, image, audio, location, reaction, ...
     text = peewee.TextField(null=True)
     media = peewee.TextField(null=True)  # JSON: the type's metadata (ids, mime, caption, ...)
-    wa_id = peewee.CharField(max_length=191, null=True, unique=True)
+    wa_id = peewee.CharField(max_length=191, null=True)
     status = peewee.CharField(max_length=16, null=True)  # out: queued sent delivered read played failed
     error = peewee.TextField(null=True)  # JSON: Meta's error on failed
     at = peewee.BigIntegerField()
 
     class Meta:
-        indexes = ((("company", "id"), False),)
+        indexes = ((("company", "id"), False), (("company", "wa_id"), True))
 
 
 class WebhookInbox(BaseModel):

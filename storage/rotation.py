@@ -41,6 +41,10 @@ REGISTRY: list[Sealed] = [
     Sealed("company", "cloud_verify_token", "id"),
     Sealed("message", "text", "company", text=True),
     Sealed("outbox", "text", "company", text=True),
+    # The assistant's conversations: their state holds the last turns, the log every turn.
+    Sealed("conversation", "state", "company", text=True),
+    Sealed("assistant_turn", "text", "company", text=True),
+    Sealed("assistant_turn", "reply", "company", text=True),
     # Columns of features that may not be in every database yet; a missing one is skipped.
     Sealed("endpoint", "secret", "company", binding_prefix="webhook:"),  # company webhook secrets
     Sealed("booking", "customer_phone", "company"),  # customers' phones in bookings

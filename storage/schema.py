@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 import peewee
 from playhouse.migrate import SchemaMigrator
@@ -194,6 +195,43 @@ def _session_last_error_until(db: Database) -> None:
         )
 
 
+def _ban_end_in_blocked_until(db: Database) -> None:
+    """A ban's end lives in ``blocked_until`` alone (epoch ms, as a cool-down's): its ISO copy
+    ``last_error_until`` goes. A failed, banned session whose end only the copy held gets it in
+    ``blocked_until`` first; a past ban's end stays in the event history."""
+    table = Session._meta.table_name
+    if "last_error_until" not in {c.name for c in db.db.get_columns(table)}:
+        return
+    param = db.db.param
+    rows = db.db.execute_sql(
+        f'SELECT company_id, last_error_until FROM "{table}" WHERE status = {param} '
+        f"AND last_error_reason = {param} AND blocked_until IS NULL AND last_error_until IS NOT NULL",
+        ("failed", "banned"),
+    ).fetchall()
+    for company_id, text in rows:
+        try:
+            until = int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            log.warning(
+                "company %s: a ban's end %r is not a time: the ban is kept without an end", company_id, text
+            )
+            continue
+        db.db.execute_sql(
+            f'UPDATE "{table}" SET blocked_until = {param} WHERE company_id = {param}', (until, company_id)
+        )
+    run_migrations(SchemaMigrator.from_database(db.db).drop_column(table, "last_error_until"))
+
+
+def _message_wa_id_per_company(db: Database) -> None:
+    """A WhatsApp message id is unique per company, not across companies: two companies may be
+    handed the same id. The per-company index first (it holds wherever the global one did)."""
+    table = Message._meta.table_name
+    db.db.execute_sql(
+        f'CREATE UNIQUE INDEX IF NOT EXISTS "{table}_company_wa_id" ON "{table}" (company, wa_id)'
+    )
+    db.db.execute_sql(f'DROP INDEX IF EXISTS "{table}_wa_id"')
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1,
     _v2,
@@ -207,6 +245,8 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _blocked_numbers,
     _page_sessions,
     _session_last_error_until,
+    _ban_end_in_blocked_until,
+    _message_wa_id_per_company,
 ]
 
 

@@ -1,13 +1,31 @@
-"""Shared set-up for the assistant's tests: a salon whose assistant is configured, on a real node."""
+"""Shared set-up for the assistant's tests: a salon whose assistant is configured, on a real node
+or in process."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import gevent
+import pykka
+
 from tests.harness import Node, wait_for
+from wafleet.actors.assistant.conversations import Conversations
+from wafleet.actors.assistant.service import Assistant, AssistantSettings
+from wafleet.actors.journal import Journal
+from wafleet.actors.message_log import MessageLog
+from wafleet.actors.messages import Shutdown
+from wafleet.actors.metrics import Metrics
+from wafleet.storage.database import Database
+from wafleet.storage.phone_vault import vault_for
+from wafleet.storage.schema import migrate
 
 TZ = ZoneInfo("Europe/Lisbon")
 EVERY_DAY = {
@@ -88,3 +106,40 @@ class Chat:
         )
         assert len(replies) == before + 1, replies[before:]
         return replies[-1]
+
+
+@dataclass
+class InProcess:
+    """A company's assistant without a node: SQLite, the message log, the conversations supervisor."""
+
+    db: Database
+    supervisor: pykka.ActorRef[Any]
+    log: MessageLog
+
+
+@contextmanager
+def assistant_in_process(tmp_path: Path, company_id: str = "rosa") -> Iterator[InProcess]:
+    db = Database(f"sqlite:///{tmp_path}/a.db")
+    migrate(db)
+    journal = Journal(db, Metrics(None))
+    assistant = Assistant(journal, vault_for(None, str(tmp_path)), AssistantSettings(batch_window_ms=0))
+    assistant.put_config(company_id, salon())
+    supervisor = Conversations.start(assistant)
+    assistant.conversations = lambda: supervisor
+    try:
+        yield InProcess(db, supervisor, MessageLog(journal, on_stored=assistant.customer_message))
+    finally:
+        supervisor.ask(Shutdown(), timeout=10)
+        db.close()
+
+
+def wait_in_hub(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """wait_for for in-process actors: sleeps in gevent, so they run (the test process is not
+    monkey-patched)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        gevent.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what or predicate}")

@@ -3,7 +3,9 @@
 ``WAFLEET_SCRIPT`` (JSON) maps a session id to the events sent after its ``start``; each event
 gets the session and attempt filled in. ``pair`` answers a pairing code, ``send`` a message id
 (or an error when ``to`` is "fail"), ``stop``/``logout`` answer ``stopped``, ``ping`` a ``pong``
-(except for the sessions listed in ``WAFLEET_SCRIPT_SILENT``: zombies).
+(except for the sessions listed in ``WAFLEET_SCRIPT_SILENT``: zombies). With
+``WAFLEET_SCRIPT_LOG`` (a file path) it appends every command it receives as ``cmd session``
+and ``eof`` when its stdin closes (the node stopping it): the order it saw.
 """
 
 from __future__ import annotations
@@ -24,9 +26,17 @@ def main() -> int:
     send({"event": "ready", "pid": os.getpid(), "neonize": "scripted"})
     attempts: dict[str, str] = {}
     silent = set(json.loads(os.environ.get("WAFLEET_SCRIPT_SILENT", "[]")))  # never answer a ping
+    log_path = os.environ.get("WAFLEET_SCRIPT_LOG")
+
+    def record(text: str) -> None:
+        if log_path:
+            with open(log_path, "a") as fh:
+                fh.write(text + "\n")
+
     for line in sys.stdin:
         cmd = json.loads(line)
         session = cmd.get("session")
+        record(f"{cmd['cmd']} {session}")
         base = {"session": session, "attempt": attempts.get(session)}
         if cmd["cmd"] == "start":
             attempts[session] = cmd.get("attempt")
@@ -47,6 +57,7 @@ def main() -> int:
                 send({**base, "event": "pong", "ref": cmd["ref"], "alive": True})
         elif cmd["cmd"] in ("stop", "logout"):
             send({**base, "event": "stopped"})
+    record("eof")
     return 0
 
 

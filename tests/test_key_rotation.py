@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.assistant_helpers import Chat, setup_salon
 from tests.harness import Node, wait_for
 from tests.webhook_receiver import Receiver
 from wafleet.storage import messages
@@ -236,3 +237,52 @@ def test_customer_phone_lookups_survive_a_new_key_in_front() -> None:
     before, during = PhoneVault(KEY_A), PhoneVault(f"{KEY_B},{KEY_A}")
     assert during.lookup("salon", "5511977776666") == before.lookup("salon", "5511977776666")
     assert during.open("salon", before.seal("salon", "5511977776666")) == "5511977776666"
+
+
+@pytest.mark.slow
+def test_assistant_conversations_are_sealed_and_rotated_like_message_texts(
+    node_factory, database_url
+) -> None:
+    """The conversation's state (its last turns hold the customer's words) and the turns log are
+    sealed like message texts; a rotation re-encrypts them, and the conversation goes on after
+    the old key is gone."""
+    sealed = {"WHATSAPP_ENCRYPT_MESSAGES": "true"}
+    node: Node = node_factory(database_url, WAFLEET_ENCRYPTION_KEY=KEY_A, WAFLEET_BATCH_WINDOW="0", **sealed)
+    node.start()
+    setup_salon(node)
+    olga = Chat(node, "salon", "79160000006")
+    assert "На какой день" in olga.say("Хочу записаться на стрижку, я Ольга из Тверской 12")
+
+    def at_rest() -> list[str]:
+        return [
+            value
+            for (value,) in _raw(database_url, "SELECT state FROM conversation")
+            + _raw(database_url, "SELECT text FROM assistant_turn")
+            + _raw(database_url, "SELECT reply FROM assistant_turn")
+        ]
+
+    assert len(at_rest()) == 3 and all(v.startswith(SEALED_PREFIX) for v in at_rest()), at_rest()
+    assert not any("Тверской" in v or "какой день" in v for v in at_rest())
+    r = node.client.get(f"/api/assistant/salon/conversations/{olga.phone}", headers=node.admin())
+    assert r.status_code == 200, r.text
+    conversation = r.json()
+    assert (conversation["flow"], conversation["pending"]) == ("book", "date")
+    assert [t["text"] for t in conversation["turns"]] == [
+        "Хочу записаться на стрижку, я Ольга из Тверской 12"
+    ]
+
+    node.terminate()
+    node.env["WAFLEET_ENCRYPTION_KEY"] = f"{KEY_B},{KEY_A}"
+    done = _rotate(node.workdir, database_url, f"{KEY_B},{KEY_A}", **sealed)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "conversation.state: 1 scanned, 1 re-encrypted" in done.stdout, done.stdout
+    assert "assistant_turn.text: 1 scanned, 1 re-encrypted" in done.stdout, done.stdout
+    assert "assistant_turn.reply: 1 scanned, 1 re-encrypted" in done.stdout, done.stdout
+
+    node.env["WAFLEET_ENCRYPTION_KEY"] = KEY_B  # the old key is gone
+    node.start()
+    node.wait_status("salon", "connected", timeout=30)
+    assert olga.say("завтра").startswith("Во сколько?")  # it remembered the service and the question
+    only_b = Cipher.from_key(KEY_B)
+    for value in at_rest():
+        only_b.decrypt(value[len(SEALED_PREFIX) :], aad="salon")

@@ -20,5 +20,5 @@ def test_receipts_apply_in_order_and_ignore_noise(tmp_path: Path) -> None:
     log.receipt("c", {"type": "READ", "ids": ["3EB0AAA"], "at": 1_795_000_000})
     log.receipt("c", {"type": "DELIVERED", "ids": ["3EB0AAA"], "at": 1_795_000_001})  # late: ignored
     log.receipt("c", {"type": "SENDER", "ids": ["3EB0AAA"]})  # says nothing about the customer
-    row = messages.get(db, "3EB0AAA")
+    row = messages.get(db, "c", "3EB0AAA")
     assert row is not None and row["status"] == "read"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from wafleet.storage import companies
+from wafleet.storage import companies, messages
 from wafleet.storage.database import Database
 from wafleet.storage.models import Company, Message, Outbox, PairingCode, SchemaVersion, Session, WebhookInbox
-from wafleet.storage.schema import MIGRATIONS, migrate
+from wafleet.storage.schema import MIGRATIONS, _message_wa_id_per_company, migrate
 
 
 def test_a_version_1_database_is_upgraded_in_place(database_url: str) -> None:
@@ -28,4 +28,24 @@ def test_a_version_1_database_is_upgraded_in_place(database_url: str) -> None:
         assert db.db.table_exists(Message._meta.table_name)
     assert [c.id for c, _ in companies.load_all(db)] == ["kept"]
     assert migrate(db) == (len(MIGRATIONS), len(MIGRATIONS))
+    db.close()
+
+
+def test_a_database_with_globally_unique_message_ids_is_upgraded_and_keeps_its_messages(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    migrate(db)
+    table = Message._meta.table_name
+    with db.work():  # as written before message ids were unique per company
+        db.db.execute_sql(f'DROP INDEX "{table}_company_wa_id"')
+        db.db.execute_sql(f'CREATE UNIQUE INDEX "{table}_wa_id" ON "{table}" (wa_id)')
+    before = messages.store_inbound(db, "a", "1555", "text", "kept", None, "W1", 1).id
+    for _ in range(2):  # idempotent: a second run changes nothing
+        with db.work(), db.atomic():
+            _message_wa_id_per_company(db)
+    assert messages.store_inbound(db, "b", "1555", "text", "b's own", None, "W1", 2).created is True
+    again = messages.store_inbound(db, "a", "1555", "text", "again", None, "W1", 3)
+    assert (again.id, again.created) == (before, False)
+    assert messages.get(db, "a", "W1")["text"] == "kept"
     db.close()

@@ -37,7 +37,17 @@ def test_messages_wait_for_the_session_and_survive_a_kill_9(node_factory, databa
     node: Node = node_factory(database_url).start()
     node.create_company("later")
     ids = [_send(node, "later", f"message {i}").json()["id"] for i in range(3)]
-    assert all(_outbox_row(node, i)["status"] == "queued" for i in ids)
+    # The deliverer tries the first (the customer's head of line), finds no live session and puts
+    # it back to wait with the reason; the rows behind it wait too. Read once that happened, not
+    # right after the 202: during an attempt a row is "sending", for as long as a loaded machine
+    # takes. Pending either way: none is sent while the session is down.
+    head = wait_for(
+        lambda: (r := _outbox_row(node, ids[0]))["status"] == "queued" and r["error"] and r,
+        timeout=20,
+        what="the deliverer to put the first message back to wait for the session",
+    )
+    assert "no live session" in head["error"]["message"] and head["attempts"] == 0
+    assert all(_outbox_row(node, i)["status"] in ("queued", "sending") for i in ids)
     node.kill()  # the 202s were committed: nothing is lost
     node.start()
     node.connect("later")

@@ -6,7 +6,9 @@ and queues the reply in the durable outbox in the same transaction that saves it
 state (language, slots, pending question, offers, last turns) and any message not answered yet
 are in the database, so a node killed mid-conversation goes on where it was.
 
-Children are keyed by (company, customer), never kept as refs elsewhere. A child that has been
+The supervisor holds its children with the tree's one mechanism (``wafleet.actors.supervisor``):
+TEMPORARY specs, keyed by (company, customer), never kept as refs elsewhere. One that crashes is
+not restarted; the chat's next message starts a new one from the saved state. A child that has been
 idle for ``WAFLEET_CONVERSATION_IDLE`` asks its supervisor to end it; the supervisor agrees only
 if it forwarded nothing the child has not seen, so no message is ever dropped in between.
 """
@@ -32,7 +34,9 @@ from wafleet.actors.assistant.understanding import Intent, Slot, TurnContext, Un
 from wafleet.actors.assistant.when import warm_up
 from wafleet.actors.figures import Op
 from wafleet.actors.gevent_actor import Exit, SupervisedActor
-from wafleet.actors.messages import Shutdown
+from wafleet.actors.messages import ChildExited, Shutdown
+from wafleet.actors.restart import RestartPolicy
+from wafleet.actors.supervisor import Children, ChildSpec, RestartType
 from wafleet.storage import assistant as store
 from wafleet.storage import bookings, outbox
 from wafleet.storage.clock import iso, now_ms
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (company, customer phone)
 BATCH_CAP = 4  # a burst that never pauses is answered after this many windows anyway
+CHILD_SHUTDOWN = 5.0  # seconds a conversation has to stop (it persists after every turn)
 
 
 @dataclass(frozen=True)
@@ -60,30 +65,31 @@ class _CompletePast:
 
 @dataclass(frozen=True)
 class _Idle:
-    key: Key
-    generation: int
-    seen: int
+    """A conversation has been quiet for the idle TTL and offers to end."""
+
+    child_id: str
+    urn: str  # which actor offers: a successor under the same id must not be ended by it
+    seen: int  # how many messages it has received from the supervisor
 
 
-@dataclass(frozen=True)
-class _Ended:
-    key: Key
-    generation: int
+def child_id(key: Key) -> str:
+    """The supervisor's id for a chat (a phone never holds a ``/``)."""
+    return f"{key[0]}/{key[1]}"
 
 
-@dataclass
-class _Child:
-    ref: pykka.ActorRef[Any]
-    generation: int
-    sent: int = 0
+def chat_of(child: str) -> Key:
+    company, _, peer = child.rpartition("/")
+    return company, peer
 
 
 class Conversations(SupervisedActor):
     def __init__(self, assistant: Assistant, on_exit: Callable[[Exit], None] | None = None) -> None:
         super().__init__(on_exit)
         self.assistant = assistant
-        self.children: dict[Key, _Child] = {}
-        self.generation = 0
+        # Temporary children: one that crashes is not restarted; the next message for its chat
+        # starts a new one from the persisted state (and answers what the crash left unanswered).
+        self.children = Children(lambda: self.actor_ref, RestartPolicy())
+        self.sent: dict[str, int] = {}  # messages forwarded to each chat's current child
         self._sweeper: gevent.Greenlet = gevent.Greenlet()  # replaced in on_start
 
     def on_start(self) -> None:
@@ -115,34 +121,37 @@ class Conversations(SupervisedActor):
         if done:
             self.assistant.journal.metrics.incr("assistant.booking.completed", done)
 
-    def on_stop(self) -> None:
+    def cleanup(self) -> None:
+        # However this supervisor ended: no sweeper left behind, no conversation orphaned.
         self._sweeper.kill(block=False)
-        for child in self.children.values():
-            child.ref.stop(block=False)
+        for slot in self.children.slots.values():
+            if slot.ref is not None:
+                try:
+                    slot.ref.stop(block=False)
+                except pykka.ActorDeadError:
+                    pass
 
-    def on_failure(self, *exc_info: Any) -> None:
-        self._sweeper.kill(block=False)
+    def _spec(self, key: Key) -> ChildSpec:
+        def start(on_exit: Callable[[Exit], None]) -> pykka.ActorRef[Any]:
+            return Conversation.start(self.assistant, key, self.actor_ref, on_exit)
 
-    def _child(self, key: Key) -> _Child:
-        child = self.children.get(key)
-        if child is not None and child.ref.is_alive():
-            return child
-        self.generation += 1
-        generation = self.generation
-        me = self.actor_ref
+        return ChildSpec(child_id(key), start, RestartType.TEMPORARY, shutdown=CHILD_SHUTDOWN)
 
-        def ended(exit_: Exit) -> None:
-            if not exit_.normal:
-                log.error("conversation %s/%s ended: %s %s", key[0], key[1], exit_.reason, exit_.message)
-            try:
-                me.tell(_Ended(key, generation))
-            except pykka.ActorDeadError:
-                pass
+    def _child(self, key: Key) -> pykka.ActorRef[Any]:
+        """The chat's live conversation, started (from its persisted state) if it has none."""
+        child = child_id(key)
+        ref = self.children.ref(child)
+        if ref is not None and ref.is_alive():
+            return ref
+        self.children.add(self._spec(key))
+        self.sent[child] = 0
+        ref = self.children.start(child).ref
+        assert ref is not None
+        return ref
 
-        ref = Conversation.start(self.assistant, key, generation, me, ended)
-        child = _Child(ref, generation)
-        self.children[key] = child
-        return child
+    def _ended(self, child: str) -> None:
+        self.children.remove(child)
+        self.sent.pop(child, None)
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -150,47 +159,43 @@ class Conversations(SupervisedActor):
                 cfg = self.assistant.config(company_id)
                 if cfg is None or not cfg.enabled:
                     return None
-                child = self._child((company_id, peer))
-                child.sent += 1
-                child.ref.tell(message)
+                ref = self._child((company_id, peer))
+                self.sent[child_id((company_id, peer))] += 1
+                ref.tell(message)
                 return None
             case Pause(company_id=company_id, peer=peer, handoff=handoff):
                 if handoff:
                     cfg = self.assistant.config(company_id)
                     if cfg is None or not cfg.enabled:
                         return None
-                return self._child((company_id, peer)).ref.ask(message, block=False)
+                return self._child((company_id, peer)).ask(message, block=False)
             case _CompletePast():
                 self._complete_past()
                 return None
             case Active(company_id=company_id):
-                return sorted(peer for (company, peer), c in self.children.items() if company == company_id)
-            case _Idle(key=key, generation=generation, seen=seen):
-                child = self.children.get(key)
-                if child is not None and child.generation == generation and child.sent == seen:
-                    del self.children[key]
-                    child.ref.tell(Shutdown())
+                chats = (
+                    chat_of(child) for child, slot in self.children.slots.items() if slot.ref is not None
+                )
+                return sorted(peer for company, peer in chats if company == company_id)
+            case _Idle(child_id=child, urn=urn, seen=seen):
+                ref = self.children.ref(child)
+                if ref is not None and ref.actor_urn == urn and self.sent.get(child) == seen:
+                    self.sent.pop(child, None)
+                    self.children.stop(child)  # it persisted everything already: quick
                 return None
-            case _Ended(key=key, generation=generation):
-                child = self.children.get(key)
-                if child is not None and child.generation == generation:
-                    del self.children[key]
+            case ChildExited(id=child, exit=exit_):
+                if self.children.exited(message) is not None:  # TEMPORARY: never restarted
+                    if not exit_.normal:
+                        key = chat_of(child)
+                        log.error("conversation %s/%s ended: %s %s", *key, exit_.reason, exit_.message)
+                    self._ended(child)
                 return None
             case Shutdown():
-                refs = [c.ref for c in self.children.values()]
-                self.children.clear()
-                futures = [r.ask(Shutdown(), block=False) for r in refs]
-                for future in futures:
-                    try:
-                        future.get(timeout=5)
-                    except Exception:  # a child that is gone or stuck: it persisted its state
-                        pass
+                self.children.stop_all()  # concurrently, each within its budget
+                self.sent.clear()
                 self.exit("normal", "shutdown")
                 return None
         return super().on_receive(message)
-
-    def count(self) -> int:
-        return len(self.children)
 
 
 class Conversation(SupervisedActor):
@@ -198,14 +203,12 @@ class Conversation(SupervisedActor):
         self,
         assistant: Assistant,
         key: Key,
-        generation: int,
         supervisor: pykka.ActorRef[Any],
         on_exit: Callable[[Exit], None],
     ) -> None:
         super().__init__(on_exit)
         self.assistant = assistant
         self.company_id, self.peer = key
-        self.generation = generation
         self.supervisor = supervisor
         self.seen = 0
         self.flush_generation = 0
@@ -232,11 +235,8 @@ class Conversation(SupervisedActor):
             self._schedule_flush(self.assistant.settings.batch_window_ms / 1000)
         self._schedule_idle()
 
-    def on_stop(self) -> None:
-        self._cancel_timers()
-
-    def on_failure(self, *exc_info: Any) -> None:
-        self._cancel_timers()
+    def cleanup(self) -> None:
+        self._cancel_timers()  # however it ended (a stop, a crash, a failed on_start)
 
     def _cancel_timers(self) -> None:
         for timer in (self._flush_timer, self._idle_timer):
@@ -280,7 +280,8 @@ class Conversation(SupervisedActor):
                 if self.buffer or idle_for * 1000 < self.assistant.settings.idle_ms:
                     self._schedule_idle()
                 else:
-                    self.supervisor.tell(_Idle((self.company_id, self.peer), self.generation, self.seen))
+                    me = child_id((self.company_id, self.peer))
+                    self.supervisor.tell(_Idle(me, self.actor_urn, self.seen))
                 return None
             case Shutdown():
                 self._cancel_timers()
@@ -329,23 +330,16 @@ class Conversation(SupervisedActor):
         if cfg is None or not cfg.enabled or (self.row.paused_until or 0) > now_ms():
             # Off, or a human has the chat: remember what was said, answer nothing.
             self.state.remember("customer", text)
-            db = assistant.db
-            with db.work(), db.atomic():
-                self._save()
-                store.add_turn(
-                    db,
-                    company=self.company_id,
-                    peer=self.peer,
-                    at=now_ms(),
-                    text=text,
-                    messages=len(buffered),
-                    reply=None,
-                    intent="other",
-                    language=self.state.language or "",
-                    source="none",
-                    response_ms=(time.perf_counter() - started) * 1000,
-                    outcome="handoff" if cfg is not None and cfg.enabled else "off",
-                )
+            self._record(
+                started,
+                text,
+                len(buffered),
+                None,
+                intent="other",
+                language=self.state.language or "",
+                source="none",
+                outcome="handoff" if cfg is not None and cfg.enabled else "off",
+            )
             return
         state = self.state
         ctx = TurnContext(
@@ -382,9 +376,35 @@ class Conversation(SupervisedActor):
         state.remember("assistant", result.reply)
         usage = understanding.usage
         model_called = usage is not None or understanding.source == "model" or understanding.fallback_reason
-        db = assistant.db
+        self._record(
+            started,
+            text,
+            len(buffered),
+            result.reply,
+            intent=understanding.intent.value,
+            language=state.language or understanding.language,
+            source=understanding.source,
+            model=(usage.model if usage else (cfg.ai_model or "default")) if model_called else None,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            cost=usage.cost if usage else 0.0,
+            ai_latency_ms=usage.latency_ms if usage else None,
+            fallback_reason=(understanding.fallback_reason or None) and understanding.fallback_reason[:100],
+            outcome=result.outcome,
+        )
+        assistant.wake_deliverer(self.company_id)
+        assistant.journal.metrics.incr("assistant.turns")
+        assistant.journal.metrics.timing("assistant.turn_ms", (time.perf_counter() - started) * 1000)
+        if model_called and usage is not None:  # the model call's own time: /metrics/performance
+            assistant.journal.metrics.observe(Op.AI_CALL, usage.latency_ms)
+
+    def _record(self, started: float, text: str, messages: int, reply: str | None, **turn: Any) -> None:
+        """One transaction: the reply (if any) queued in the outbox, the state saved, the turn
+        logged. A crash before it leaves the messages unanswered (answered again at start)."""
+        db = self.assistant.db
         with db.work(), db.atomic():
-            outbox.enqueue(db, self.company_id, self.peer, result.reply)
+            if reply is not None:
+                outbox.enqueue(db, self.company_id, self.peer, reply)
             self._save()
             store.add_turn(
                 db,
@@ -392,23 +412,8 @@ class Conversation(SupervisedActor):
                 peer=self.peer,
                 at=now_ms(),
                 text=text,
-                messages=len(buffered),
-                reply=result.reply,
-                intent=understanding.intent.value,
-                language=state.language or understanding.language,
-                source=understanding.source,
-                model=(usage.model if usage else (cfg.ai_model or "default")) if model_called else None,
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                completion_tokens=usage.completion_tokens if usage else 0,
-                cost=usage.cost if usage else 0.0,
-                ai_latency_ms=usage.latency_ms if usage else None,
-                fallback_reason=(understanding.fallback_reason or None)
-                and understanding.fallback_reason[:100],
+                messages=messages,
+                reply=reply,
                 response_ms=(time.perf_counter() - started) * 1000,
-                outcome=result.outcome,
+                **turn,
             )
-        assistant.wake_deliverer(self.company_id)
-        assistant.journal.metrics.incr("assistant.turns")
-        assistant.journal.metrics.timing("assistant.turn_ms", (time.perf_counter() - started) * 1000)
-        if model_called and usage is not None:  # the model call's own time: /metrics/performance
-            assistant.journal.metrics.observe(Op.AI_CALL, usage.latency_ms)

@@ -10,8 +10,8 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from wafleet.actors.assistant.language import detect
-from wafleet.actors.assistant.rules import CODE_ALPHABET
 from wafleet.actors.assistant.understanding import Intent, TurnContext, Understanding
+from wafleet.storage.bookings import CODE_ALPHABET
 
 _CODE = re.compile(f"^[{CODE_ALPHABET}]{{6}}$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from wafleet.actors.assistant import catalogue, language, lexicon, times, when
 from wafleet.actors.assistant.normalise import clean, expand, fold, words
 from wafleet.actors.assistant.understanding import Intent, Slot, TurnContext, Understanding
+from wafleet.storage.bookings import CODE_ALPHABET
 
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _CODE = re.compile(rf"(?<![\w])([{CODE_ALPHABET}{CODE_ALPHABET.lower()}]{{6}})(?![\w])")
 # Intents a bare answer can continue; a greeting or a question does not carry over.
 _TASKS = (Intent.BOOKING, Intent.AVAILABILITY, Intent.CANCEL, Intent.RESCHEDULE)

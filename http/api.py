@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -27,12 +26,20 @@ MAX_BODY = 64 * 1024
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.field = field  # the body field at fault, when the client may want it apart
 
 
 def error_body(code: str, message: str) -> str:
@@ -78,25 +85,16 @@ def raw_body(limit: int) -> bytes:
     return raw
 
 
-def int_query(name: str, default: int | None, low: int, high: int) -> int | None:
-    """A whole-number query parameter in [low, high]; 400 ``invalid_query`` naming it otherwise."""
-    raw = bottle.request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_query", f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
-
-
 def json_body(required: bool = False) -> dict[str, Any]:
-    """The request's JSON object; an empty body is ``{}`` unless one is required."""
+    """The request's JSON object; an empty body is ``{}`` unless one is required (a body that
+    says it is JSON must be JSON, even when it is only white space)."""
     request = bottle.request
     raw = raw_body(MAX_BODY)
-    if not raw.strip():
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    if not raw.strip() and not (raw and ctype == "application/json"):
         if required:
             raise ApiError(400, "body_required", "a JSON object body is required")
         return {}
-    ctype = (request.content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as Content-Type: application/json")
     try:
@@ -108,50 +106,6 @@ def json_body(required: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return data
-
-
-def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = False) -> Any:
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise ApiError(400, "invalid_field", f"{name} is required")
-        return None
-    if isinstance(value, bool) and kind is not bool:
-        raise ApiError(400, "invalid_field", f"{name} must be a {_kind_name(kind)}")
-    if not isinstance(value, kind):
-        raise ApiError(400, "invalid_field", f"{name} must be a {_kind_name(kind)}")
-    return value
-
-
-def text(value: str, name: str, *, multiline: bool = False) -> str:
-    """Reject what no database or log should store: control characters and lone surrogates.
-
-    PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON as ``"\\ud800"``) cannot
-    be encoded as UTF-8 by any driver: either would fail later, inside an actor.
-    """
-    allowed = "\t\n\r" if multiline else ""
-    for char in value:
-        if unicodedata.category(char) in ("Cc", "Cs") and char not in allowed:
-            raise ApiError(
-                400, "invalid_field", f"{name} must not contain control characters or lone surrogates"
-            )
-    return value
-
-
-def only_fields(data: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ApiError(
-            400,
-            "unknown_field",
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
-        )
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "string", bool: "boolean", int: "number", float: "number", dict: "object"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
 
 # Refusal -> (status, code, Retry-After). The first class that matches wins: subclasses first.
@@ -169,7 +123,10 @@ REFUSALS: tuple[tuple[type[errors.Refusal], int, str, str | None], ...] = (
 
 def _to_response(exc: Exception) -> bottle.HTTPResponse:
     if isinstance(exc, ApiError):
-        return respond(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
+        detail = {"code": exc.code, "message": exc.message}
+        if exc.field is not None:
+            detail["field"] = exc.field
+        return respond(exc.status, {"error": detail}, exc.headers)
     if isinstance(exc, errors.RateLimited):
         return respond(
             429,

@@ -22,13 +22,15 @@ from wafleet.http import (
 )
 from wafleet.http.api import error_body, guard, refuse_undecodable_headers, respond
 from wafleet.http.context import Context
+from wafleet.http.contract import KEY, Contract, serve_document
 
-OPEN_WHILE_BOOTING = ("/healthz", "/readyz", "/static/")
+OPEN_WHILE_BOOTING = ("/healthz", "/readyz", "/static/", "/api/openapi.json")
 
 
 def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
     app = bottle.Bottle(catchall=True)
     app.config["json.enable"] = False  # every route answers through api.respond
+    app.config[KEY] = Contract(ctx)  # every route declares itself there (http/contract.py)
     app.install(guard(metrics))
     app.add_hook("before_request", refuse_undecodable_headers)
 
@@ -49,6 +51,7 @@ def build_app(ctx: Context, metrics: Metrics) -> bottle.Bottle:
                 {"Retry-After": "1"},
             )
 
+    serve_document(app)
     routes_health.install(app, ctx)
     routes_admin.install(app, ctx)
     routes_sessions.install(app, ctx)

@@ -6,24 +6,34 @@ opened (a stream checks its right only when it opens).
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import Any, Literal
 
 import bottle
 
 from wafleet.actors import messages as m
 from wafleet.actors.webhook import Wake
 from wafleet.http import outbound_fields
-from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
+from wafleet.http.api import ApiError, respond
 from wafleet.http.context import Context
+from wafleet.http.contract import Access, declare
+from wafleet.http.fields import (
+    NOT_BLANK,
+    CompanyId,
+    Model,
+    Phone,
+    Query,
+    Reply,
+    optional,
+    query_int,
+    text,
+)
+from wafleet.http.outbound_fields import Outbound
+from wafleet.http.routes_sessions import SessionStatus
 from wafleet.storage import companies, endpoints
 
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise ApiError(400, "invalid_field", "name must be a non-empty string of at most 200 characters")
-    return text(value.strip(), "name")
-
+Name = text(200, pattern=NOT_BLANK)
+Secret = text(2048, pattern=NOT_BLANK)
+Link = Literal["sandbox", "cloud", "web"]
 
 # What turns each link on, said when a company asks for a link this node does not offer.
 LINK_NEEDS = {
@@ -33,9 +43,91 @@ LINK_NEEDS = {
 }
 
 
-def _link(ctx: Context, value: Any) -> str:
+class Cloud(Model):
+    """Cloud API credentials; the secrets are stored encrypted for this company only."""
+
+    phoneNumberId: text(64, pattern=r"^[0-9]{1,64}$") | None = None  # noqa: N815
+    accessToken: Secret | None = None  # noqa: N815
+    appSecret: Secret | None = None  # noqa: N815
+    verifyToken: Secret | None = None  # noqa: N815
+
+
+class CompanyChange(Outbound):
+    """A PATCH: the fields sent change; ``phone``: null clears it."""
+
+    name: Name = optional()
+    phone: Phone | None = None
+    link: Link = optional()
+    cloud: Cloud | None = None
+
+
+class NewCompany(CompanyChange):
+    """A company to create; ``link`` defaults to WHATSAPP_PROVIDER (else sandbox)."""
+
+    id: CompanyId
+    name: Name
+
+
+class CompanyPage(Query):
+    """``cursor``: the last id seen (``nextCursor``); the page holds the ids after it."""
+
+    limit: query_int(1, 1000) = 100
+    cursor: str = ""
+
+
+class CloudView(Reply):
+    phoneNumberId: str  # noqa: N815
+
+
+class WebhookView(Reply):
+    url: str
+    events: list[str]
+
+
+class CompanyView(Reply):
+    id: str
+    name: str
+    phone: str | None
+    link: str
+    createdAt: str | None  # noqa: N815
+    status: str
+    cloud: CloudView | None
+    webhooks: list[WebhookView] | None = None
+    notificationEmail: str | None = None  # noqa: N815
+
+
+class Created(Reply):
+    company: CompanyView
+    token: str
+
+
+class OneCompany(Reply):
+    company: CompanyView
+
+
+class CompanyAndSession(Reply):
+    company: CompanyView
+    session: SessionStatus
+
+
+class CompanyList(Reply):
+    companies: list[CompanyView]
+    nextCursor: str | None  # noqa: N815
+    total: int
+
+
+class Deleted(Reply):
+    deleted: str
+
+
+class NewToken(Reply):
+    companyId: str  # noqa: N815
+    token: str
+
+
+def _link(ctx: Context, value: str) -> str:
     available = ctx.links.available()
-    if not isinstance(value, str) or value not in LINK_NEEDS:
+    if value not in LINK_NEEDS:
         raise ApiError(400, "invalid_field", f"link must be one of {', '.join(LINK_NEEDS)}")
     if value not in available:
         offered = ", ".join(available) or "none"
@@ -47,64 +139,35 @@ def _link(ctx: Context, value: Any) -> str:
     return value
 
 
-CLOUD_FIELDS = {"phoneNumberId", "accessToken", "appSecret", "verifyToken"}
-
-
-def _cloud(ctx: Context, company_id: str, value: Any) -> dict[str, Any]:
+def _cloud(ctx: Context, company_id: str, value: Cloud) -> dict[str, Any]:
     """Cloud API credentials -> cloud_* columns, secrets encrypted for this company only."""
-    if not isinstance(value, dict):
-        raise ApiError(400, "invalid_field", "cloud must be an object {phoneNumberId, accessToken, ...}")
-    unknown = sorted(set(value) - CLOUD_FIELDS)
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown cloud field(s): {', '.join(unknown)}")
     if ctx.cipher is None:
         raise ApiError(400, "no_encryption_key", "set WAFLEET_ENCRYPTION_KEY to store Cloud API credentials")
     columns: dict[str, Any] = {}
-    number = value.get("phoneNumberId")
+    number = value.phoneNumberId
     if number is not None:
-        if not isinstance(number, str) or not number.isascii() or not number.isdigit() or len(number) > 64:
-            raise ApiError(400, "invalid_field", "cloud.phoneNumberId must be Meta's numeric phone number id")
         owner = companies.number_owner(ctx.db, number)
         if owner is not None and owner != company_id:
             raise ApiError(409, "number_taken", "another company already uses this cloud.phoneNumberId")
         columns["cloud_phone_number_id"] = number
-    for name, column in (
-        ("accessToken", "cloud_token"),
-        ("appSecret", "cloud_app_secret"),
-        ("verifyToken", "cloud_verify_token"),
+    for secret, column in (
+        (value.accessToken, "cloud_token"),
+        (value.appSecret, "cloud_app_secret"),
+        (value.verifyToken, "cloud_verify_token"),
     ):
-        secret = value.get(name)
-        if secret is None:
-            continue
-        if not isinstance(secret, str) or not secret.strip() or len(secret) > 2048:
-            raise ApiError(400, "invalid_field", f"cloud.{name} must be a non-empty string")
-        text(secret, f"cloud.{name}")
-        columns[column] = ctx.cipher.encrypt(secret.strip(), aad=company_id)
+        if secret is not None:
+            columns[column] = ctx.cipher.encrypt(secret.strip(), aad=company_id)
     return columns
 
 
-def _limit(default: int = 100) -> int:
-    raw = bottle.request.query.get("limit")
-    if raw is None:
-        return default
-    # not str.isdigit(): it accepts "²", and int() refuses more than 4300 digits
-    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= 1000:
-        raise ApiError(400, "invalid_query", "limit must be a whole number from 1 to 1000")
-    return int(raw)
-
-
 def install(app: bottle.Bottle, ctx: Context) -> None:
-    @app.post("/admin/companies")
-    def create_company() -> Any:
-        ctx.auth.admin()
-        data = json_body(required=True)
-        only_fields(data, {"id", "name", "phone", "link", "cloud", *OUTBOUND_FIELDS})
-        company_id = ctx.company_id(field(data, "id", str, required=True))
-        name = _name(data.get("name"))
-        phone = ctx.phone(data["phone"], "phone") if data.get("phone") is not None else None
-        link = _link(ctx, data.get("link", ctx.settings.guide.provider or "sandbox"))
-        cloud = _cloud(ctx, company_id, data["cloud"]) if data.get("cloud") is not None else None
-        outbound = outbound_fields.parse(ctx, company_id, data)
+    def create_company(body: NewCompany) -> Any:
+        company_id = body.id
+        name = body.name.strip()
+        phone = body.phone
+        link = _link(ctx, body.link or ctx.settings.guide.provider or "sandbox")
+        cloud = _cloud(ctx, company_id, body.cloud) if body.cloud is not None else None
+        outbound = outbound_fields.parse(ctx, company_id, body)
         if link == "cloud" and not (cloud and "cloud_phone_number_id" in cloud and "cloud_token" in cloud):
             raise ApiError(
                 400, "invalid_field", "a cloud company needs cloud.phoneNumberId and cloud.accessToken"
@@ -115,41 +178,32 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         outbound_fields.save(ctx, company_id, outbound)
         return respond(201, {"company": _company_json(ctx, record), "token": token})
 
-    @app.get("/admin/companies")
-    def list_companies() -> Any:
-        ctx.auth.admin()
-        limit = _limit()
-        cursor = bottle.request.query.get("cursor") or ""
-        ids = sorted(i for i in ctx.directory.records if i > cursor)
-        page = ids[:limit]
+    def list_companies(query: CompanyPage) -> Any:
+        ids = sorted(i for i in ctx.directory.records if i > query.cursor)
+        page = ids[: query.limit]
         listed = [ctx.directory.records[i].company_json() for i in page if i in ctx.directory.records]
-        next_cursor = page[-1] if len(ids) > limit else None
+        next_cursor = page[-1] if len(ids) > query.limit else None
         return respond(
             200, {"companies": listed, "nextCursor": next_cursor, "total": len(ctx.directory.records)}
         )
 
-    @app.get("/admin/companies/<company_id>")
     def get_company(company_id: str) -> Any:
-        ctx.auth.admin()
         record = _existing(ctx, company_id)
         return respond(200, {"company": _company_json(ctx, record), "session": record.status_json()})
 
-    @app.route("/admin/companies/<company_id>", method="PATCH")
-    def update_company(company_id: str) -> Any:
-        ctx.auth.admin()
+    def update_company(company_id: str, body: CompanyChange) -> Any:
         _existing(ctx, company_id)
-        data = json_body(required=True)
-        only_fields(data, {"name", "phone", "link", "cloud", *OUTBOUND_FIELDS})
-        outbound = outbound_fields.parse(ctx, company_id, data)
+        sent = body.model_fields_set
+        outbound = outbound_fields.parse(ctx, company_id, body)
         fields: dict[str, Any] = {}
-        if data.get("cloud") is not None:
-            fields.update(_cloud(ctx, company_id, data["cloud"]))
-        if "name" in data:
-            fields["name"] = _name(data["name"])
-        if "phone" in data:
-            fields["phone"] = ctx.phone(data["phone"], "phone") if data["phone"] is not None else None
-        if "link" in data:
-            fields["link"] = _link(ctx, data["link"])
+        if body.cloud is not None:
+            fields.update(_cloud(ctx, company_id, body.cloud))
+        if "name" in sent:
+            fields["name"] = body.name.strip()
+        if "phone" in sent:
+            fields["phone"] = body.phone
+        if "link" in sent:
+            fields["link"] = _link(ctx, body.link)
         if not fields and not outbound:
             raise ApiError(
                 400,
@@ -162,9 +216,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         outbound_fields.save(ctx, company_id, outbound)
         return respond(200, {"company": _company_json(ctx, record)})
 
-    @app.delete("/admin/companies/<company_id>")
     def delete_company(company_id: str) -> Any:
-        ctx.auth.admin()
         _existing(ctx, company_id)
         ctx.tree.call(m.DeleteCompany(company_id))
         if ctx.assistant is not None:
@@ -172,9 +224,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ctx.broadcaster.end(lambda listener: listener.company_id == company_id)
         return respond(200, {"deleted": company_id})
 
-    @app.post("/admin/companies/<company_id>/token")
     def rotate_token(company_id: str) -> Any:
-        ctx.auth.admin()
         _existing(ctx, company_id)
         token = ctx.tree.call(m.RotateToken(company_id))
         ctx.broadcaster.end(
@@ -182,8 +232,32 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         )
         return respond(200, {"companyId": company_id, "token": token})
 
-
-OUTBOUND_FIELDS = {"webhooks", "notificationEmail"}
+    base, one = "/admin/companies", "/admin/companies/<company_id>"
+    tag, admin = "companies", Access.ADMIN
+    declare(
+        app, "POST", base, create_company, summary="Create a company (its token is shown once)", tag=tag,
+        access=admin, body=NewCompany, ok={201: Created}, errors=(409, 504),
+    )  # fmt: skip
+    declare(
+        app, "GET", base, list_companies, summary="List companies by id, one page at a time", tag=tag,
+        access=admin, query=CompanyPage, ok={200: CompanyList},
+    )  # fmt: skip
+    declare(
+        app, "GET", one, get_company, summary="A company and its session", tag=tag, access=admin,
+        ok={200: CompanyAndSession},
+    )  # fmt: skip
+    declare(
+        app, "PATCH", one, update_company, summary="Change a company (a webhooks list replaces the old)",
+        tag=tag, access=admin, body=CompanyChange, ok={200: OneCompany}, errors=(409, 504),
+    )  # fmt: skip
+    declare(
+        app, "DELETE", one, delete_company, summary="Delete a company, its session and its data", tag=tag,
+        access=admin, ok={200: Deleted}, errors=(409, 504),
+    )  # fmt: skip
+    declare(
+        app, "POST", f"{one}/token", rotate_token, summary="Rotate a company's token (the old one stops)",
+        tag=tag, access=admin, ok={200: NewToken}, errors=(409, 504),
+    )  # fmt: skip
 
 
 def _company_json(ctx: Context, record: Any) -> dict[str, Any]:

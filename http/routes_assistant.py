@@ -5,16 +5,20 @@ conversations use."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import bottle
+from pydantic import Field
 
-from wafleet.actors.assistant.config import CompanyConfig, ConfigInvalid
+from wafleet.actors.assistant.config import CompanyConfig, ConfigDocument, ConfigInvalid
 from wafleet.actors.assistant.engine import Booked, EngineError
 from wafleet.actors.assistant.protocol import FOREVER_MS, Active, Pause
 from wafleet.actors.assistant.service import Assistant, AssistantUnavailable
-from wafleet.http.api import ApiError, field, int_query, json_body, only_fields, respond, text
+from wafleet.http.api import ApiError, respond
 from wafleet.http.context import Context
+from wafleet.http.contract import Access, declare
+from wafleet.http.fields import MARK, ONE_LINE, Model, Phone, Query, Reply, query_int, text
+from wafleet.http.routes_sessions import NoBody
 from wafleet.storage import assistant as store
 from wafleet.storage import bookings
 from wafleet.storage.clock import iso, now_ms
@@ -25,12 +29,114 @@ TURNS_SHOWN = 100
 STATS_DEFAULT_DAYS = 30
 
 
-def _moment(raw: Any, name: str, tz: dt.tzinfo, *, need_offset: bool) -> dt.datetime:
+Moment = text(40)  # an ISO-8601 time; checked against the company's time zone by the route
+Id = text(64)
+CURSOR = r"^-?[0-9]{1,18}\.[0-9]{1,18}$"
+PHONE_PARAM = {"type": "string", "maxLength": 64, MARK: "phone"}
+CODE_PARAM = {"type": "string", "maxLength": 64}
+
+
+class NewBooking(Model):
+    service: Id
+    resource: Id | None = None  # default: any resource that does the service
+    start: Moment  # with a UTC offset
+    customerPhone: Phone  # noqa: N815
+    customerName: text(200, pattern=ONE_LINE) | None = None  # noqa: N815
+
+
+class Reschedule(Model):
+    start: Moment
+    resource: Id | None = None
+
+
+class PauseFor(Model):
+    minutes: int | None = Field(default=None, ge=1, le=60 * 24 * 365)  # none: until resumed
+
+
+class BookingQuery(Query):
+    limit: query_int(1, MAX_LIMIT) = DEFAULT_LIMIT
+    status: Literal[bookings.STATUSES] | None = None  # type: ignore[valid-type]
+    from_: Moment | None = Field(default=None, alias="from")
+    to: Moment | None = None
+    cursor: text(40, pattern=CURSOR) | None = None
+
+
+class DayQuery(Query):
+    service: Id
+    date: text(10, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+class Page(Query):
+    limit: query_int(1, MAX_LIMIT) = DEFAULT_LIMIT
+    cursor: query_int(1, 10**18) | None = None
+
+
+class Span(Query):
+    from_: Moment | None = Field(default=None, alias="from")
+    to: Moment | None = None
+
+
+class Booking(Reply):
+    code: str
+    service: str
+    resource: str
+    start: str
+    end: str
+    status: str
+    customerName: str | None  # noqa: N815
+    customerPhone: str | None = None  # noqa: N815
+
+
+class BookingPage(Reply):
+    bookings: list[Booking]
+    nextCursor: str | None  # noqa: N815
+
+
+class Refused(Reply):
+    error: dict[str, str]
+    alternatives: list[str]
+
+
+class Starts(Reply):
+    service: str
+    date: str
+    starts: list[str]
+
+
+class Conversation(Reply):
+    phone: str
+    paused: bool
+    pausedUntil: str | None  # noqa: N815
+    startedAt: str | None  # noqa: N815
+    updatedAt: str | None  # noqa: N815
+    active: bool
+
+
+class ConversationPage(Reply):
+    conversations: list[Conversation]
+    nextCursor: str | None  # noqa: N815
+
+
+class Turns(Conversation):
+    turns: list[dict[str, Any]]
+
+
+class PauseState(Reply):
+    paused: bool
+
+
+class Stats(Reply):
+    from_: str = Field(alias="from")
+    to: str
+    bookings: dict[str, Any]
+    messages: dict[str, int]
+    conversations: int
+    turns: int
+    ai: dict[str, Any]
+
+
+def _moment(raw: str, name: str, tz: dt.tzinfo, *, need_offset: bool) -> dt.datetime:
     """An ISO-8601 time (or, when an offset is not required, a bare date: its midnight)."""
-    if not isinstance(raw, str) or len(raw) > 40:
-        raise ApiError(
-            400, "invalid_field", f"{name} must be an ISO-8601 time such as 2026-12-01T14:00:00+00:00"
-        )
     try:
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -47,14 +153,14 @@ def _moment(raw: Any, name: str, tz: dt.tzinfo, *, need_offset: bool) -> dt.date
 def install(app: bottle.Bottle, ctx: Context) -> None:
     base = "/api/assistant/<company_id>"
 
-    def mount(method: str, suffix: str) -> Any:
-        """``base/suffix``; in single-tenant mode also without the company segment."""
+    def mount(method: str, suffix: str, **declared: Any) -> Any:
+        """Declare ``base/suffix`` (and, in single-tenant mode, the same without the company)."""
 
         def register(fn: Any) -> Any:
-            app.route(f"{base}/{suffix}", method=method, callback=fn)
-            if not ctx.settings.multi_tenant:
-                default = ctx.settings.default_company_id
-                app.route(f"/api/assistant/{suffix}", method=method, callback=lambda **kw: fn(default, **kw))
+            declare(
+                app, method, f"{base}/{suffix}", fn, tag="assistant", access=Access.COMPANY, twin=True,
+                **declared,
+            )  # fmt: skip
             return fn
 
         return register
@@ -83,51 +189,45 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         return cfg
 
     # -- config -----------------------------------------------------------------------------------
-    @mount("GET", "config")
+    @mount("GET", "config", summary="The assistant's configuration", ok={200: ConfigDocument})
     def get_config(company_id: str) -> Any:
         return respond(200, configured(company_id).document)
 
-    @mount("PUT", "config")
-    def put_config(company_id: str) -> Any:
+    @mount(
+        "PUT", "config", summary="Replace the assistant's configuration", body=ConfigDocument,
+        body_error="invalid_config", ok={200: ConfigDocument},
+    )  # fmt: skip
+    def put_config(company_id: str, body: ConfigDocument) -> Any:
         company(company_id)
-        data = json_body(required=True)
         try:
-            cfg = assistant.put_config(company_id, data)
+            cfg = assistant.put_config(company_id, body)
         except ConfigInvalid as exc:
-            return respond(
-                400, {"error": {"code": "invalid_config", "message": str(exc), "field": exc.field}}
-            )
+            raise ApiError(400, "invalid_config", str(exc), field=exc.field) from None
         return respond(200, cfg.document)
 
     # -- bookings ---------------------------------------------------------------------------------
-    @mount("GET", "bookings")
-    def list_bookings(company_id: str) -> Any:
+    @mount(
+        "GET", "bookings", summary="Bookings by start time, filtered and paged", query=BookingQuery,
+        ok={200: BookingPage},
+    )  # fmt: skip
+    def list_bookings(company_id: str, query: BookingQuery) -> Any:
         cfg = configured(company_id)
-        query = bottle.request.query
-        limit = int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
-        status = query.get("status") or None
-        if status is not None and status not in bookings.STATUSES:
-            raise ApiError(400, "invalid_query", f"status must be one of {', '.join(bookings.STATUSES)}")
         bounds = {}
-        for name in ("from", "to"):
-            raw = query.get(name)
+        for name, raw in (("from", query.from_), ("to", query.to)):
             if raw:
                 bounds[name] = int(_moment(raw, name, cfg.tz, need_offset=False).timestamp() * 1000)
         after = None
-        cursor = query.get("cursor")
-        if cursor:
-            start, _, last_id = cursor.partition(".")
-            if not (start.lstrip("-").isdigit() and last_id.isdigit() and len(cursor) < 40):
-                raise ApiError(400, "invalid_query", "cursor must be a nextCursor this route returned")
+        if query.cursor:
+            start, _, last_id = query.cursor.partition(".")
             after = (int(start), int(last_id))
         rows, next_after = bookings.page(
             ctx.db,
             company_id,
-            limit=limit,
+            limit=query.limit,
             after=after,
             from_ms=bounds.get("from"),
             to_ms=bounds.get("to"),
-            status=status,
+            status=query.status,
         )
         return respond(
             200,
@@ -137,18 +237,16 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             },
         )
 
-    @mount("POST", "bookings")
-    def create_booking(company_id: str) -> Any:
+    @mount(
+        "POST", "bookings", summary="Book a service (the same engine as the conversations)",
+        body=NewBooking, ok={201: Booking, 409: Refused},
+    )  # fmt: skip
+    def create_booking(company_id: str, body: NewBooking) -> Any:
         cfg = configured(company_id)
-        data = json_body(required=True)
-        only_fields(data, {"service", "resource", "start", "customerPhone", "customerName"})
-        service = field(data, "service", str, required=True)
-        resource = field(data, "resource", str)
-        start = _moment(field(data, "start", str, required=True), "start", cfg.tz, need_offset=True)
-        phone = ctx.phone(data.get("customerPhone"), "customerPhone")
-        name = field(data, "customerName", str)
-        if name is not None:
-            name = text(name, "customerName").strip()[:200] or None
+        service, resource = body.service, body.resource
+        start = _moment(body.start, "start", cfg.tz, need_offset=True)
+        phone = body.customerPhone
+        name = body.customerName.strip() or None if body.customerName is not None else None
         try:
             outcome = assistant.engine.book(
                 cfg, service_id=service, start=start, phone=phone, name=name, resource=resource, source="api"
@@ -165,10 +263,12 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             },
         )
 
-    @mount("POST", "bookings/<code>/cancel")
-    def cancel_booking(company_id: str, code: str) -> Any:
+    @mount(
+        "POST", "bookings/<code>/cancel", summary="Cancel a booking", params={"code": CODE_PARAM},
+        body=NoBody, body_required=False, ok={200: Booking}, errors=(409,),
+    )  # fmt: skip
+    def cancel_booking(company_id: str, code: str, body: NoBody) -> Any:
         cfg = configured(company_id)
-        json_body()
         code = _code(code)
         view = assistant.engine.cancel(cfg, code)
         if view is None:
@@ -178,18 +278,19 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             raise ApiError(409, "wrong_state", f"booking {code} is {row.status}, not confirmed")
         return respond(200, view.json())
 
-    @mount("POST", "bookings/<code>/reschedule")
-    def reschedule_booking(company_id: str, code: str) -> Any:
+    @mount(
+        "POST", "bookings/<code>/reschedule", summary="Move a booking", params={"code": CODE_PARAM},
+        body=Reschedule, ok={200: Booking, 409: Refused},
+    )  # fmt: skip
+    def reschedule_booking(company_id: str, code: str, body: Reschedule) -> Any:
         cfg = configured(company_id)
-        data = json_body(required=True)
-        only_fields(data, {"start", "resource"})
-        start = _moment(field(data, "start", str, required=True), "start", cfg.tz, need_offset=True)
+        start = _moment(body.start, "start", cfg.tz, need_offset=True)
         row = assistant.engine.find(cfg, _code(code))
         if row is None:
             raise ApiError(404, "not_found", f"no booking {code}")
         if row.status != "confirmed":
             raise ApiError(409, "wrong_state", f"booking {row.code} is {row.status}, not confirmed")
-        outcome = assistant.engine.reschedule(cfg, row, start, field(data, "resource", str))
+        outcome = assistant.engine.reschedule(cfg, row, start, body.resource)
         if isinstance(outcome, Booked):
             return respond(200, outcome.booking.json())
         return respond(
@@ -200,11 +301,13 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             },
         )
 
-    @mount("GET", "availability")
-    def availability(company_id: str) -> Any:
+    @mount(
+        "GET", "availability", summary="Free start times of a service on a day", query=DayQuery,
+        ok={200: Starts},
+    )  # fmt: skip
+    def availability(company_id: str, query: DayQuery) -> Any:
         cfg = configured(company_id)
-        service = bottle.request.query.get("service") or ""
-        raw_date = bottle.request.query.get("date") or ""
+        service, raw_date = query.service, query.date
         if cfg.service(service) is None:
             raise ApiError(
                 400, "invalid_query", f"service must be one of {', '.join(s.id for s in cfg.services)}"
@@ -221,12 +324,13 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         )
 
     # -- conversations ----------------------------------------------------------------------------
-    @mount("GET", "conversations")
-    def conversations(company_id: str) -> Any:
+    @mount(
+        "GET", "conversations", summary="Customers' conversations, newest first", query=Page,
+        ok={200: ConversationPage},
+    )  # fmt: skip
+    def conversations(company_id: str, query: Page) -> Any:
         company(company_id)
-        limit = int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
-        cursor = int_query("cursor", None, 1, 10**18)
-        rows, next_id = store.conversations_page(ctx.db, company_id, limit, cursor)
+        rows, next_id = store.conversations_page(ctx.db, company_id, query.limit, query.cursor)
         active = _active(company_id)
         return respond(
             200,
@@ -236,7 +340,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             },
         )
 
-    @mount("GET", "conversations/<phone>")
+    @mount(
+        "GET", "conversations/<phone>", summary="One conversation and its last turns",
+        params={"phone": PHONE_PARAM}, ok={200: Turns},
+    )  # fmt: skip
     def conversation(company_id: str, phone: str) -> Any:
         company(company_id)
         ctx.phone(phone, "phone")
@@ -256,10 +363,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             raise ApiError(503, "unavailable", str(exc), {"Retry-After": "2"}) from None
 
     def pause_route(until: Any) -> Any:
-        def handler(company_id: str, phone: str) -> Any:
+        def handler(company_id: str, phone: str, body: Any) -> Any:
             configured(company_id)
             ctx.phone(phone, "phone")
-            until_ms = until()
+            until_ms = until(body)
             try:
                 state = assistant.ask(Pause(company_id, phone, until_ms))
             except AssistantUnavailable as exc:
@@ -268,38 +375,34 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
 
         return handler
 
-    def pause_until() -> int:
-        data = json_body()
-        only_fields(data, {"minutes"})
-        minutes = field(data, "minutes", int)
-        if minutes is None:
-            return FOREVER_MS
-        if not 1 <= minutes <= 60 * 24 * 365:
-            raise ApiError(400, "invalid_field", "minutes must be a whole number from 1 to 525600")
-        return now_ms() + minutes * 60_000
+    def pause_until(body: PauseFor) -> int:
+        return FOREVER_MS if body.minutes is None else now_ms() + body.minutes * 60_000
 
-    def resume_now() -> None:
-        json_body()
+    def resume_now(body: NoBody) -> None:
         return None
 
-    mount("POST", "conversations/<phone>/pause")(pause_route(pause_until))
-    mount("POST", "conversations/<phone>/resume")(pause_route(resume_now))
+    mount(
+        "POST", "conversations/<phone>/pause", summary="The assistant stops answering this customer",
+        params={"phone": PHONE_PARAM}, body=PauseFor, body_required=False, ok={200: PauseState},
+    )(pause_route(pause_until))  # fmt: skip
+    mount(
+        "POST", "conversations/<phone>/resume", summary="The assistant answers this customer again",
+        params={"phone": PHONE_PARAM}, body=NoBody, body_required=False, ok={200: PauseState},
+    )(pause_route(resume_now))  # fmt: skip
 
     # -- stats ------------------------------------------------------------------------------------
-    @mount("GET", "stats")
-    def stats(company_id: str) -> Any:
+    @mount(
+        "GET", "stats", summary="Bookings, messages and AI use over a span (default 30 days)",
+        query=Span, ok={200: Stats},
+    )  # fmt: skip
+    def stats(company_id: str, query: Span) -> Any:
         company(company_id)
         cfg = assistant.config(company_id)
         tz = cfg.tz if cfg else dt.UTC
-        query = bottle.request.query
-        to = (
-            _moment(query.get("to"), "to", tz, need_offset=False)
-            if query.get("to")
-            else dt.datetime.now(dt.UTC)
-        )
+        to = _moment(query.to, "to", tz, need_offset=False) if query.to else dt.datetime.now(dt.UTC)
         start = (
-            _moment(query.get("from"), "from", tz, need_offset=False)
-            if query.get("from")
+            _moment(query.from_, "from", tz, need_offset=False)
+            if query.from_
             else to - dt.timedelta(days=STATS_DEFAULT_DAYS)
         )
         if start >= to:

@@ -9,24 +9,29 @@ from __future__ import annotations
 from typing import Any
 
 import bottle
+from pydantic import Field
 
-from wafleet.http.api import ApiError, json_body, only_fields, respond
+from wafleet.http.api import ApiError, respond
 from wafleet.http.context import Context
+from wafleet.http.contract import Access, declare
+from wafleet.http.fields import MARK, Model, Phone, Reply
 from wafleet.storage.blocklist import Blocklist, TooMany
+
+
+class Numbers(Model):
+    numbers: list[Phone]
+
+
+class Listing(Reply):
+    companyId: str  # noqa: N815
+    numbers: list[str]
+    global_: list[str] = Field(alias="global")
 
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
     def blocklist() -> Blocklist:
         assert ctx.blocklist is not None
         return ctx.blocklist
-
-    def numbers_field() -> list[str]:
-        data = json_body(required=True)
-        only_fields(data, {"numbers"})
-        numbers = data.get("numbers")
-        if not isinstance(numbers, list):
-            raise ApiError(400, "invalid_field", "numbers must be a list of phone numbers")
-        return [ctx.phone(n, "numbers[]") for n in numbers]
 
     def listing(company_id: str, numbers: list[str]) -> Any:
         return respond(
@@ -37,19 +42,18 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ctx.authorised_record(company_id)
         return listing(company_id, blocklist().numbers(company_id))
 
-    def replace(company_id: str) -> Any:
-        ctx.authorised_record(company_id)
-        try:
-            return listing(company_id, blocklist().replace(company_id, numbers_field()))
-        except TooMany as exc:
-            raise ApiError(400, "too_many", str(exc)) from None
+    def change(adding: bool) -> Any:
+        def handler(company_id: str, body: Numbers) -> Any:
+            ctx.authorised_record(company_id)
+            numbers = body.numbers
+            try:
+                if adding:
+                    return listing(company_id, blocklist().add(company_id, numbers))
+                return listing(company_id, blocklist().replace(company_id, numbers))
+            except TooMany as exc:
+                raise ApiError(400, "too_many", str(exc)) from None
 
-    def add(company_id: str) -> Any:
-        ctx.authorised_record(company_id)
-        try:
-            return listing(company_id, blocklist().add(company_id, numbers_field()))
-        except TooMany as exc:
-            raise ApiError(400, "too_many", str(exc)) from None
+        return handler
 
     def remove(company_id: str, phone: str) -> Any:
         ctx.authorised_record(company_id)
@@ -57,15 +61,22 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             raise ApiError(404, "not_found", f"{phone} is not on {company_id}'s blocklist")
         return listing(company_id, blocklist().numbers(company_id))
 
-    base = "/api/whatsapp/blocklist"
-    routes = [("GET", "", read), ("PUT", "", replace), ("POST", "", add), ("DELETE", "/<phone>", remove)]
-    for method, tail, callback in routes:
-        app.route(f"{base}/<company_id>{tail}", method=method, callback=callback)
-    if not ctx.settings.multi_tenant:  # single-tenant twins, like the session routes
-        default = ctx.settings.default_company_id
-        for method, tail, callback in routes:
-            app.route(
-                f"{base}{tail}",
-                method=method,
-                callback=lambda *a, _cb=callback, **kw: _cb(default, *a, **kw),
-            )
+    one = "/api/whatsapp/blocklist/<company_id>"
+    tag, company = "blocklist", Access.COMPANY
+    declare(
+        app, "GET", one, read, summary="The company's blocked numbers and the node's", tag=tag,
+        access=company, ok={200: Listing}, twin=True,
+    )  # fmt: skip
+    declare(
+        app, "PUT", one, change(adding=False), summary="Replace the company's blocked numbers", tag=tag,
+        access=company, body=Numbers, ok={200: Listing}, twin=True,
+    )  # fmt: skip
+    declare(
+        app, "POST", one, change(adding=True), summary="Add numbers to the company's blocklist", tag=tag,
+        access=company, body=Numbers, ok={200: Listing}, twin=True,
+    )  # fmt: skip
+    declare(
+        app, "DELETE", f"{one}/<phone>", remove, summary="Take a number off the company's blocklist",
+        tag=tag, access=company, params={"phone": {"type": "string", "maxLength": 64, MARK: "phone"}},
+        ok={200: Listing}, twin=True,
+    )  # fmt: skip

@@ -6,26 +6,58 @@ action for dead letters."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import bottle
 
-from wafleet.http.api import ApiError, int_query, respond
+from wafleet.http.api import ApiError, respond
 from wafleet.http.context import Context
+from wafleet.http.contract import Access, declare
+from wafleet.http.fields import DIGITS, Query, Reply, query_int
 from wafleet.storage import deliveries, endpoints
 from wafleet.storage.clock import iso, now_ms
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+DELIVERY_ID = {"type": "string", "pattern": DIGITS}
 
 
-def _status_query() -> str | None:
-    raw = bottle.request.query.get("status")
-    if raw is None or raw == "":
-        return None
-    if raw not in deliveries.STATUSES:
-        raise ApiError(400, "invalid_query", f"status must be one of {', '.join(deliveries.STATUSES)}")
-    return raw
+class Page(Query):
+    """``status``: pending, delivered or failed (dead letters); ``cursor``: the last page's
+    ``nextCursor``."""
+
+    status: Literal[deliveries.STATUSES] | None = None  # type: ignore[valid-type]
+    limit: query_int(1, MAX_LIMIT) = DEFAULT_LIMIT
+    cursor: query_int(1, 10**18) | None = None
+
+
+class Delivery(Reply):
+    id: str
+    eventId: str  # noqa: N815
+    type: str
+    status: str
+    attempts: int
+    createdAt: str | None  # noqa: N815
+    nextAttemptAt: str | None  # noqa: N815
+    retryUntil: str | None  # noqa: N815
+    deliveredAt: str | None  # noqa: N815
+    lastError: str | None  # noqa: N815
+    responseStatus: int | None  # noqa: N815
+    endpoint: dict[str, Any] | None
+    payload: Any = None
+
+
+class DeliveryPage(Reply):
+    deliveries: list[Delivery]
+    nextCursor: str | None  # noqa: N815
+
+
+class Redelivered(Reply):
+    delivery: Delivery
+
+
+class RedeliveredAll(Reply):
+    redelivered: int
 
 
 def delivery_json(
@@ -56,10 +88,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     assert outbound is not None
     budget = outbound.retry_budget_ms
 
-    def listing(company_id: str | None) -> Any:
-        limit = int_query("limit", DEFAULT_LIMIT, 1, MAX_LIMIT) or DEFAULT_LIMIT
-        cursor = int_query("cursor", None, 1, 10**18)
-        rows, next_id = deliveries.page(ctx.db, company_id, _status_query(), limit, cursor)
+    def listing(company_id: str | None, query: Page) -> Any:
+        rows, next_id = deliveries.page(ctx.db, company_id, query.status, query.limit, query.cursor)
         return respond(
             200,
             {
@@ -84,9 +114,9 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         count = deliveries.redeliver_failed(ctx.db, company_id, now_ms() + budget)
         return respond(202, {"redelivered": count})
 
-    def company_deliveries(company_id: str) -> Any:
+    def company_deliveries(company_id: str, query: Page) -> Any:
         ctx.authorised_record(company_id)
-        return listing(company_id)
+        return listing(company_id, query)
 
     def company_redeliver(company_id: str, delivery_id: str) -> Any:
         ctx.authorised_record(company_id)
@@ -97,36 +127,32 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         return redeliver_all(company_id)
 
     base = "/api/whatsapp/webhooks/<company_id>/deliveries"
-    app.route(base, method="GET", callback=company_deliveries)
-    app.route(f"{base}/<delivery_id>/redeliver", method="POST", callback=company_redeliver)
-    app.route(f"{base}/redeliver", method="POST", callback=company_redeliver_all)
-    if not ctx.settings.multi_tenant:  # single-tenant twins, like the session routes
-        default = ctx.settings.default_company_id
-        app.route(
-            "/api/whatsapp/webhooks/deliveries", method="GET", callback=lambda: company_deliveries(default)
-        )
-        app.route(
-            "/api/whatsapp/webhooks/deliveries/<delivery_id>/redeliver",
-            method="POST",
-            callback=lambda delivery_id: company_redeliver(default, delivery_id),
-        )
-        app.route(
-            "/api/whatsapp/webhooks/deliveries/redeliver",
-            method="POST",
-            callback=lambda: company_redeliver_all(default),
-        )
+    tag, company = "deliveries", Access.COMPANY
+    declare(
+        app, "GET", base, company_deliveries, summary="The company's webhook and email deliveries",
+        tag=tag, access=company, query=Page, ok={200: DeliveryPage}, twin=True,
+    )  # fmt: skip
+    declare(
+        app, "POST", f"{base}/<delivery_id>/redeliver", company_redeliver,
+        summary="Send a dead letter again", tag=tag, access=company, params={"delivery_id": DELIVERY_ID},
+        ok={202: Redelivered}, errors=(409,), twin=True,
+    )  # fmt: skip
+    declare(
+        app, "POST", f"{base}/redeliver", company_redeliver_all, summary="Send every dead letter again",
+        tag=tag, access=company, ok={202: RedeliveredAll}, twin=True,
+    )  # fmt: skip
 
-    @app.get("/api/whatsapp/alert-webhook/deliveries")
-    def alert_deliveries() -> Any:
-        ctx.auth.admin()
-        return listing(None)
-
-    @app.post("/api/whatsapp/alert-webhook/deliveries/<delivery_id>/redeliver")
-    def alert_redeliver(delivery_id: str) -> Any:
-        ctx.auth.admin()
-        return redeliver(None, delivery_id)
-
-    @app.post("/api/whatsapp/alert-webhook/deliveries/redeliver")
-    def alert_redeliver_all() -> Any:
-        ctx.auth.admin()
-        return redeliver_all(None)
+    alerts = "/api/whatsapp/alert-webhook/deliveries"
+    declare(
+        app, "GET", alerts, lambda query: listing(None, query), summary="The alert webhook's deliveries",
+        tag=tag, access=Access.ADMIN, query=Page, ok={200: DeliveryPage},
+    )  # fmt: skip
+    declare(
+        app, "POST", f"{alerts}/<delivery_id>/redeliver", lambda delivery_id: redeliver(None, delivery_id),
+        summary="Send an alert dead letter again", tag=tag, access=Access.ADMIN,
+        params={"delivery_id": DELIVERY_ID}, ok={202: Redelivered}, errors=(409,),
+    )  # fmt: skip
+    declare(
+        app, "POST", f"{alerts}/redeliver", lambda: redeliver_all(None),
+        summary="Send every alert dead letter again", tag=tag, access=Access.ADMIN, ok={202: RedeliveredAll},
+    )  # fmt: skip

@@ -26,7 +26,8 @@ from wafleet.actors.directory import SessionRecord
 from wafleet.http.api import ApiError
 from wafleet.http.auth import Principal
 from wafleet.http.context import Context
-from wafleet.http.routes_sessions import company_routes
+from wafleet.http.contract import Access, Content, declare
+from wafleet.http.fields import DIGITS, Query, text
 from wafleet.storage import events
 from wafleet.storage.clock import iso
 from wafleet.storage.events import EventRow
@@ -72,8 +73,24 @@ def _watch_hangup(sock: socket.socket, listener: Listener) -> None:
     listener.queue.put_nowait(None)
 
 
-def _last_event_id() -> int | None:
-    raw = bottle.request.get_header("Last-Event-ID") or bottle.request.query.get("lastEventId")
+class Resume(Query):
+    """Where to resume: the id of the last event seen (the Last-Event-ID header wins)."""
+
+    lastEventId: text(18, pattern=DIGITS) | None = None  # noqa: N815
+
+
+STREAM = Content(
+    media="text/event-stream",
+    schema={"type": "string"},
+    headers=("Cache-Control",),
+    description="Server-sent events (status, qr, pairing-code, message, alert, zombie, booking.*): "
+    "each with an id, an event name and JSON data; a comment line every heartbeat",
+)
+LAST_EVENT_ID = {"Last-Event-ID": {"type": "string", "pattern": DIGITS}}
+
+
+def _last_event_id(query: Resume) -> int | None:
+    raw = bottle.request.get_header("Last-Event-ID") or query.lastEventId
     if raw is None or raw == "":
         return None
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
@@ -149,8 +166,8 @@ class Stream:
 def install(app: bottle.Bottle, ctx: Context, broadcaster: Broadcaster, heartbeat: float) -> None:
     settings = ctx.settings
 
-    def respond_stream(principal: Principal, record: SessionRecord | None) -> Any:
-        last_id = _last_event_id()
+    def respond_stream(principal: Principal, record: SessionRecord | None, query: Resume) -> Any:
+        last_id = _last_event_id(query)
         company_id = record.company_id if record is not None else None
         if company_id is not None and broadcaster.count_for(company_id) >= settings.sse_max_per_company:
             raise ApiError(
@@ -171,12 +188,19 @@ def install(app: bottle.Bottle, ctx: Context, broadcaster: Broadcaster, heartbea
         bottle.response.set_header("X-Accel-Buffering", "no")
         return Stream(ctx, principal, record, last_id, heartbeat)
 
-    def company_events(company_id: str) -> Any:
+    def company_events(company_id: str, query: Resume) -> Any:
         principal, record = ctx.authorised_record(company_id)
-        return respond_stream(principal, record)
+        return respond_stream(principal, record, query)
 
-    company_routes(app, ctx, "/api/whatsapp/sessions", "events", "GET", company_events)
+    def fleet_events(query: Resume) -> Any:
+        return respond_stream(ctx.auth.admin(), None, query)
 
-    @app.get("/api/whatsapp/events")
-    def fleet_events() -> Any:
-        return respond_stream(ctx.auth.admin(), None)
+    declare(
+        app, "GET", "/api/whatsapp/sessions/<company_id>/events", company_events,
+        summary="The company's live events (server-sent events)", tag="sessions", access=Access.COMPANY,
+        query=Resume, headers=LAST_EVENT_ID, ok={200: STREAM}, errors=(429,), twin=True,
+    )  # fmt: skip
+    declare(
+        app, "GET", "/api/whatsapp/events", fleet_events, summary="Every company's live events (SSE)",
+        tag="sessions", access=Access.ADMIN, query=Resume, headers=LAST_EVENT_ID, ok={200: STREAM},
+    )  # fmt: skip

@@ -7,7 +7,6 @@ the timeseries is read from the database, so it outlives restarts.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -16,8 +15,10 @@ import bottle
 from wafleet.actors.directory import SessionRecord
 from wafleet.actors.figures import CompanyFigures
 from wafleet.actors.status import RUNNING, Status
-from wafleet.http.api import ApiError, respond
+from wafleet.http.api import respond
 from wafleet.http.context import Context
+from wafleet.http.contract import Access, Content, declare
+from wafleet.http.fields import Query, Reply, query_int
 from wafleet.storage import metric_minutes
 from wafleet.storage.clock import iso
 
@@ -25,13 +26,110 @@ BASE = "/api/whatsapp/metrics"
 MAX_MINUTES = metric_minutes.KEEP_MINUTES
 
 
-def _int_query(name: str, default: int, low: int, high: int) -> int:
-    raw = bottle.request.query.get(name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,5}", raw) or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_query", f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+class CompanyPage(Query):
+    limit: query_int(1, 1000) = 100
+    cursor: str = ""  # the last id seen
+
+
+class Window(Query):
+    minutes: query_int(1, MAX_MINUTES) = MAX_MINUTES
+
+
+class Sessions(Reply):
+    active: int
+    connections: int
+    disconnections: int
+
+
+class Errors(Reply):
+    total: int
+    rate: float
+    breakdown: dict[str, int]
+
+
+class GlobalMetrics(Reply):
+    messagesSent: int  # noqa: N815
+    messagesReceived: int  # noqa: N815
+    messagesFailed: int  # noqa: N815
+    sessions: Sessions
+    errors: Errors
+    restarts: int
+    zombies: int
+    healthProbes: int  # noqa: N815
+    companies: int
+    streams: int
+    uptime: float
+
+
+class CompanyMessages(Reply):
+    sent: int
+    received: int
+    failed: int
+
+
+class CompanyErrors(Reply):
+    total: int
+    rate: float
+
+
+class CompanyMetrics(Reply):
+    companyId: str  # noqa: N815
+    status: str
+    uptime: float
+    messages: CompanyMessages
+    errors: CompanyErrors
+    restarts: int
+
+
+class OneCompany(Reply):
+    success: bool
+    metrics: CompanyMetrics
+
+
+class AllCompanies(Reply):
+    success: bool
+    companies: list[CompanyMetrics]
+    nextCursor: str | None  # noqa: N815
+    total: int
+
+
+class Point(Reply):
+    t: str | None
+    messagesIn: int  # noqa: N815
+    messagesOut: int  # noqa: N815
+    connected: int
+    restarts: int
+    errors: int
+
+
+class Timeseries(Reply):
+    intervalSeconds: int  # noqa: N815
+    minutes: int
+    points: list[Point]
+
+
+class PerMinute(Reply):
+    sent: int
+    received: int
+    total: int
+
+
+class Rate(Reply):
+    windowSeconds: int  # noqa: N815
+    messagesPerMinute: PerMinute  # noqa: N815
+
+
+class Alerts(Reply):
+    alerts: list[dict[str, Any]]
+    total: int
+
+
+class Health(Reply):
+    status: str
+    sessions: dict[str, int]
+    metrics: GlobalMetrics
+    alerts: list[dict[str, Any]]
+    process: dict[str, Any]
 
 
 def _company_json(record: SessionRecord, figures: CompanyFigures | None) -> dict[str, Any]:
@@ -79,17 +177,12 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             "uptime": round(figures.uptime(), 1),
         }
 
-    @app.get(BASE)
     def metrics() -> Any:
-        ctx.auth.admin()
         return respond(200, global_metrics())
 
-    @app.get(f"{BASE}/companies/all")
-    def companies() -> Any:
-        ctx.auth.admin()
-        limit = _int_query("limit", 100, 1, 1000)
-        cursor = bottle.request.query.get("cursor") or ""
-        ids = sorted(i for i in ctx.directory.records if i > cursor)
+    def companies(query: CompanyPage) -> Any:
+        limit = query.limit
+        ids = sorted(i for i in ctx.directory.records if i > query.cursor)
         page = ids[:limit]
         listed = [
             _company_json(record, figures.companies.get(i))
@@ -106,15 +199,11 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             },
         )
 
-    @app.get(f"{BASE}/performance")
     def performance() -> Any:
-        ctx.auth.admin()
         return respond(200, figures.performance())
 
-    @app.get(f"{BASE}/timeseries")
-    def timeseries() -> Any:
-        ctx.auth.admin()
-        minutes = _int_query("minutes", MAX_MINUTES, 1, MAX_MINUTES)
+    def timeseries(query: Window) -> Any:
+        minutes = query.minutes
         now_minute = int(time.time() // 60)
         rows = metric_minutes.since(ctx.db, now_minute - minutes + 1)
         points = [
@@ -130,20 +219,14 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ]
         return respond(200, {"intervalSeconds": 60, "minutes": minutes, "points": points})
 
-    @app.get(f"{BASE}/rate")
     def rate() -> Any:
-        ctx.auth.admin()
         return respond(200, {"windowSeconds": 60, "messagesPerMinute": figures.per_minute()})
 
-    @app.get(f"{BASE}/alerts")
     def alerts() -> Any:
-        ctx.auth.admin()
         active = ctx.alerts.json()
         return respond(200, {"alerts": active, "total": len(active)})
 
-    @app.get("/api/whatsapp/health/metrics")
     def health() -> Any:
-        ctx.auth.admin()
         active = ctx.alerts.json()
         return respond(
             200,
@@ -156,9 +239,44 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             },
         )
 
-    @app.get(f"{BASE}/<company_id>")
     def company(company_id: str) -> Any:
         _, record = ctx.authorised_record(company_id)
         return respond(
             200, {"success": True, "metrics": _company_json(record, figures.companies.get(company_id))}
         )
+
+    tag, admin = "metrics", Access.ADMIN
+    declare(
+        app, "GET", BASE, metrics, summary="The node's figures: messages, sessions, errors", tag=tag,
+        access=admin, ok={200: GlobalMetrics},
+    )  # fmt: skip
+    declare(
+        app, "GET", f"{BASE}/companies/all", companies, summary="Every company's figures, paged", tag=tag,
+        access=admin, query=CompanyPage, ok={200: AllCompanies},
+    )  # fmt: skip
+    declare(
+        app, "GET", f"{BASE}/performance", performance, tag=tag, access=admin,
+        summary="p50/p95/p99 latency per route and per operation",
+        ok={200: Content(schema={"type": "object"})},
+    )  # fmt: skip
+    declare(
+        app, "GET", f"{BASE}/timeseries", timeseries, summary="Per-minute points of the last 24 h", tag=tag,
+        access=admin, query=Window, ok={200: Timeseries},
+    )  # fmt: skip
+    declare(
+        app, "GET", f"{BASE}/rate", rate, summary="Messages per minute now", tag=tag, access=admin,
+        ok={200: Rate},
+    )  # fmt: skip
+    declare(
+        app, "GET", f"{BASE}/alerts", alerts, summary="The alerts firing now", tag=tag, access=admin,
+        ok={200: Alerts},
+    )  # fmt: skip
+    declare(
+        app, "GET", "/api/whatsapp/health/metrics", health, tag=tag, access=admin,
+        summary="Health: sessions by state, figures, alerts, the process's memory, files and CPU",
+        ok={200: Health},
+    )  # fmt: skip
+    declare(
+        app, "GET", f"{BASE}/<company_id>", company, summary="One company's figures", tag=tag,
+        access=Access.COMPANY, ok={200: OneCompany},
+    )  # fmt: skip

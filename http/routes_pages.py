@@ -19,6 +19,7 @@ from wafleet.actors.directory import STATES
 from wafleet.http.api import ApiError
 from wafleet.http.auth import COOKIE, Principal, TooManyFailures, cookie_value, same_origin
 from wafleet.http.context import Context
+from wafleet.http.contract import Access, Content, declare
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = str(HERE / "templates")
@@ -103,7 +104,6 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             return ""
         return value.strip()[:MAX_TOKEN]
 
-    @app.get("/static/<path:path>")
     def static(path: str) -> Any:
         response = bottle.static_file(path, root=STATIC)
         response.set_header("Cache-Control", "no-cache")
@@ -111,7 +111,6 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         return response
 
     # -- a company's connect page ---------------------------------------------------------------
-    @app.get("/connect/<company_id>")
     def connect_page(company_id: str) -> Any:
         if not valid_id(company_id):
             return page("message", 404, title="Not found", message="There is no such company.")
@@ -139,7 +138,6 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             admin=principal.admin,
         )
 
-    @app.post("/connect/<company_id>/login")
     def connect_login(company_id: str) -> Any:
         if not valid_id(company_id):
             return page("message", 404, title="Not found", message="There is no such company.")
@@ -163,12 +161,12 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             )
         return redirect(f"/connect/{company_id}", ctx.auth.login(principal), max_age=session_max_age)
 
-    @app.post("/connect/<company_id>/logout")
     def connect_logout(company_id: str) -> Any:
-        return sign_out(f"/connect/{company_id}" if valid_id(company_id) else "/")
+        if not valid_id(company_id):
+            return page("message", 404, title="Not found", message="There is no such company.")
+        return sign_out(f"/connect/{company_id}")
 
     # -- the operator's dashboard ---------------------------------------------------------------
-    @app.route("/", method="ANY")
     def dashboard() -> Any:
         environ = bottle.request.environ
         path = environ.get("bottle.raw_path", environ.get("PATH_INFO", ""))
@@ -189,7 +187,6 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             )
         return page("dashboard", states=STATES)
 
-    @app.post("/login")
     def dashboard_login() -> Any:
         refused = cross_site()
         if refused is not None:
@@ -209,9 +206,63 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             )
         return redirect("/", ctx.auth.login(principal), max_age=session_max_age)
 
-    @app.post("/logout")
     def dashboard_logout() -> Any:
         return sign_out("/")
+
+    tag, page_access = "pages", Access.PAGE
+    declare(
+        app, "GET", "/static/<path:path>", static, summary="The pages' scripts and styles", tag=tag,
+        access=Access.PUBLIC, params={"path": {"type": "string"}},
+        ok={
+            200: [Content(media="text/javascript", schema=HTML), Content(media="text/css", schema=HTML)],
+            304: Content(description="Not modified"),
+        },
+        errors=(403, 404),
+    )  # fmt: skip
+    declare(
+        app, "GET", "/connect/<company_id>", connect_page, summary="A company's connect page", tag=tag,
+        access=page_access, ok={200: PAGE, 403: _html("Logged in for another company"),
+                                404: _html("No such company")},
+    )  # fmt: skip
+    declare(
+        app, "POST", "/connect/<company_id>/login", connect_login, summary="Log in to a connect page",
+        tag=tag, access=page_access, payload=FORM,
+        ok={303: REDIRECT, 401: _html("Not this company's token"), 403: _html("Sent from another site"),
+            404: _html("No such company"), 429: Content(media="text/html", schema=HTML,
+                                                         headers=("Retry-After",), description="Too many failures")},
+    )  # fmt: skip
+    declare(
+        app, "POST", "/connect/<company_id>/logout", connect_logout, summary="Log out of a connect page",
+        tag=tag, access=page_access,
+        ok={303: REDIRECT, 403: _html("Sent from another site"), 404: _html("No such company")},
+    )  # fmt: skip
+    declare(
+        app, "ANY", "/", dashboard, summary="The fleet dashboard (GET or HEAD)", tag=tag, access=page_access,
+        ok={200: PAGE, 403: _html("Logged in without the admin token")}, errors=(404, 405),
+    )  # fmt: skip
+    declare(
+        app, "POST", "/login", dashboard_login, summary="Log in to the dashboard", tag=tag,
+        access=page_access, payload=FORM,
+        ok={303: REDIRECT, 401: _html("Not the admin token"), 403: _html("Sent from another site"),
+            429: Content(media="text/html", schema=HTML, headers=("Retry-After",), description="Too many failures")},
+    )  # fmt: skip
+    declare(
+        app, "POST", "/logout", dashboard_logout, summary="Log out of the dashboard", tag=tag,
+        access=page_access, ok={303: REDIRECT, 403: _html("Sent from another site")},
+    )  # fmt: skip
+
+
+HTML = {"type": "string"}
+PAGE = Content(media="text/html", schema=HTML, description="The page (or its login form)")
+FORM = Content(
+    media="application/x-www-form-urlencoded",
+    schema={"type": "object", "properties": {"token": {"type": "string", "maxLength": MAX_TOKEN}}},
+)
+REDIRECT = Content(media="text/html", headers=("Location", "Set-Cookie"), description="Back to the page")
+
+
+def _html(description: str) -> Content:
+    return Content(media="text/html", schema=HTML, description=description)
 
 
 def _too_many(exc: TooManyFailures, title: str, action: str, label: str) -> bottle.HTTPResponse:

@@ -3,59 +3,79 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import bottle
+from pydantic import Field
 
 from wafleet.actors import messages as m
 from wafleet.actors.status import CLOSE_REASONS, ExitReason
-from wafleet.http.api import ApiError, field, json_body, only_fields, respond, text
+from wafleet.http.api import ApiError, respond
 from wafleet.http.context import Context
-from wafleet.http.routes_sessions import company_routes
+from wafleet.http.contract import Access, declare
+from wafleet.http.fields import MULTILINE, SOME_TEXT, Model, Phone, Reply, text
+from wafleet.http.routes_sessions import COMMAND_ERRORS, NoBody
 
 # Every way a link can close, but ``auth`` (a Cloud API token Meta refused; not a sandbox event).
-DISCONNECT_REASONS = tuple(r for r in CLOSE_REASONS if r != ExitReason.AUTH)
+DISCONNECT_REASONS = tuple(r.value for r in CLOSE_REASONS if r != ExitReason.AUTH)
+CustomerText = text(4096, pattern=SOME_TEXT, min_length=1)
+
+
+class Scan(Model):
+    phoneNumber: Phone | None = None  # noqa: N815 (the phone that scans)
+
+
+class EnterCode(Model):
+    code: text(16)  # as the pairing code was shown: ABCD-EFGH
+
+
+class Disconnect(Model):
+    """``until``: a ban's end (ISO-8601; default in an hour; null: no end)."""
+
+    reason: Literal[DISCONNECT_REASONS]  # type: ignore[valid-type]
+    message: text(500, pattern=MULTILINE) | None = None
+    until: text(40) | None = None
+
+
+class Zombie(Model):
+    starts: int = Field(default=0, ge=0, le=10)  # the next N starts answer nothing either
+
+
+class Inbound(Model):
+    from_: Phone = Field(alias="from")
+    text: CustomerText
+
+
+class Accepted(Reply):
+    companyId: str  # noqa: N815
+    action: str
+    accepted: bool
+
+
+class Outbox(Reply):
+    companyId: str  # noqa: N815
+    messages: list[dict[str, Any]]
 
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
-    base = "/api/sandbox"
-
     def act(company_id: str, action: str, args: dict[str, Any]) -> Any:
         ctx.tree.call(m.Sandbox(company_id, action, args))
         return respond(202, {"companyId": company_id, "action": action, "accepted": True})
 
-    def scan(company_id: str) -> Any:
+    def scan(company_id: str, body: Scan) -> Any:
         ctx.authorised_record(company_id)
-        data = json_body()
-        only_fields(data, {"phoneNumber"})
-        phone = ctx.phone(data["phoneNumber"]) if data.get("phoneNumber") is not None else None
-        return act(company_id, "scan", {"phone": phone})
+        return act(company_id, "scan", {"phone": body.phoneNumber})
 
-    def enter_code(company_id: str) -> Any:
+    def enter_code(company_id: str, body: EnterCode) -> Any:
         ctx.authorised_record(company_id)
-        data = json_body(required=True)
-        only_fields(data, {"code"})
-        code = field(data, "code", str, required=True)
-        if len(code) > 16:
-            raise ApiError(400, "invalid_field", "code must look like ABCD-EFGH")
-        return act(company_id, "enter_code", {"code": code})
+        return act(company_id, "enter_code", {"code": body.code})
 
-    def disconnect(company_id: str) -> Any:
+    def disconnect(company_id: str, body: Disconnect) -> Any:
         ctx.authorised_record(company_id)
-        data = json_body(required=True)
-        only_fields(data, {"reason", "message", "until"})
-        reason = field(data, "reason", str, required=True)
-        if reason not in DISCONNECT_REASONS:
-            raise ApiError(400, "invalid_field", f"reason must be one of {', '.join(DISCONNECT_REASONS)}")
-        message = field(data, "message", str)
-        if message is not None:
-            if len(message) > 500:
-                raise ApiError(400, "invalid_field", "message must be at most 500 characters")
-            text(message, "message", multiline=True)  # it ends up in the database, via the fleet
         extra: dict[str, Any] = {}
-        if reason == ExitReason.BANNED:
-            until = field(data, "until", str)
-            if "until" in data and until is None:
+        if body.reason == ExitReason.BANNED:
+            until = body.until
+            if "until" in body.model_fields_set and until is None:
                 pass  # null: a ban without an end (it lasts until an operator acts)
             elif until is None:
                 until = (
@@ -70,41 +90,41 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
                     raise ApiError(400, "invalid_field", "until must be an ISO-8601 time") from None
             if until is not None:
                 extra["until"] = until
-        return act(company_id, "disconnect", {"reason": reason, "message": message, "data": extra})
+        args = {"reason": body.reason, "message": body.message, "data": extra}
+        return act(company_id, "disconnect", args)
 
-    def zombie(company_id: str) -> Any:
+    def zombie(company_id: str, body: Zombie) -> Any:
         """The link stops answering without closing; ``starts``: so do the next N starts."""
         ctx.authorised_record(company_id)
-        data = json_body()
-        only_fields(data, {"starts"})
-        starts = field(data, "starts", int) or 0
-        if not 0 <= starts <= 10:
-            raise ApiError(400, "invalid_field", "starts must be a whole number from 0 to 10")
-        return act(company_id, "zombie", {"starts": starts})
+        return act(company_id, "zombie", {"starts": body.starts})
 
-    def crash(company_id: str) -> Any:
+    def crash(company_id: str, body: NoBody) -> Any:
         ctx.authorised_record(company_id)
-        json_body()
         return act(company_id, "crash", {})
 
-    def inbound(company_id: str) -> Any:
+    def inbound(company_id: str, body: Inbound) -> Any:
         ctx.authorised_record(company_id)
-        data = json_body(required=True)
-        only_fields(data, {"from", "text"})
-        sender = ctx.phone(data.get("from"), "from")
-        body = text(field(data, "text", str, required=True), "text", multiline=True)
-        if not body.strip() or len(body) > 4096:
-            raise ApiError(400, "invalid_field", "text must be 1 to 4096 characters")
-        return act(company_id, "inbound", {"from": sender, "text": body})
+        return act(company_id, "inbound", {"from": body.from_, "text": body.text.replace("\r\n", "\n")})
 
     def outbox(company_id: str) -> Any:
         ctx.authorised_record(company_id)
         return respond(200, {"companyId": company_id, "messages": ctx.links.sandbox_outbox(company_id)})
 
-    company_routes(app, ctx, base, "inbound", "POST", inbound)
-    company_routes(app, ctx, base, "outbox", "GET", outbox)
-    company_routes(app, ctx, base, "scan", "POST", scan)
-    company_routes(app, ctx, base, "enter-code", "POST", enter_code)
-    company_routes(app, ctx, base, "disconnect", "POST", disconnect)
-    company_routes(app, ctx, base, "crash", "POST", crash)
-    company_routes(app, ctx, base, "zombie", "POST", zombie)
+    one = "/api/sandbox/<company_id>"
+    tag, company = "sandbox", Access.COMPANY
+    for suffix, handler, model, required, summary in (
+        ("inbound", inbound, Inbound, True, "A customer writes to the company"),
+        ("scan", scan, Scan, False, "The phone scans the pending QR code"),
+        ("enter-code", enter_code, EnterCode, True, "The phone enters the pairing code"),
+        ("disconnect", disconnect, Disconnect, True, "WhatsApp closes the link, for a reason"),
+        ("crash", crash, NoBody, False, "The link crashes"),
+        ("zombie", zombie, Zombie, False, "The link stops answering without closing"),
+    ):
+        declare(
+            app, "POST", f"{one}/{suffix}", handler, summary=summary, tag=tag, access=company, body=model,
+            body_required=required, ok={202: Accepted}, errors=COMMAND_ERRORS, twin=True,
+        )  # fmt: skip
+    declare(
+        app, "GET", f"{one}/outbox", outbox, summary="What the company's session sent", tag=tag,
+        access=company, ok={200: Outbox}, twin=True,
+    )  # fmt: skip

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-from typing import Any
+from typing import Annotated, Any
 
 import bottle
+from pydantic import ConfigDict, Field, StringConstraints
 
 from wafleet.actors.webhook import Wake
 from wafleet.http.api import ApiError, raw_body, respond
 from wafleet.http.context import Context
+from wafleet.http.contract import Access, Content, declare
+from wafleet.http.fields import Query, Reply, query_int
 from wafleet.http.webhook_secrets import WebhookSecrets
 from wafleet.storage import inbox
 from wafleet.storage.clock import now_ms
@@ -56,20 +58,43 @@ def _plain(status: int, text: str) -> bottle.HTTPResponse:
     )
 
 
-def _cursor() -> tuple[int, int | None]:
-    query = bottle.request.query
-    raw_limit, raw_cursor = query.get("limit"), query.get("cursor")
-    limit = 100
-    if raw_limit is not None:
-        if not re.fullmatch(r"[0-9]{1,4}", raw_limit) or not 1 <= int(raw_limit) <= 1000:
-            raise ApiError(400, "invalid_query", "limit must be a whole number from 1 to 1000")
-        limit = int(raw_limit)
-    cursor = None
-    if raw_cursor is not None:
-        if not re.fullmatch(r"[0-9]{1,18}", raw_cursor):
-            raise ApiError(400, "invalid_query", "cursor must be the nextCursor of the previous page")
-        cursor = int(raw_cursor)
-    return limit, cursor
+Said = Annotated[str, StringConstraints(max_length=2048)]
+
+
+class Handshake(Query):
+    """Meta's subscription check: answered with ``hub.challenge`` when the token matches (any
+    other parameter Meta may add is ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    mode: Said | None = Field(default=None, alias="hub.mode")
+    verify_token: Said | None = Field(default=None, alias="hub.verify_token")
+    challenge: Said | None = Field(default=None, alias="hub.challenge")
+
+
+class Page(Query):
+    limit: query_int(1, 1000) = 100
+    cursor: query_int(0, 10**18 - 1) | None = None  # the previous page's nextCursor
+
+
+class Kept(Reply):
+    inboxId: int  # noqa: N815
+    phoneNumberIds: Any  # noqa: N815
+    receivedAt: int  # noqa: N815
+    source: str | None
+
+
+class KeptPage(Reply):
+    payloads: list[Kept]
+    nextCursor: str | None  # noqa: N815
+
+
+PLAIN = {"type": "string"}
+SIGNED = Content(
+    media="application/json",
+    schema={"type": "object", "description": "Meta's notification, signed as it was sent"},
+)
+SIGNATURE = {"X-Hub-Signature-256": {"type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$"}}
 
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
@@ -77,13 +102,12 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     writer = inbox.InboxWriter(ctx.db, on_commit=lambda: ctx.tree.tell_child("inbox", Wake()))
     max_body = ctx.settings.webhook_max_body
 
-    def verify(expected: bytes | None) -> Any:
-        query = bottle.request.query
-        token = (query.get("hub.verify_token") or "").encode("utf-8", "surrogateescape")
-        challenge = query.get("hub.challenge")
+    def verify(expected: bytes | None, query: Handshake) -> Any:
+        token = (query.verify_token or "").encode("utf-8", "surrogateescape")
+        challenge = query.challenge
         ok = (
             expected is not None
-            and query.get("hub.mode") == "subscribe"
+            and query.mode == "subscribe"
             and challenge is not None
             and hmac.compare_digest(token, expected)
         )
@@ -118,18 +142,16 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def company_keys(company_id: str) -> Any:
         return secrets.company(company_id) if len(company_id) <= 64 else None
 
-    def company_verify(company_id: str) -> Any:
+    def company_verify(company_id: str, query: Handshake) -> Any:
         keys = company_keys(company_id)
-        return verify(keys.verify_token if keys else None)
+        return verify(keys.verify_token if keys else None, query)
 
     def company_receive(company_id: str) -> Any:
         keys = company_keys(company_id)
         return receive(keys.secret if keys else None, company_id)
 
-    def kept(kind: str) -> Any:
-        ctx.auth.admin()
-        limit, cursor = _cursor()
-        page, next_cursor = inbox.kept(ctx.db, kind, limit, cursor)
+    def kept(kind: str, query: Page) -> Any:
+        page, next_cursor = inbox.kept(ctx.db, kind, query.limit, query.cursor)
         payloads = [
             {
                 "inboxId": k.id,
@@ -141,17 +163,38 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         ]
         return respond(200, {"payloads": payloads, "nextCursor": str(next_cursor) if next_cursor else None})
 
-    @app.get("/api/whatsapp/webhook/unrouted")
-    def unrouted() -> Any:
-        """Global-URL payloads kept because no company owned their number, newest first, paged."""
-        return kept("unrouted")
-
-    @app.get("/api/whatsapp/webhook/rejected")
-    def rejected() -> Any:
-        """Payloads naming a number their URL may not touch (not applied), newest first, paged."""
-        return kept("rejected")
-
-    app.route(PATH, method="GET", callback=lambda: verify(secrets.platform.verify_token))
-    app.route(PATH, method="POST", callback=global_receive)
-    app.route(f"{PATH}/<company_id>", method="GET", callback=company_verify)
-    app.route(f"{PATH}/<company_id>", method="POST", callback=company_receive)
+    tag = "meta webhook"
+    declare(
+        app, "GET", "/api/whatsapp/webhook/unrouted", lambda query: kept("unrouted", query),
+        summary="Payloads kept because no company owned their number, newest first", tag=tag,
+        access=Access.ADMIN, query=Page, ok={200: KeptPage},
+    )  # fmt: skip
+    declare(
+        app, "GET", "/api/whatsapp/webhook/rejected", lambda query: kept("rejected", query),
+        summary="Payloads naming a number their URL may not touch (not applied), newest first",
+        tag=tag, access=Access.ADMIN, query=Page, ok={200: KeptPage},
+    )  # fmt: skip
+    handshake = {
+        200: Content(media="text/plain", schema=PLAIN, description="hub.challenge, as sent"),
+        403: Content(media="text/plain", schema=PLAIN, description="Wrong mode or verify token"),
+    }
+    received = {200: Content(media="text/plain", schema=PLAIN, description="Stored: Meta stops retrying")}
+    declare(
+        app, "GET", PATH, lambda query: verify(secrets.platform.verify_token, query),
+        summary="Meta's verify handshake (WHATSAPP_VERIFY_TOKEN)", tag=tag, access=Access.META,
+        query=Handshake, ok=handshake,
+    )  # fmt: skip
+    declare(
+        app, "POST", PATH, global_receive, summary="Meta's signed notifications (the platform's app)",
+        tag=tag, access=Access.META, payload=SIGNED, headers=SIGNATURE, ok=received, errors=(401, 408, 413),
+    )  # fmt: skip
+    declare(
+        app, "GET", f"{PATH}/<company_id>", company_verify,
+        summary="Meta's verify handshake for a company with its own Meta app", tag=tag,
+        access=Access.META, query=Handshake, ok=handshake,
+    )  # fmt: skip
+    declare(
+        app, "POST", f"{PATH}/<company_id>", company_receive,
+        summary="Meta's signed notifications for a company with its own Meta app", tag=tag,
+        access=Access.META, payload=SIGNED, headers=SIGNATURE, ok=received, errors=(401, 408, 413),
+    )  # fmt: skip

@@ -114,7 +114,7 @@ ADMIN_ROUTES = [
 ]
 
 # No token needed.
-PUBLIC_ROUTES = [Route("GET", "/healthz"), Route("GET", "/readyz")]
+PUBLIC_ROUTES = [Route("GET", "/healthz"), Route("GET", "/readyz"), Route("GET", "/api/openapi.json")]
 
 # Meta's webhook: no bearer token; the verify token (GET) and the body's signature (POST) guard it,
 # see test_webhook.py.

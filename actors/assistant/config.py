@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from wafleet.actors.assistant.understanding import ResourceInfo, ServiceInfo
 
@@ -18,15 +20,20 @@ LANGUAGES = ("ru", "pt", "en")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HHMM_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 MAX_SERVICES = 100
 MAX_RESOURCES = 100
 MAX_FAQ = 100
 MAX_ALIASES = 20
 MAX_CLOSED = 400
-TOP_FIELDS = {
-    "enabled", "languages", "timezone", "businessName", "services", "resources", "hours",
-    "slotStepMin", "horizonDays", "faq", "ai",
-}  # fmt: skip
+# Text without control characters (Unicode Cc), and with something visible in it.
+_TEXT = r"^(?=[\s\S]*\S)[^\x00-\x1f\x7f-\x9f]*$"
+PATTERN_WORDS = {
+    _TEXT: "must be a non-empty string without control characters",
+    ID_RE.pattern: "must be 1-64 letters, digits, _ or -",
+    HHMM_RE.pattern: 'must be a time "HH:MM" (24-hour)',
+    DATE_RE: 'must be a date "YYYY-MM-DD"',
+}
 
 
 class ConfigInvalid(ValueError):
@@ -98,158 +105,178 @@ class CompanyConfig:
         return "; ".join(parts)
 
 
-def _str(value: Any, field: str, *, max_len: int, required: bool = True) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigInvalid(field, "must be a non-empty string")
-    if len(value) > max_len:
-        raise ConfigInvalid(field, f"must be at most {max_len} characters")
-    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise ConfigInvalid(field, "must not contain control characters")
-    return value.strip()
+def _text(max_length: int) -> Any:
+    return Annotated[str, StringConstraints(max_length=max_length, pattern=_TEXT)]
 
 
-def _int(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigInvalid(field, f"must be a whole number from {low} to {high}")
-    return value
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
 
 
-def _list(value: Any, field: str, high: int, low: int = 0) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigInvalid(field, "must be a list")
-    if not low <= len(value) <= high:
-        raise ConfigInvalid(field, f"must hold {low} to {high} items")
-    return value
+class ServiceDoc(_Shape):
+    id: Annotated[str, StringConstraints(pattern=ID_RE.pattern)]
+    name: _text(100)
+    aliases: Annotated[list[_text(100)], Field(max_length=MAX_ALIASES)] = []
+    durationMin: Annotated[int, Field(ge=5, le=720)]  # noqa: N815
+    price: Annotated[float, Field(ge=0)] | None = None
 
 
-def _obj(value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigInvalid(field, "must be an object")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        prefix = f"{field}." if field else ""
-        raise ConfigInvalid(f"{prefix}{unknown[0]}", f"unknown field; allowed: {', '.join(sorted(allowed))}")
-    return value
+class ResourceDoc(_Shape):
+    id: Annotated[str, StringConstraints(pattern=ID_RE.pattern)]
+    name: _text(100)
+    services: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64)]], Field(min_length=1, max_length=MAX_SERVICES)
+    ]
 
 
-def _time(value: Any, field: str) -> dt.time:
-    match = HHMM_RE.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise ConfigInvalid(field, 'must be a time "HH:MM" (24-hour)')
-    return dt.time(int(match.group(1)), int(match.group(2)))
+class Span(_Shape):
+    open: Annotated[str, StringConstraints(pattern=HHMM_RE.pattern)]
+    close: Annotated[str, StringConstraints(pattern=HHMM_RE.pattern)]
+
+
+class HoursDoc(_Shape):
+    """Opening hours per weekday (absent or null: closed that day) and closed dates."""
+
+    mon: Span | None = None
+    tue: Span | None = None
+    wed: Span | None = None
+    thu: Span | None = None
+    fri: Span | None = None
+    sat: Span | None = None
+    sun: Span | None = None
+    closed: Annotated[
+        list[Annotated[str, StringConstraints(pattern=DATE_RE)]], Field(max_length=MAX_CLOSED)
+    ] = []
+
+
+class FaqDoc(_Shape):
+    question: _text(500)
+    answer: _text(2000)
+
+
+class AiDoc(_Shape):
+    enabled: bool = True
+    model: _text(100) | None = None
+
+
+class ConfigDocument(_Shape):
+    """A company's assistant configuration as the API takes and returns it."""
+
+    enabled: bool = True
+    languages: Annotated[list[Literal[LANGUAGES]], Field(min_length=1, max_length=len(LANGUAGES))] = ["en"]  # type: ignore[valid-type]
+    timezone: _text(64)
+    businessName: _text(200)  # noqa: N815
+    services: Annotated[list[ServiceDoc], Field(min_length=1, max_length=MAX_SERVICES)]
+    resources: Annotated[list[ResourceDoc], Field(min_length=1, max_length=MAX_RESOURCES)]
+    hours: HoursDoc
+    slotStepMin: Annotated[int, Field(ge=5, le=240)] = 15  # noqa: N815
+    horizonDays: Annotated[int, Field(ge=1, le=365)] = 60  # noqa: N815
+    faq: Annotated[list[FaqDoc], Field(max_length=MAX_FAQ)] = []
+    ai: AiDoc = AiDoc()
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """("services", 2, "durationMin") -> "services[2].durationMin"."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def shape(data: Any) -> ConfigDocument:
+    """The document's shape, or :class:`ConfigInvalid` naming the first bad field."""
+    if isinstance(data, ConfigDocument):
+        return data
+    try:
+        return ConfigDocument.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        path = field_path(tuple(error["loc"])) or "document"
+        if error["type"] == "extra_forbidden":
+            raise ConfigInvalid(path, "unknown field") from None
+        if error["type"] in ("model_type", "dict_type", "model_attributes_type"):
+            raise ConfigInvalid(path, "must be an object") from None
+        if error["type"] == "string_unicode":
+            raise ConfigInvalid(path, "must not contain control characters or lone surrogates") from None
+        if error["type"] == "string_pattern_mismatch":
+            words = PATTERN_WORDS.get(error.get("ctx", {}).get("pattern"), "has the wrong form")
+            raise ConfigInvalid(path, words) from None
+        raise ConfigInvalid(path, error["msg"][:1].lower() + error["msg"][1:]) from None
+
+
+def _time(value: str) -> dt.time:
+    hours, minutes = value.split(":")
+    return dt.time(int(hours), int(minutes))
 
 
 def parse(data: Any, company_id: str) -> CompanyConfig:
-    """Validate a PUT body; raises :class:`ConfigInvalid` naming the first bad field."""
-    data = _obj(data, "", TOP_FIELDS)
-    enabled = data.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigInvalid("enabled", "must be true or false")
-
-    languages = _list(data.get("languages", ["en"]), "languages", len(LANGUAGES), 1)
-    for i, lang in enumerate(languages):
-        if lang not in LANGUAGES:
-            raise ConfigInvalid(f"languages[{i}]", f"must be one of {', '.join(LANGUAGES)}")
+    """Validate a PUT body (its shape, then what the shape cannot say: a real time zone, ids
+    not repeated and referred to, real dates); raises :class:`ConfigInvalid` naming the first
+    bad field."""
+    doc = shape(data)
+    languages = list(doc.languages)
     if len(set(languages)) != len(languages):
         raise ConfigInvalid("languages", "must not repeat a language")
-
-    timezone = _str(data.get("timezone"), "timezone", max_len=64)
+    timezone = doc.timezone
     try:
-        ZoneInfo(timezone or "")
+        ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigInvalid("timezone", "must be an IANA time zone such as Europe/Lisbon") from None
-
-    business = _str(data.get("businessName"), "businessName", max_len=200)
+    business = doc.businessName.strip()
 
     services: list[Service] = []
-    for i, raw in enumerate(_list(data.get("services"), "services", MAX_SERVICES, 1)):
-        f = f"services[{i}]"
-        raw = _obj(raw, f, {"id", "name", "aliases", "durationMin", "price"})
-        sid = raw.get("id")
-        if not isinstance(sid, str) or not ID_RE.fullmatch(sid):
-            raise ConfigInvalid(f"{f}.id", "must be 1-64 letters, digits, _ or -")
-        if any(s.id == sid for s in services):
-            raise ConfigInvalid(f"{f}.id", f"repeats the id {sid!r}")
-        aliases = tuple(
-            _str(a, f"{f}.aliases[{j}]", max_len=100) or ""
-            for j, a in enumerate(_list(raw.get("aliases", []), f"{f}.aliases", MAX_ALIASES))
-        )
-        price = raw.get("price")
-        if price is not None and (isinstance(price, bool) or not isinstance(price, int | float) or price < 0):
-            raise ConfigInvalid(f"{f}.price", "must be a number >= 0")
+    for i, raw in enumerate(doc.services):
+        if any(s.id == raw.id for s in services):
+            raise ConfigInvalid(f"services[{i}].id", f"repeats the id {raw.id!r}")
         services.append(
             Service(
-                id=sid,
-                name=_str(raw.get("name"), f"{f}.name", max_len=100) or "",
-                aliases=aliases,
-                duration_min=_int(raw.get("durationMin"), f"{f}.durationMin", 5, 720),
-                price=float(price) if price is not None else None,
+                id=raw.id,
+                name=raw.name.strip(),
+                aliases=tuple(a.strip() for a in raw.aliases),
+                duration_min=raw.durationMin,
+                price=float(raw.price) if raw.price is not None else None,
             )
         )
     service_ids = {s.id for s in services}
 
     resources: list[Resource] = []
-    for i, raw in enumerate(_list(data.get("resources"), "resources", MAX_RESOURCES, 1)):
+    for i, raw_resource in enumerate(doc.resources):
         f = f"resources[{i}]"
-        raw = _obj(raw, f, {"id", "name", "services"})
-        rid = raw.get("id")
-        if not isinstance(rid, str) or not ID_RE.fullmatch(rid):
-            raise ConfigInvalid(f"{f}.id", "must be 1-64 letters, digits, _ or -")
-        if any(r.id == rid for r in resources):
-            raise ConfigInvalid(f"{f}.id", f"repeats the id {rid!r}")
-        does = _list(raw.get("services"), f"{f}.services", MAX_SERVICES, 1)
-        for j, sid in enumerate(does):
+        if any(r.id == raw_resource.id for r in resources):
+            raise ConfigInvalid(f"{f}.id", f"repeats the id {raw_resource.id!r}")
+        for j, sid in enumerate(raw_resource.services):
             if sid not in service_ids:
                 raise ConfigInvalid(f"{f}.services[{j}]", f"names no service: {sid!r}")
-        resources.append(Resource(rid, _str(raw.get("name"), f"{f}.name", max_len=100) or "", tuple(does)))
+        resources.append(Resource(raw_resource.id, raw_resource.name.strip(), tuple(raw_resource.services)))
     for s in services:
         if not any(s.id in r.services for r in resources):
             raise ConfigInvalid("resources", f"no resource does the service {s.id!r}")
 
-    hours_raw = _obj(data.get("hours"), "hours", {*WEEKDAYS, "closed"})
     hours: dict[int, tuple[dt.time, dt.time]] = {}
     for index, day in enumerate(WEEKDAYS):
-        if hours_raw.get(day) is None:
+        span = getattr(doc.hours, day)
+        if span is None:
             continue
-        span = _obj(hours_raw[day], f"hours.{day}", {"open", "close"})
-        opens = _time(span.get("open"), f"hours.{day}.open")
-        closes = _time(span.get("close"), f"hours.{day}.close")
+        opens, closes = _time(span.open), _time(span.close)
         if closes <= opens:
             raise ConfigInvalid(f"hours.{day}.close", "must be later than open")
         hours[index] = (opens, closes)
     closed: set[dt.date] = set()
-    for i, raw in enumerate(_list(hours_raw.get("closed", []), "hours.closed", MAX_CLOSED)):
+    for i, raw_date in enumerate(doc.hours.closed):
         try:
-            if not isinstance(raw, str) or len(raw) != 10:
-                raise ValueError(raw)
-            closed.add(dt.date.fromisoformat(raw))
+            closed.add(dt.date.fromisoformat(raw_date))
         except ValueError:
             raise ConfigInvalid(f"hours.closed[{i}]", 'must be a date "YYYY-MM-DD"') from None
 
-    step = _int(data.get("slotStepMin", 15), "slotStepMin", 5, 240)
-    horizon = _int(data.get("horizonDays", 60), "horizonDays", 1, 365)
-
-    faq: list[tuple[str, str]] = []
-    for i, raw in enumerate(_list(data.get("faq", []), "faq", MAX_FAQ)):
-        raw = _obj(raw, f"faq[{i}]", {"question", "answer"})
-        faq.append(
-            (
-                _str(raw.get("question"), f"faq[{i}].question", max_len=500) or "",
-                _str(raw.get("answer"), f"faq[{i}].answer", max_len=2000) or "",
-            )
-        )
-
-    ai_raw = _obj(data.get("ai", {}), "ai", {"enabled", "model"})
-    ai_enabled = ai_raw.get("enabled", True)
-    if not isinstance(ai_enabled, bool):
-        raise ConfigInvalid("ai.enabled", "must be true or false")
-    ai_model = _str(ai_raw.get("model"), "ai.model", max_len=100, required=False)
+    faq = [(q.question.strip(), q.answer.strip()) for q in doc.faq]
+    ai_model = doc.ai.model.strip() if doc.ai.model is not None else None
 
     document = {
-        "enabled": enabled,
-        "languages": list(languages),
+        "enabled": doc.enabled,
+        "languages": languages,
         "timezone": timezone,
         "businessName": business,
         "services": [
@@ -265,25 +292,25 @@ def parse(data: Any, company_id: str) -> CompanyConfig:
             },
             "closed": sorted(d.isoformat() for d in closed),
         },
-        "slotStepMin": step,
-        "horizonDays": horizon,
+        "slotStepMin": doc.slotStepMin,
+        "horizonDays": doc.horizonDays,
         "faq": [{"question": q, "answer": a} for q, a in faq],
-        "ai": {"enabled": ai_enabled, "model": ai_model},
+        "ai": {"enabled": doc.ai.enabled, "model": ai_model},
     }
     return CompanyConfig(
         company_id=company_id,
-        enabled=enabled,
+        enabled=doc.enabled,
         languages=tuple(languages),
-        timezone=timezone or "UTC",
-        business_name=business or "",
+        timezone=timezone,
+        business_name=business,
         services=tuple(services),
         resources=tuple(resources),
         hours=hours,
         closed=frozenset(closed),
-        slot_step_min=step,
-        horizon_days=horizon,
+        slot_step_min=doc.slotStepMin,
+        horizon_days=doc.horizonDays,
         faq=tuple(faq),
-        ai_enabled=ai_enabled,
+        ai_enabled=doc.ai.enabled,
         ai_model=ai_model,
         document=document,
     )

@@ -173,6 +173,14 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024
     daemon_threads = True
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Headers and body go out in two writes: without TCP_NODELAY the body waited for the
+        client's delayed ACK, 40 ms on every call that the real API does not add (measured: the
+        benchmark's median model turn took 348 ms against a 300 ms fake)."""
+        conn, address = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, address
+
 
 @dataclass
 class FakeOpenAI:

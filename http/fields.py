@@ -23,6 +23,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from wafleet.actors.assistant.config import field_path  # the one spelling of a field's path
+
 # Control characters (Unicode Cc) are refused: PostgreSQL refuses NUL in text and no log should
 # carry an escape sequence. Lone surrogates never get this far: they are not valid strings.
 ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f]*$"
@@ -146,17 +148,6 @@ def query_int(low: int, high: int) -> Any:
     return Annotated[int, BeforeValidator(_whole_number), Field(ge=low, le=high)]
 
 
-def location(loc: tuple[int | str, ...]) -> str:
-    """("services", 2, "durationMin") -> "services[2].durationMin"."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def first_error(
     exc: ValidationError, model: type[BaseModel], patterns: dict[str, re.Pattern[str]] | None = None
 ) -> tuple[str, str, str]:
@@ -165,7 +156,7 @@ def first_error(
     "invalid" otherwise."""
     error = exc.errors(include_url=False)[0]
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    path = location(loc)
+    path = field_path(loc)
     kind = error["type"]
     ctx = error.get("ctx") or {}
     node = _mark_at(model, loc, MARK) if kind != "extra_forbidden" else None

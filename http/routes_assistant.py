@@ -255,13 +255,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
             raise ApiError(400, exc.code, str(exc)) from None
         if isinstance(outcome, Booked):
             return respond(201, outcome.booking.json())
-        return respond(
-            409,
-            {
-                "error": {"code": outcome.reason.value, "message": _refusal_message(outcome.reason.value)},
-                "alternatives": [a.isoformat() for a in outcome.alternatives],
-            },
-        )
+        return _slot_refused(outcome)
 
     @mount(
         "POST", "bookings/<code>/cancel", summary="Cancel a booking", params={"code": CODE_PARAM},
@@ -293,13 +287,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         outcome = assistant.engine.reschedule(cfg, row, start, body.resource)
         if isinstance(outcome, Booked):
             return respond(200, outcome.booking.json())
-        return respond(
-            409,
-            {
-                "error": {"code": outcome.reason.value, "message": _refusal_message(outcome.reason.value)},
-                "alternatives": [a.isoformat() for a in outcome.alternatives],
-            },
-        )
+        return _slot_refused(outcome)
 
     @mount(
         "GET", "availability", summary="Free start times of a service on a day", query=DayQuery,
@@ -438,6 +426,17 @@ REFUSALS = {
     "outside_hours": "that time is outside opening hours",
     "beyond_horizon": "that day is beyond the booking horizon",
 }
+
+
+def _slot_refused(outcome: Any) -> bottle.HTTPResponse:
+    """409 with the engine's reason and the nearest free starts, for a booking or a reschedule."""
+    return respond(
+        409,
+        {
+            "error": {"code": outcome.reason.value, "message": _refusal_message(outcome.reason.value)},
+            "alternatives": [a.isoformat() for a in outcome.alternatives],
+        },
+    )
 
 
 def _refusal_message(code: str) -> str:
